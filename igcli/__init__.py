@@ -1,0 +1,41 @@
+"""igcli: Integrated-Gradients-family saliency maps for image classifiers, in batch.
+
+>>> import igcli
+>>> result = igcli.attribute(model, images, method="ig", rule="idgi", steps=32)
+>>> result.attributions.shape   # (B, C, H, W)
+
+Attributes are imported lazily so that ``igcli --help`` does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "attribute": "igcli.api",
+    "AttributionResult": "igcli.api",
+    "METHOD_NAMES": "igcli.api",
+    "Schedule": "igcli.schedules",
+    "make_schedule": "igcli.schedules",
+    "Normalization": "igcli.baselines",
+    "make_baseline": "igcli.baselines",
+    "IgcliError": "igcli.errors",
+    "InvalidArgumentError": "igcli.errors",
+    "ShapeError": "igcli.errors",
+    "TargetError": "igcli.errors",
+    "NonFiniteError": "igcli.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'igcli' has no attribute {name!r}")

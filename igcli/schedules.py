@@ -1,0 +1,200 @@
+"""Quadrature schedules: where along a path (alpha in [0, 1]) gradients are sampled, and with what weight.
+
+A schedule is data (as in Captum): ``points`` t_k at which the integrand is evaluated, ``weights`` w_k with
+sum 1, and ``boundaries`` 0 = a_0 < ... < a_m = 1 that cut [0, 1] into one cell per point, with
+a_k <= t_k <= a_{k+1}. The Riemann rule uses (points, weights): sum_k w_k g(t_k). The IDGI rule uses the
+cells: cell k explains f(gamma(a_{k+1})) - f(gamma(a_k)) with the gradient at t_k (IDGI paper, Algorithm 1,
+where the gradient is taken at the cell's left end). Boundaries are the running sums of the weights, which
+for every schedule here brackets each point (for Gauss-Legendre this is the Chebyshev-Markov-Stieltjes
+separation theorem).
+
+RiemannOpt schedules (riemannopt.txt, Eq. 6) are left sums over a chosen partition: ``from_alphas``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+
+SCHEDULE_NAMES = ("left", "right", "midpoint", "trapezoid", "gauss-legendre")
+
+# Points closer than this to a boundary are treated as lying on it, so that a gradient evaluation there also
+# supplies the boundary's score f(gamma(a)) to the IDGI rule.
+_SAME_POINT_TOLERANCE = 1e-12
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Sample points and weights on [0, 1] for a path integral.
+
+    Attributes:
+        name: how the schedule was made ("right", "gauss-legendre", "alphas", a file name, ...).
+        points: (m,) float64, the alphas where gradients are evaluated.
+        weights: (m,) float64, non-negative, summing to 1.
+        boundaries: (m + 1,) float64, 0 = a_0 < ... < a_m = 1, with a_k <= points[k] <= a_{k+1}.
+    """
+
+    name: str
+    points: np.ndarray
+    weights: np.ndarray
+    boundaries: np.ndarray
+
+    def __post_init__(self) -> None:
+        points = np.asarray(self.points, dtype=np.float64)
+        weights = np.asarray(self.weights, dtype=np.float64)
+        boundaries = np.asarray(self.boundaries, dtype=np.float64)
+        object.__setattr__(self, "points", points)
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "boundaries", boundaries)
+        m = points.shape[0]
+        if points.ndim != 1 or m < 1 or weights.shape != (m,) or boundaries.shape != (m + 1,):
+            raise InvalidArgumentError(
+                f"schedule {self.name!r}: need m >= 1 points, m weights and m + 1 boundaries, "
+                f"got {points.shape}, {weights.shape}, {boundaries.shape}"
+            )
+        if not (np.all(np.isfinite(points)) and np.all(np.isfinite(weights)) and np.all(np.isfinite(boundaries))):
+            raise InvalidArgumentError(f"schedule {self.name!r}: points, weights and boundaries must be finite")
+        if abs(boundaries[0]) > 1e-12 or abs(boundaries[-1] - 1.0) > 1e-9 or np.any(np.diff(boundaries) < 0):
+            raise InvalidArgumentError(
+                f"schedule {self.name!r}: boundaries must rise from 0 to 1, got {boundaries[0]}..{boundaries[-1]}"
+            )
+        tolerance = 1e-9
+        if np.any(points < boundaries[:-1] - tolerance) or np.any(points > boundaries[1:] + tolerance):
+            raise InvalidArgumentError(f"schedule {self.name!r}: every point must lie inside its cell")
+        if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-9:
+            raise InvalidArgumentError(f"schedule {self.name!r}: weights must be >= 0 and sum to 1")
+
+    @property
+    def steps(self) -> int:
+        """Number of gradient evaluations (m)."""
+        return int(self.points.shape[0])
+
+    def boundary_index_of_points(self) -> np.ndarray:
+        """(m,) int64: for each point, the index of the boundary it coincides with, or -1 for none."""
+        index = np.full(self.steps, -1, dtype=np.int64)
+        for k, t in enumerate(self.points):
+            for candidate in (k, k + 1):
+                if abs(self.boundaries[candidate] - t) <= _SAME_POINT_TOLERANCE:
+                    index[k] = candidate
+                    break
+        return index
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description (points, weights, boundaries as lists)."""
+        return {
+            "name": self.name,
+            "points": self.points.tolist(),
+            "weights": self.weights.tolist(),
+            "boundaries": self.boundaries.tolist(),
+        }
+
+    # Constructors -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def uniform(cls, kind: str, steps: int) -> "Schedule":
+        """Uniform Riemann sums with ``steps`` cells: ``left``, ``right``, ``midpoint`` or ``trapezoid``.
+
+        The trapezoid rule evaluates ``steps + 1`` points (both ends), weights h/2, h, ..., h, h/2.
+        """
+        _check_steps(steps)
+        edges = np.linspace(0.0, 1.0, steps + 1)
+        h = np.full(steps, 1.0 / steps)
+        if kind == "left":
+            return cls(kind, edges[:-1], h, edges)
+        if kind == "right":
+            return cls(kind, edges[1:], h, edges)
+        if kind == "midpoint":
+            return cls(kind, (edges[:-1] + edges[1:]) / 2, h, edges)
+        if kind == "trapezoid":
+            weights = np.full(steps + 1, 1.0 / steps)
+            weights[0] = weights[-1] = 0.5 / steps
+            return cls(kind, edges, weights, _boundaries_from_weights(weights))
+        raise InvalidArgumentError(f"unknown uniform schedule {kind!r}; choose from left, right, midpoint, trapezoid")
+
+    @classmethod
+    def gauss_legendre(cls, steps: int) -> "Schedule":
+        """Gauss-Legendre quadrature with ``steps`` nodes mapped to [0, 1] (exact for polynomials of degree
+        2 * steps - 1)."""
+        _check_steps(steps)
+        nodes, weights = np.polynomial.legendre.leggauss(steps)
+        return cls("gauss-legendre", (nodes + 1) / 2, weights / 2, _boundaries_from_weights(weights / 2))
+
+    @classmethod
+    def from_alphas(cls, alphas: Sequence[float], name: str = "alphas") -> "Schedule":
+        """Left Riemann sum over the partition ``alphas`` (n + 1 values from 0 to 1): the gradient at
+        alpha_i weighted by alpha_{i+1} - alpha_i (riemannopt.txt, Eq. 6). This is how a calibrated
+        RiemannOpt schedule is used."""
+        edges = np.asarray(alphas, dtype=np.float64)
+        if edges.ndim != 1 or edges.shape[0] < 2:
+            raise InvalidArgumentError(f"schedule {name!r}: need at least two alphas (0 and 1)")
+        if abs(edges[0]) > 1e-12 or abs(edges[-1] - 1.0) > 1e-9:
+            raise InvalidArgumentError(f"schedule {name!r}: alphas must start at 0 and end at 1")
+        if np.any(np.diff(edges) <= 0):
+            raise InvalidArgumentError(f"schedule {name!r}: alphas must be strictly increasing")
+        edges = edges.copy()
+        edges[0], edges[-1] = 0.0, 1.0
+        return cls(name, edges[:-1], np.diff(edges), edges)
+
+    @classmethod
+    def explicit(cls, points: Sequence[float], weights: Sequence[float] | None = None, name: str = "explicit") -> "Schedule":
+        """Any quadrature: ``points`` in [0, 1] (increasing) and ``weights`` (default equal, 1/m each)."""
+        t = np.asarray(points, dtype=np.float64)
+        if t.ndim != 1 or t.shape[0] < 1:
+            raise InvalidArgumentError(f"schedule {name!r}: need at least one point")
+        w = np.full(t.shape[0], 1.0 / t.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+        if np.any(np.diff(t) < 0) or t[0] < 0 or t[-1] > 1:
+            raise InvalidArgumentError(f"schedule {name!r}: points must increase within [0, 1]")
+        if w.shape != t.shape:
+            raise InvalidArgumentError(f"schedule {name!r}: {t.shape[0]} points but {w.shape} weights")
+        total = w.sum()
+        if total <= 0:
+            raise InvalidArgumentError(f"schedule {name!r}: weights must have a positive sum")
+        w = w / total
+        boundaries = _boundaries_from_weights(w)
+        # Running sums of equal weights need not bracket arbitrary points; use midpoints between neighbours then.
+        if np.any(t < boundaries[:-1] - 1e-9) or np.any(t > boundaries[1:] + 1e-9):
+            boundaries = np.concatenate([[0.0], (t[:-1] + t[1:]) / 2, [1.0]])
+        return cls(name, t, w, boundaries)
+
+
+ScheduleSpec = Union[str, Schedule, Sequence[float]]
+
+
+def make_schedule(spec: ScheduleSpec, steps: int) -> Schedule:
+    """Build a :class:`Schedule` from a name (``left``, ``right``, ``midpoint``, ``trapezoid``,
+    ``gauss-legendre``), a sequence of n + 1 alphas (a left sum over that partition; ``steps`` is then
+    ignored), or a ready :class:`Schedule`."""
+    if isinstance(spec, Schedule):
+        return spec
+    if isinstance(spec, str):
+        name = spec.strip().lower().replace("_", "-")
+        if name in ("gauss-legendre", "gausslegendre", "gl"):
+            return Schedule.gauss_legendre(steps)
+        if name in ("left", "right", "midpoint", "trapezoid"):
+            return Schedule.uniform(name, steps)
+        raise InvalidArgumentError(
+            f"unknown schedule {spec!r}; choose from {', '.join(SCHEDULE_NAMES)}, or pass a list of alphas"
+        )
+    try:
+        alphas = [float(a) for a in spec]
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"schedule must be a name or a sequence of alphas, got {spec!r}") from None
+    return Schedule.from_alphas(alphas)
+
+
+def _boundaries_from_weights(weights: np.ndarray) -> np.ndarray:
+    edges = np.concatenate([[0.0], np.cumsum(weights)])
+    edges[-1] = 1.0
+    return edges
+
+
+def _check_steps(steps: int) -> None:
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
+        raise InvalidArgumentError(f"steps must be a positive integer, got {steps!r}")
+    if steps > 100_000:
+        raise InvalidArgumentError(f"steps={steps} is more than 100000; that is almost surely a mistake")
+

@@ -1,0 +1,66 @@
+"""Tiny models with known integrals, built in the tests (no downloads, deterministic)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+
+class SineModel(nn.Module):
+    """logit_k(x) = sum_i c_{k,i} sin(x_i): the IG attribution on a straight path is known in closed form,
+    IG_i = c_{t,i} (sin x_i - sin x'_i), feature by feature."""
+
+    def __init__(self, shape: tuple[int, int, int], classes: int = 3, seed: int = 0) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.coefficients = nn.Parameter(torch.randn((classes, *shape), generator=generator, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bchw,kchw->bk", torch.sin(x.to(torch.float64)), self.coefficients).to(x.dtype)
+
+    def exact_ig(self, x: torch.Tensor, baseline: torch.Tensor, target: int) -> torch.Tensor:
+        return self.coefficients[target].to(x.dtype) * (torch.sin(x) - torch.sin(baseline))
+
+
+class CountingModel(nn.Module):
+    """Wraps a model and counts forward calls and rows."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+        self.rows = 0
+        self.batch_sizes: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.rows += x.shape[0]
+        self.batch_sizes.append(x.shape[0])
+        return self.inner(x)
+
+
+def tiny_convnet(channels: int = 3, classes: int = 5, seed: int = 0) -> nn.Module:
+    """A small smooth CNN (Tanh, average pooling) in eval mode."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(channels, 6, 3, padding=1),
+        nn.Tanh(),
+        nn.Conv2d(6, 6, 3, padding=1, stride=2),
+        nn.Softplus(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(24, classes),
+    )
+    return model.eval()
+
+
+@pytest.fixture
+def convnet() -> nn.Module:
+    return tiny_convnet()
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1)
+    return torch.rand((4, 3, 16, 16), generator=generator)
