@@ -182,8 +182,8 @@ class Engine:
 def prepared_model(model: nn.Module | Callable, device: torch.device) -> Iterator[None]:
     """Eval mode and frozen parameters for the duration, restored afterwards.
 
-    Frozen parameters keep autograd from computing weight gradients nobody needs, which roughly halves the
-    backward pass on convolutional networks.
+    Frozen parameters keep autograd from recording anything for weight gradients nobody needs. The model
+    is moved to ``device`` and stays there.
     """
     if not isinstance(model, nn.Module):
         yield

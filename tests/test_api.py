@@ -300,3 +300,22 @@ def test_a_model_with_the_wrong_output_shape_is_named(images):
 def test_every_error_is_an_igcli_error():
     for error in (InvalidArgumentError, ShapeError, TargetError, NonFiniteError):
         assert issubclass(error, IgcliError)
+
+
+def test_autocast_runs_and_stays_close_to_float32(convnet, images):
+    exact = igcli.attribute(convnet, images, steps=8, rule="idgi")
+    mixed = igcli.attribute(convnet, images, steps=8, rule="idgi", amp=True)
+    assert mixed.attributions.dtype == torch.float32
+    cosine = torch.nn.functional.cosine_similarity(exact.attributions.flatten(1), mixed.attributions.flatten(1))
+    assert float(cosine.min()) > 0.9
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("method", ["ig", "blurig", "gig"])
+def test_cuda_matches_cpu(convnet, images, method):
+    options = {"max_sigma": 5.0} if method == "blurig" else {}
+    on_cpu = igcli.attribute(convnet, images, method=method, rule="idgi", steps=8, device="cpu", **options)
+    on_gpu = igcli.attribute(convnet, images, method=method, rule="idgi", steps=8, device="cuda", **options)
+    assert on_gpu.attributions.device.type == "cpu"  # results live where the images came from
+    assert torch.allclose(on_gpu.attributions, on_cpu.attributions, rtol=1e-3, atol=1e-6)
