@@ -53,9 +53,13 @@ def best_of(function, repeats: int) -> float:
     return min(times)
 
 
-def per_row_forward_backward(model, batch_sizes, repeats) -> dict[int, float]:
-    """Seconds per row of one forward+backward of the target softmax probability, per batch size."""
-    results = {}
+def per_row_forward_backward(model, batch_sizes, repeats, previous=None) -> dict[int, float]:
+    """Seconds per row of one forward+backward of the target softmax probability, per batch size.
+
+    Best of `repeats` after a warm-up, and the minimum with `previous` (an earlier sweep) when given: this
+    2-core machine's timings drift by 30-50% between rounds, and the bound must be the fastest the model can go.
+    """
+    results = dict(previous or {})
     for size in batch_sizes:
         x = torch.randn(size, 3, 224, 224)
         target = torch.zeros(size, dtype=torch.int64)
@@ -66,7 +70,7 @@ def per_row_forward_backward(model, batch_sizes, repeats) -> dict[int, float]:
             torch.autograd.grad(probability, leaf)
 
         run()  # warm-up
-        results[size] = best_of(run, repeats) / size
+        results[size] = min(results.get(size, float("inf")), best_of(run, repeats) / size)
     return results
 
 
@@ -99,7 +103,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/imagenet-sample"))
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--steps", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-sizes", default="1,2,4,8,16,32")
     parser.add_argument("--only", default="raw,igcli-ig,captum-ig,pair-ig,igcli-gig,pair-gig,igcli-blurig,pair-blurig")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
@@ -160,15 +164,23 @@ def main() -> None:
         hwc = images.numpy().transpose(0, 2, 3, 1)
         black_hwc = black.numpy().transpose(0, 2, 3, 1)
 
-        def pair_all(method, **kwargs):
+        def pair_all(method, arguments):
             for i in range(n):
-                method.GetMask(hwc[i], pair_call_model_function(model, labels[i]), **kwargs(i))
+                method.GetMask(hwc[i], pair_call_model_function(model, labels[i]), **arguments(i))
 
         timed("pair-ig", lambda: pair_all(saliency.IntegratedGradients(),
                                           lambda i: dict(x_baseline=black_hwc[i], x_steps=steps, batch_size=best_batch)))
         timed("pair-gig", lambda: pair_all(saliency.GuidedIG(), lambda i: dict(x_baseline=black_hwc[i], x_steps=steps)))
         timed("pair-blurig", lambda: pair_all(saliency.BlurIG(), lambda i: dict(steps=steps, batch_size=best_batch)))
 
+    # Sweep again after the methods ran and keep the faster figure per batch size, so a slow first sweep cannot
+    # flatter the ratios.
+    per_row = per_row_forward_backward(model, list(per_row), args.repeats, previous=per_row)
+    best_batch = min(per_row, key=per_row.get)
+    bound = per_row[best_batch] * steps
+    report["per_row_ms"] = {b: round(t * 1000, 2) for b, t in per_row.items()}
+    report["best_batch"] = best_batch
+    print("per-row forward+backward ms (min of two sweeps):", report["per_row_ms"], file=sys.stderr)
     report["seconds_per_image"] = {name: round(s, 4) for name, s in rows}
     report["raw_bound_seconds_per_image"] = round(bound, 4)
     print(f"\n| method | s / image | x raw bound |\n|---|---|---|\n| raw bound (steps x best per-row f+b) | {bound:.3f} | 1.00 |")
