@@ -17,14 +17,18 @@ from .errors import InvalidArgumentError
 RULE_NAMES = ("riemann", "idgi")
 
 
-class RiemannRule:
-    """attr += g * displacement. Accumulates in float64 on the attributions' device."""
-
-    name = "riemann"
-    needs_score_deltas = False
+class _Accumulator:
+    """Attributions of ``shape`` (B, C, H, W), summed in float64 on ``device`` so long paths lose no precision."""
 
     def __init__(self, shape: torch.Size, device: torch.device) -> None:
         self.attributions = torch.zeros(shape, dtype=torch.float64, device=device)
+
+
+class RiemannRule(_Accumulator):
+    """attr += g * displacement."""
+
+    name = "riemann"
+    needs_score_deltas = False
 
     def add(
         self,
@@ -38,14 +42,11 @@ class RiemannRule:
         self.attributions.index_add_(0, image_index, contribution)
 
 
-class IdgiRule:
+class IdgiRule(_Accumulator):
     """attr += g^2 (f(x_{k+1}) - f(x_k)) / sum(g^2); a cell whose gradient is exactly zero adds nothing."""
 
     name = "idgi"
     needs_score_deltas = True
-
-    def __init__(self, shape: torch.Size, device: torch.device) -> None:
-        self.attributions = torch.zeros(shape, dtype=torch.float64, device=device)
 
     def add(
         self,

@@ -415,29 +415,20 @@ def test_blur_ig_matches_pair(model, images, max_sigma):
     steps = 32
     targets = [4, 6]
     batch = images[1:3]
-    finite = igcli.attribute(
-        model,
-        batch,
-        targets,
-        method="blurig",
-        steps=steps,
-        schedule="right",
-        max_sigma=max_sigma,
-        blur_padding="constant",
-        blur_derivative="finite",
-        device="cpu",
-    )
-    exact = igcli.attribute(
-        model,
-        batch,
-        targets,
-        method="blurig",
-        steps=steps,
-        schedule="right",
-        max_sigma=max_sigma,
-        blur_padding="constant",
-        blur_derivative="exact",
-        device="cpu",
+    finite, exact = (
+        igcli.attribute(
+            model,
+            batch,
+            targets,
+            method="blurig",
+            steps=steps,
+            schedule="right",
+            max_sigma=max_sigma,
+            blur_padding="constant",
+            blur_derivative=derivative,
+            device="cpu",
+        )
+        for derivative in ("finite", "exact")
     )
     for i, target in enumerate(targets):
         expected = pair_blur_ig(model, batch[i], target, max_sigma, steps)
