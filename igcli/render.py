@@ -54,3 +54,50 @@ def side_by_side(panels: list[Image.Image], gap: int = 4) -> Image.Image:
         canvas.paste(panel, (x, 0))
         x += panel.width + gap
     return canvas
+
+
+def heatmap_on_white(attributions: np.ndarray, percentile: float = 99.0) -> Image.Image:
+    """The signed heatmap alone, over white, as a PIL RGB image."""
+    heat = Image.fromarray(diverging_heatmap(attributions, percentile), mode="RGBA")
+    return Image.alpha_composite(Image.new("RGBA", heat.size, (255, 255, 255, 255)), heat).convert("RGB")
+
+
+def render_output(source, png_dir, *, percentile: float = 99.0, limit: int | None = None,
+                  on_missing_image=None) -> list:
+    """Draw every row of an igcli output as ``PNG_DIR/NNNNN-STEM-tTARGET.png``.
+
+    Each picture is the crop the model saw, the heatmap and the overlay side by side (just the heatmap when the
+    input file is gone). ``source`` is anything :class:`igcli.store.Output` reads. Returns the files written.
+    """
+    from pathlib import Path
+
+    from .baselines import Normalization
+    from .data import load_rgb, preprocess_pixels
+    from .models import Preprocessing
+    from .store import Output
+
+    output = Output(source)
+    stored = output.settings["preprocessing"]
+    preprocessing = Preprocessing(stored["resize"], stored["crop"],
+                                  Normalization(tuple(stored["mean"]), tuple(stored["std"])), stored["interpolation"])
+    folder = Path(png_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    row = 0
+    for rows in output.iter_rows(["attributions", "paths", "targets"]):
+        for attributions, path, target in zip(rows["attributions"], rows["paths"], rows["targets"]):
+            if limit is not None and row >= limit:
+                return written
+            heat = heatmap_on_white(attributions, percentile)
+            try:
+                pixels = preprocess_pixels(load_rgb(path), preprocessing).permute(1, 2, 0).numpy()
+                picture = side_by_side([Image.fromarray(pixels), heat, overlay(pixels, attributions, percentile)])
+            except (OSError, ValueError) as error:
+                if on_missing_image is not None:
+                    on_missing_image(path, error)
+                picture = heat
+            name = folder / f"{row:05d}-{Path(path).stem}-t{int(target)}.png"
+            picture.save(name)
+            written.append(name)
+            row += 1
+    return written

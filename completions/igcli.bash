@@ -1,0 +1,151 @@
+# -*- shell-script -*-
+# bash completion for igcli 0.1.0 (static: completing never starts Python).
+# Generated from the CLI by `python -m igcli.cli.docs`; do not edit.
+# Install: igcli completions bash > ~/.local/share/bash-completion/completions/igcli
+#   (loaded on first use by the bash-completion package; without it, source the file from ~/.bashrc).
+
+# _igcli_spec COMMAND: its subcommands, its options and the options taking values (NAME:COUNT).
+_igcli_spec() {
+    case $1 in
+    'igcli')
+        subs='attribute completions render'
+        opts='--version -h --help'
+        vopts='  '
+        ;;
+    'igcli attribute')
+        subs=''
+        opts='-o --out -m --model --weights --resize --crop --mean --std --interpolation --method --rule --steps --schedule --baseline --max-sigma --fraction --max-dist --anchors --target --labels --output --seed -b --batch-size -j --workers --device --amp --dtype --reduce --shard-size --resume --overwrite --shard -q --quiet --json -h --help'
+        vopts=' -o:1 --out:1 -m:1 --model:1 --weights:1 --resize:1 --crop:1 --mean:1 --std:1 --interpolation:1 --method:1 --rule:1 --steps:1 --schedule:1 --baseline:1 --max-sigma:1 --fraction:1 --max-dist:1 --anchors:1 --target:1 --labels:1 --output:1 --seed:1 -b:1 --batch-size:1 -j:1 --workers:1 --device:1 --dtype:1 --reduce:1 --shard-size:1 --shard:1 '
+        ;;
+    'igcli completions')
+        subs=''
+        opts='-h --help'
+        vopts='  '
+        ;;
+    'igcli render')
+        subs=''
+        opts='-o --out --percentile --limit -q --quiet -h --help'
+        vopts=' -o:1 --out:1 --percentile:1 --limit:1 '
+        ;;
+    *) subs='' opts='' vopts='' ;;
+    esac
+}
+
+# _igcli_value COMMAND OPTION: completes OPTION's value (nothing for numbers).
+_igcli_value() {
+    case "$1 $2" in
+    'igcli attribute -o'|'igcli attribute --out') _igcli_files ;;
+    'igcli attribute -m'|'igcli attribute --model') _igcli_files ;;
+    'igcli attribute --weights') _igcli_files ;;
+    'igcli attribute --resize') : ;;
+    'igcli attribute --crop') : ;;
+    'igcli attribute --mean') _igcli_files ;;
+    'igcli attribute --std') _igcli_files ;;
+    'igcli attribute --interpolation') _igcli_words 'nearest' 'bilinear' 'bicubic' ;;
+    'igcli attribute --method') _igcli_words 'vg' 'ig' 'blurig' 'gig' 'idgi' ;;
+    'igcli attribute --rule') _igcli_words 'riemann' 'idgi' ;;
+    'igcli attribute --steps') : ;;
+    'igcli attribute --schedule') _igcli_files ;;
+    'igcli attribute --baseline') _igcli_files ;;
+    'igcli attribute --max-sigma') : ;;
+    'igcli attribute --fraction') : ;;
+    'igcli attribute --max-dist') : ;;
+    'igcli attribute --anchors') : ;;
+    'igcli attribute --target') _igcli_files ;;
+    'igcli attribute --labels') _igcli_files ;;
+    'igcli attribute --output') _igcli_words 'prob' 'logit' ;;
+    'igcli attribute --seed') : ;;
+    'igcli attribute -b'|'igcli attribute --batch-size') : ;;
+    'igcli attribute -j'|'igcli attribute --workers') : ;;
+    'igcli attribute --device') _igcli_files ;;
+    'igcli attribute --dtype') _igcli_words 'float32' 'float16' ;;
+    'igcli attribute --reduce') _igcli_words 'none' 'sum' 'abs-sum' ;;
+    'igcli attribute --shard-size') : ;;
+    'igcli attribute --shard') _igcli_files ;;
+    'igcli render -o'|'igcli render --out') _igcli_files ;;
+    'igcli render --percentile') : ;;
+    'igcli render --limit') : ;;
+    esac
+}
+
+# _igcli_argument COMMAND N: completes the positional argument at position N (from 0).
+_igcli_argument() {
+    case $1 in
+    'igcli attribute')
+        if (($2 >= 0)); then _igcli_files; return; fi  # INPUTS
+        ;;
+    'igcli completions')
+        if (($2 >= 0 && $2 < 1)); then _igcli_words 'bash' 'zsh' 'fish'; return; fi  # SHELL
+        ;;
+    'igcli render')
+        if (($2 >= 0 && $2 < 1)); then _igcli_files; return; fi  # SOURCE
+        ;;
+    esac
+}
+
+_igcli_words() {
+    local word; COMPREPLY=()
+    for word in "$@"; do [[ $word == "$cur"* ]] && COMPREPLY+=("$prefix$word"); done
+}
+
+_igcli_files() {
+    if [[ -z $prefix ]] && declare -F _filedir >/dev/null; then _filedir; return; fi  # bash-completion
+    compopt -o filenames 2>/dev/null
+    local name; COMPREPLY=()
+    while IFS= read -r name; do COMPREPLY+=("$prefix$name"); done < <(compgen -f -- "$cur")
+}
+
+_igcli_dirs() {
+    if [[ -z $prefix ]] && declare -F _filedir >/dev/null; then _filedir -d; return; fi
+    compopt -o filenames 2>/dev/null
+    local name; COMPREPLY=()
+    while IFS= read -r name; do COMPREPLY+=("$prefix$name"); done < <(compgen -d -- "$cur")
+}
+
+_igcli() {
+    local cur=${COMP_WORDS[COMP_CWORD]} prefix="" cmd=igcli option="" word i skip=0 npos=0 dashdash=0
+    local subs opts vopts
+    COMPREPLY=()
+    _igcli_spec "$cmd"
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        word=${COMP_WORDS[i]}
+        if ((skip > 0)); then
+            [[ $word == = ]] && continue  # --option=value, split at '=' (COMP_WORDBREAKS)
+            skip=$((skip - 1))
+            continue
+        fi
+        if ((dashdash)) || [[ $word != -?* ]]; then  # '-' alone is an argument (stdin)
+            if ((!dashdash)) && [[ " $subs " == *" $word "* ]]; then
+                cmd="$cmd $word" npos=0
+                _igcli_spec "$cmd"
+            else
+                npos=$((npos + 1))
+            fi
+        elif [[ $word == -- ]]; then
+            dashdash=1
+        elif [[ $vopts == *" $word:"* ]]; then
+            option=$word skip=${vopts#* "$word":} skip=${skip%% *}
+        fi
+    done
+    if ((skip > 0)); then
+        [[ $cur == = ]] && cur=''
+        _igcli_value "$cmd" "$option"
+        return
+    fi
+    if ((!dashdash)) && [[ $cur == -* ]]; then
+        if [[ $cur == --*=* && $vopts == *" ${cur%%=*}:"* ]]; then  # "=" not in COMP_WORDBREAKS
+            prefix=${cur%%=*}= option=${cur%%=*} cur=${cur#*=}
+            _igcli_value "$cmd" "$option"
+        else
+            COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+        fi
+        return
+    fi
+    if [[ -n $subs ]] && ((!dashdash)); then
+        COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+        return
+    fi
+    _igcli_argument "$cmd" "$npos"
+}
+
+complete -F _igcli igcli

@@ -1,0 +1,121 @@
+# fish completion for igcli 0.1.0 (static: completing never starts Python).
+# Generated from the CLI by `python -m igcli.cli.docs`; do not edit.
+# Install: igcli completions fish > ~/.config/fish/completions/igcli.fish
+#   (loaded on first use).
+
+# __igcli_subcommands COMMAND: its subcommands.
+function __igcli_subcommands
+    switch "$argv"
+        case 'igcli'
+            printf '%s\n' 'attribute' 'completions' 'render'
+    end
+end
+
+# __igcli_arity COMMAND OPTION: how many values OPTION takes (0 for flags and unknown words).
+function __igcli_arity
+    switch "$argv"
+        case 'igcli attribute -o' 'igcli attribute --out' 'igcli attribute -m' 'igcli attribute --model' 'igcli attribute --weights' 'igcli attribute --resize' 'igcli attribute --crop' 'igcli attribute --mean' 'igcli attribute --std' 'igcli attribute --interpolation' 'igcli attribute --method' 'igcli attribute --rule' 'igcli attribute --steps' 'igcli attribute --schedule' 'igcli attribute --baseline' 'igcli attribute --max-sigma' 'igcli attribute --fraction' 'igcli attribute --max-dist' 'igcli attribute --anchors' 'igcli attribute --target' 'igcli attribute --labels' 'igcli attribute --output' 'igcli attribute --seed' 'igcli attribute -b' 'igcli attribute --batch-size' 'igcli attribute -j' 'igcli attribute --workers' 'igcli attribute --device' 'igcli attribute --dtype' 'igcli attribute --reduce' 'igcli attribute --shard-size' 'igcli attribute --shard' 'igcli render -o' 'igcli render --out' 'igcli render --percentile' 'igcli render --limit'
+            echo 1
+        case '*'
+            echo 0
+    end
+end
+
+# The command the cursor is in (igcli, igcli attribute, ...), how many arguments it already has and how many
+# values the option before the cursor still takes.
+function __igcli_state
+    set -l words (commandline -opc)
+    set -e words[1]
+    set -l cmd igcli
+    set -l skip 0
+    set -l npos 0
+    set -l dashdash 0
+    for word in $words
+        if test $skip -gt 0
+            set skip (math $skip - 1)
+        else if test $dashdash -eq 0; and string match -q -- '-?*' $word
+            if test $word = --
+                set dashdash 1
+            else
+                set skip (__igcli_arity $cmd $word)
+            end
+        else if test $dashdash -eq 0; and contains -- $word (__igcli_subcommands $cmd)
+            set cmd "$cmd $word"
+            set npos 0
+        else
+            set npos (math $npos + 1)
+        end
+    end
+    printf '%s\n' $cmd $npos $skip
+end
+
+# True in COMMAND (its words as arguments).
+function __igcli_in
+    set -l state (__igcli_state)
+    test "$state[1]" = "$argv"
+end
+
+# True at argument positions FIRST..LAST (from 0; LAST -1: no end) of COMMAND: FIRST LAST COMMAND...
+function __igcli_argument
+    set -l state (__igcli_state)
+    test "$state[1]" = "$argv[3..-1]"; and test $state[3] -eq 0; and test $state[2] -ge $argv[1]
+    and begin; test $argv[2] -lt 0; or test $state[2] -le $argv[2]; end
+end
+
+complete -c igcli -f  # no file names unless an option or argument takes them
+
+# igcli
+complete -c igcli -n '__igcli_in igcli' -a 'attribute' -d 'Compute attribution maps for images and write them to HDF5 shards in OUT.'
+complete -c igcli -n '__igcli_in igcli' -a 'completions' -d 'Print the completion script for SHELL on stdout.'
+complete -c igcli -n '__igcli_in igcli' -a 'render' -d 'Draw each map as the crop the model saw | signed heatmap | overlay (red: for the class, blue: against).'
+complete -c igcli -n '__igcli_in igcli' -l 'version' -d 'Print the version.'
+complete -c igcli -n '__igcli_in igcli' -s 'h' -l 'help' -d 'Show this message and exit.'
+
+# igcli attribute
+complete -c igcli -n '__igcli_in igcli attribute' -s 'o' -l 'out' -r -F -d 'Output folder for the HDF5 shards.'
+complete -c igcli -n '__igcli_in igcli attribute' -s 'm' -l 'model' -r -F -d 'torchvision name (resnet50, inception_v3, ...), efficientnet_lite0, a TorchScript or saved-module file, or module:factory / file.py:factory.'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'weights' -r -F -d 'State-dict file to load instead of downloading (works offline).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'resize' -x -d 'Resize the short side to this many pixels (default: from the weights, else 256).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'crop' -x -d 'Centre-crop size in pixels (default: from the weights, else 224).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'mean' -r -F -d 'Per-channel normalisation mean, e.g. 0.485,0.456,0.406 (default: from the weights, else ImageNet\'s).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'std' -r -F -d 'Per-channel normalisation std, e.g. 0.229,0.224,0.225 (default: from the weights, else ImageNet\'s).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'interpolation' -x -a 'nearest bilinear bicubic' -d 'Resize interpolation (default: from the weights, else bilinear).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'method' -x -a 'vg ig blurig gig idgi' -d 'vg (plain gradient), ig (straight path), blurig (Blur IG), gig (Guided IG); idgi is short for ig --rule idgi.'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'rule' -x -a 'riemann idgi' -d 'How gradients become attributions: riemann or idgi (IDGI, any path method).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'steps' -x -d 'Gradient evaluations along the path.'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'schedule' -r -F -d 'left, right, midpoint, trapezoid, gauss-legendre, or comma-separated alphas from 0 to 1.'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'baseline' -r -F -d 'black, white, blur, uniform, or a file (image, .npy/.pt tensor in model-input space) for ig/gig.'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'max-sigma' -x -d 'Blur IG: blur sigma at the path start, pixels [50].'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'fraction' -x -d 'Guided IG: fraction of features moved per step [0.25].'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'max-dist' -x -d 'Guided IG: largest L1 distance from the straight path, relative [0.02].'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'anchors' -x -d 'Guided IG: anchor points on the straight path (0 = none) [0].'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'target' -r -F -d 'Class to explain: pred, label (from the parent folder or --labels), a class INDEX, or topK.'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'labels' -r -F -d 'CSV of path,label for --target label.'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'output' -x -a 'prob logit' -d 'The score explained: the target\'s softmax probability (prob) or its logit.'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'seed' -x -d 'Seed for random baselines.'
+complete -c igcli -n '__igcli_in igcli attribute' -s 'b' -l 'batch-size' -x -d 'Rows per forward/backward pass, and images per loader batch (default 32 on GPU, 4 on CPU).'
+complete -c igcli -n '__igcli_in igcli attribute' -s 'j' -l 'workers' -x -d 'Image-decoding processes (default: half the cores; 0 decodes in the main process).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'device' -r -F -d 'cuda, cuda:1, cpu, ... (default: CUDA when available).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'amp' -d 'Run the model under autocast (float16 on GPU, bfloat16 on CPU).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'dtype' -x -a 'float32 float16' -d 'Storage type of the maps (float16 halves the files; warns when values fall outside its range).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'reduce' -x -a 'none sum abs-sum' -d 'Store (N, C, H, W) maps (none) or (N, H, W): channel sum or sum of |values|.'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'shard-size' -x -d 'Rows per output shard (the unit of --resume).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'resume' -d 'Continue a run in OUT: skip inputs already in complete shards.'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'overwrite' -d 'Replace igcli\'s files in OUT (this part\'s only, with --shard).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'shard' -r -F -d 'Take part i of n of the inputs, e.g. 0/4 (default: from SLURM_ARRAY_TASK_ID/COUNT).'
+complete -c igcli -n '__igcli_in igcli attribute' -s 'q' -l 'quiet' -d 'No progress output (skipped inputs and errors are still reported).'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'json' -d 'Print a machine-readable summary on stdout.'
+complete -c igcli -n '__igcli_in igcli attribute' -s 'h' -l 'help' -d 'Show this message and exit.'
+complete -c igcli -n '__igcli_argument 0 -1 igcli attribute' -F  # INPUTS
+
+# igcli completions
+complete -c igcli -n '__igcli_in igcli completions' -s 'h' -l 'help' -d 'Show this message and exit.'
+complete -c igcli -n '__igcli_argument 0 0 igcli completions' -a 'bash zsh fish' -d 'The shell to complete in.'  # SHELL
+
+# igcli render
+complete -c igcli -n '__igcli_in igcli render' -s 'o' -l 'out' -r -F -d 'Folder for the PNG files.'
+complete -c igcli -n '__igcli_in igcli render' -l 'percentile' -x -d '|attribution| at this percentile gets full colour; larger values are clipped.'
+complete -c igcli -n '__igcli_in igcli render' -l 'limit' -x -d 'Draw only the first N rows.'
+complete -c igcli -n '__igcli_in igcli render' -s 'q' -l 'quiet' -d 'No summary line on stderr.'
+complete -c igcli -n '__igcli_in igcli render' -s 'h' -l 'help' -d 'Show this message and exit.'
+complete -c igcli -n '__igcli_argument 0 0 igcli render' -F  # SOURCE

@@ -1,0 +1,112 @@
+"""``igcli attribute``: image folders in, HDF5 shards out."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, List
+
+import typer
+
+from . import common as c
+from .app import app
+
+
+@app.command(
+    "attribute",
+    epilog="Examples: igcli attribute imgs/ -o out --model efficientnet_lite0 --method ig --rule idgi;  "
+    "find imgs -name '*.jpg' | igcli attribute - -o out;  torchrun --nproc-per-node 4 -m igcli attribute imgs/ -o out",
+)
+@c.handle_errors
+def attribute_command(
+    inputs: Annotated[List[str], typer.Argument(help="Image files, folders (recursive) or - for paths on stdin.",
+                                                show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the HDF5 shards.",
+                                      rich_help_panel=c.OUTPUT_PANEL)],
+    model: c.ModelOption = "resnet50",
+    weights: c.WeightsOption = None,
+    resize: c.ResizeOption = None,
+    crop: c.CropOption = None,
+    mean: c.MeanOption = None,
+    std: c.StdOption = None,
+    interpolation: c.InterpolationOption = None,
+    method: c.MethodOption = c.Method.ig,
+    rule: c.RuleOption = c.Rule.riemann,
+    steps: c.StepsOption = 32,
+    schedule: c.ScheduleOption = "right",
+    baseline: c.BaselineOption = "black",
+    max_sigma: c.MaxSigmaOption = None,
+    fraction: c.FractionOption = None,
+    max_dist: c.MaxDistOption = None,
+    anchors: c.AnchorsOption = None,
+    target: c.TargetOption = "pred",
+    labels: c.LabelsOption = None,
+    output: c.OutputOption = c.Output.prob,
+    seed: c.SeedOption = 0,
+    batch_size: c.BatchSizeOption = None,
+    workers: c.WorkersOption = None,
+    device: c.DeviceOption = None,
+    amp: c.AmpOption = False,
+    dtype: Annotated[c.StorageDtype, typer.Option("--dtype", help="Storage type of the maps (float16 halves the "
+                     "files; warns when values fall outside its range).", rich_help_panel=c.OUTPUT_PANEL)] = c.StorageDtype.float32,
+    reduce: Annotated[c.Reduce, typer.Option("--reduce", help="Store (N, C, H, W) maps (none) or (N, H, W): channel "
+                      "sum or sum of |values|.", rich_help_panel=c.OUTPUT_PANEL)] = c.Reduce.none,
+    shard_size: c.ShardSizeOption = 256,
+    resume: c.ResumeOption = False,
+    overwrite: c.OverwriteOption = False,
+    shard: c.ShardOption = None,
+    quiet: c.QuietOption = False,
+    json_summary: c.JsonOption = False,
+) -> None:
+    """Compute attribution maps for images and write them to HDF5 shards in OUT.
+
+    Inputs are split deterministically across SLURM array tasks (--shard i/n) and torchrun ranks; every part
+    writes its own shards and OUT/index.h5 links them. Bad images are skipped, each with its reason.
+    """
+    from ..runner import AttributeJob, run_attribute
+
+    job = AttributeJob(
+        inputs=inputs,
+        out=out,
+        model=model,
+        weights=str(weights) if weights is not None else None,
+        preprocessing=c.preprocessing_overrides(resize, crop, mean, std, interpolation),
+        method=method.value,
+        rule=rule.value,
+        steps=steps,
+        schedule=c.parse_schedule(schedule),
+        baseline=baseline,
+        method_options=c.method_options(method.value, max_sigma=max_sigma, fraction=fraction, max_dist=max_dist,
+                                        anchors=anchors),
+        target=target,
+        labels=str(labels) if labels is not None else None,
+        output=output.value,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        dtype=dtype.value,
+        reduce=reduce.value,
+        shard_size=shard_size,
+        resume=resume,
+        overwrite=overwrite,
+        shard=shard,
+        amp=amp,
+        seed=seed,
+        command=shlex.join(["igcli", *sys.argv[1:]]),
+    )
+    summary = run_attribute(job, quiet=quiet)
+    if json_summary:
+        c.print_json(summary.as_dict())
+    elif not quiet:
+        typer.echo(
+            f"{summary.attributed} images attributed ({summary.rows} rows) in {summary.seconds:.1f} s "
+            f"({summary.images_per_second:.2f} images/s), {summary.already_done} already done, "
+            f"{len(summary.skipped)} skipped -> {summary.out}",
+            err=True,
+        )
+    if summary.interrupted:
+        raise c.fail("interrupted; finished shards are kept, rerun with --resume to continue",
+                     c.interrupted_exit_code())
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)

@@ -1,0 +1,211 @@
+"""What every subcommand shares: option types, value parsing, error handling and summary output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+
+from ..errors import IgcliError, InvalidArgumentError
+
+
+class Method(str, Enum):
+    vg = "vg"
+    ig = "ig"
+    blurig = "blurig"
+    gig = "gig"
+    idgi = "idgi"
+
+
+class Rule(str, Enum):
+    riemann = "riemann"
+    idgi = "idgi"
+
+
+class Output(str, Enum):
+    prob = "prob"
+    logit = "logit"
+
+
+class StorageDtype(str, Enum):
+    float32 = "float32"
+    float16 = "float16"
+
+
+class Reduce(str, Enum):
+    none = "none"
+    sum = "sum"
+    abs_sum = "abs-sum"
+
+
+class Interpolation(str, Enum):
+    nearest = "nearest"
+    bilinear = "bilinear"
+    bicubic = "bicubic"
+
+
+MODEL_PANEL = "Model"
+METHOD_PANEL = "Method"
+DATA_PANEL = "Data and device"
+OUTPUT_PANEL = "Output and scale"
+
+# -- option types shared by attribute, calibrate, split and evaluate ---------------------------------------------
+
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m", help="torchvision name (resnet50, inception_v3, ...), efficientnet_lite0, a TorchScript or "
+        "saved-module file, or module:factory / file.py:factory.", rich_help_panel=MODEL_PANEL,
+    ),
+]
+WeightsOption = Annotated[
+    Optional[Path],
+    typer.Option("--weights", help="State-dict file to load instead of downloading (works offline).",
+                 rich_help_panel=MODEL_PANEL),
+]
+ResizeOption = Annotated[Optional[int], typer.Option("--resize", help="Resize the short side to this many pixels "
+                         "(default: from the weights, else 256).", rich_help_panel=MODEL_PANEL)]
+CropOption = Annotated[Optional[int], typer.Option("--crop", help="Centre-crop size in pixels (default: from the "
+                       "weights, else 224).", rich_help_panel=MODEL_PANEL)]
+MeanOption = Annotated[Optional[str], typer.Option("--mean", help="Per-channel normalisation mean, e.g. "
+                       "0.485,0.456,0.406 (default: from the weights, else ImageNet's).", rich_help_panel=MODEL_PANEL)]
+StdOption = Annotated[Optional[str], typer.Option("--std", help="Per-channel normalisation std, e.g. "
+                      "0.229,0.224,0.225 (default: from the weights, else ImageNet's).", rich_help_panel=MODEL_PANEL)]
+InterpolationOption = Annotated[Optional[Interpolation], typer.Option("--interpolation", help="Resize "
+                                "interpolation (default: from the weights, else bilinear).", rich_help_panel=MODEL_PANEL)]
+
+MethodOption = Annotated[Method, typer.Option("--method", help="vg (plain gradient), ig (straight path), blurig "
+                                             "(Blur IG), gig (Guided IG); idgi is short for ig --rule idgi.",
+                                             rich_help_panel=METHOD_PANEL)]
+RuleOption = Annotated[Rule, typer.Option("--rule", help="How gradients become attributions: riemann or idgi "
+                                         "(IDGI, any path method).", rich_help_panel=METHOD_PANEL)]
+StepsOption = Annotated[int, typer.Option("--steps", min=1, help="Gradient evaluations along the path.",
+                                         rich_help_panel=METHOD_PANEL)]
+ScheduleOption = Annotated[str, typer.Option("--schedule", help="left, right, midpoint, trapezoid, gauss-legendre, "
+                                            "or comma-separated alphas from 0 to 1.", rich_help_panel=METHOD_PANEL)]
+BaselineOption = Annotated[str, typer.Option("--baseline", help="black, white, blur, uniform, or a file (image, "
+                                            ".npy/.pt tensor in model-input space) for ig/gig.",
+                                            rich_help_panel=METHOD_PANEL)]
+MaxSigmaOption = Annotated[Optional[float], typer.Option("--max-sigma", help="Blur IG: blur sigma at the path start, "
+                           "pixels [50].", rich_help_panel=METHOD_PANEL)]
+FractionOption = Annotated[Optional[float], typer.Option("--fraction", help="Guided IG: fraction of features moved "
+                           "per step [0.25].", rich_help_panel=METHOD_PANEL)]
+MaxDistOption = Annotated[Optional[float], typer.Option("--max-dist", help="Guided IG: largest L1 distance from the "
+                          "straight path, relative [0.02].", rich_help_panel=METHOD_PANEL)]
+AnchorsOption = Annotated[Optional[int], typer.Option("--anchors", help="Guided IG: anchor points on the straight "
+                          "path (0 = none) [0].", rich_help_panel=METHOD_PANEL)]
+TargetOption = Annotated[str, typer.Option("--target", help="Class to explain: pred, label (from the parent folder "
+                         "or --labels), a class INDEX, or topK.", rich_help_panel=METHOD_PANEL)]
+LabelsOption = Annotated[Optional[Path], typer.Option("--labels", help="CSV of path,label for --target label.",
+                         rich_help_panel=METHOD_PANEL)]
+OutputOption = Annotated[Output, typer.Option("--output", help="The score explained: the target's softmax "
+                                             "probability (prob) or its logit.", rich_help_panel=METHOD_PANEL)]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed for random baselines.", rich_help_panel=METHOD_PANEL)]
+
+BatchSizeOption = Annotated[Optional[int], typer.Option("--batch-size", "-b", min=1, help="Rows per forward/backward "
+                            "pass, and images per loader batch (default 32 on GPU, 4 on CPU).", rich_help_panel=DATA_PANEL)]
+WorkersOption = Annotated[Optional[int], typer.Option("--workers", "-j", min=0, help="Image-decoding processes "
+                          "(default: half the cores; 0 decodes in the main process).", rich_help_panel=DATA_PANEL)]
+DeviceOption = Annotated[Optional[str], typer.Option("--device", help="cuda, cuda:1, cpu, ... (default: CUDA when "
+                         "available).", rich_help_panel=DATA_PANEL)]
+AmpOption = Annotated[bool, typer.Option("--amp", help="Run the model under autocast (float16 on GPU, bfloat16 on "
+                      "CPU).", rich_help_panel=DATA_PANEL)]
+
+ShardSizeOption = Annotated[int, typer.Option("--shard-size", min=1, help="Rows per output shard (the unit of "
+                            "--resume).", rich_help_panel=OUTPUT_PANEL)]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue a run in OUT: skip inputs already in "
+                         "complete shards.", rich_help_panel=OUTPUT_PANEL)]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace igcli's files in OUT (this part's only, "
+                            "with --shard).", rich_help_panel=OUTPUT_PANEL)]
+ShardOption = Annotated[Optional[str], typer.Option("--shard", help="Take part i of n of the inputs, e.g. 0/4 "
+                        "(default: from SLURM_ARRAY_TASK_ID/COUNT).", rich_help_panel=OUTPUT_PANEL)]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output (skipped inputs and errors "
+                        "are still reported).", rich_help_panel=OUTPUT_PANEL)]
+QuietPlainOption = Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.",
+                       rich_help_panel=OUTPUT_PANEL)]
+
+
+def parse_floats(option: str, text: str | None) -> tuple[float, ...] | None:
+    """``"0.5,0.5,0.5"`` -> (0.5, 0.5, 0.5); None passes through."""
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InvalidArgumentError(f"{option} {text!r}: expected comma-separated numbers") from None
+
+
+def parse_schedule(text: str) -> str | list[float]:
+    """A schedule name, or comma-separated alphas as a list."""
+    if "," in text:
+        return list(parse_floats("--schedule", text) or ())
+    return text
+
+
+def preprocessing_overrides(resize, crop, mean, std, interpolation) -> dict[str, Any]:
+    return {
+        "resize": resize,
+        "crop": crop,
+        "mean": parse_floats("--mean", mean),
+        "std": parse_floats("--std", std),
+        "interpolation": interpolation.value if interpolation is not None else None,
+    }
+
+
+def method_options(method: str, **given: Any) -> dict[str, Any]:
+    """The method options the user set (None = not given), so the library's defaults apply otherwise."""
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print ``igcli: error: message`` (one line) on stderr; return the Exit to raise."""
+    typer.echo(f"igcli: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+class _Signals:
+    """The last termination signal received (SIGTERM is turned into KeyboardInterrupt so work is saved)."""
+
+    received: int | None = None
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    _Signals.received = signum
+    raise KeyboardInterrupt
+
+
+def interrupted_exit_code() -> int:
+    """143 after SIGTERM, 130 after SIGINT (the shell's 128 + signal convention)."""
+    return 128 + (_Signals.received or signal.SIGINT)
+
+
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn igcli's errors into one line on stderr and their documented exit code; SIGTERM into an interrupt."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            return command(*args, **kwargs)
+        except IgcliError as error:
+            raise fail(str(error), error.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted; finished shards are kept, rerun with --resume to continue",
+                       interrupted_exit_code()) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapper
+
+
+def print_json(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.flush()

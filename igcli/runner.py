@@ -1,0 +1,456 @@
+"""A whole attribution job: inputs -> model -> engine -> HDF5 shards, for one part of a (distributed) run.
+
+``igcli attribute`` is a thin layer over :func:`run_attribute`; notebooks and scripts can call it too::
+
+    from igcli.runner import AttributeJob, run_attribute
+    summary = run_attribute(AttributeJob(inputs=["imgs/"], out=Path("out"), model="efficientnet_lite0",
+                                         method="ig", rule="idgi"))
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+import numpy as np
+import torch
+
+from . import __version__
+from .api import attribute, describe
+from .baselines import BASELINE_NAMES
+from .data import (
+    ImageDataset,
+    LabelResolver,
+    default_workers,
+    discover_inputs,
+    load_rgb,
+    make_loader,
+    normalize,
+    preprocess_pixels,
+    select_part,
+)
+from .distributed import Part, ProcessGroup, resolve_part
+from .engine import default_batch_size, resolve_device
+from .errors import InvalidArgumentError, NonFiniteError
+from .models import LoadedModel, load_model
+from .progress import Reporter, make_reporter
+from .store import (
+    INDEX_NAME,
+    PARTIAL_PATTERN,
+    SHARD_PATTERN,
+    OutputError,
+    ShardWriter,
+    build_index,
+    completed_inputs,
+    list_shards,
+    next_sequence,
+    remove_partials,
+    shard_part,
+    stored_settings,
+)
+
+REDUCTIONS = ("none", "sum", "abs-sum")
+STORAGE_DTYPES = ("float32", "float16")
+EXIT_SKIPPED = 5
+# Settings that may change between a run and the resumption of it without changing a single number; every
+# other setting must agree.
+VOLATILE_KEYS = frozenset({"command", "igcli_version", "torch_version", "device", "weights"})
+
+@dataclass
+class AttributeJob:
+    """Everything ``igcli attribute`` is asked to do (the CLI options, by the same names)."""
+
+    inputs: Sequence[str]
+    out: Path
+    model: str = "resnet50"
+    weights: str | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    method: str = "ig"
+    rule: str = "riemann"
+    steps: int = 32
+    schedule: Any = "right"
+    baseline: str = "black"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    target: str = "pred"
+    labels: str | None = None
+    output: str = "prob"
+    batch_size: int | None = None
+    workers: int | None = None
+    device: str | None = None
+    dtype: str = "float32"
+    reduce: str = "none"
+    shard_size: int = 256
+    resume: bool = False
+    overwrite: bool = False
+    shard: str | None = None
+    amp: bool = False
+    seed: int = 0
+    command: str = ""
+
+
+@dataclass
+class AttributeSummary:
+    """What a run did. ``exit_code`` is 0, or 5 when some inputs were skipped (listed in ``skipped``)."""
+
+    out: str
+    part: str
+    inputs: int  # inputs of this part
+    already_done: int  # found in complete shards (--resume)
+    attributed: int  # images attributed now
+    rows: int  # rows written now (images x top-K)
+    skipped: list[dict[str, str]]
+    seconds: float
+    images_per_second: float
+    shards: list[str]
+    index: str | None
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SKIPPED if self.skipped else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "exit_code": self.exit_code}
+
+
+def parse_target(text: str) -> tuple[str, int]:
+    """``pred`` -> ("pred", 1); ``label`` -> ("label", 0); ``INDEX`` -> ("index", INDEX); ``topK`` -> ("top", K)."""
+    value = str(text).strip().lower()
+    if value in ("pred", "label"):
+        return value, 1 if value == "pred" else 0
+    if value.startswith("top") and value[3:].isdigit() and int(value[3:]) >= 1:
+        return "top", int(value[3:])
+    if value.isdigit():
+        return "index", int(value)
+    raise InvalidArgumentError(f"--target {text!r}: expected pred, label, a class index or topK (e.g. top3)")
+
+
+def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise InvalidArgumentError(f"{option} {value!r}: choose from {', '.join(choices)}")
+
+
+# -- the output folder ------------------------------------------------------------------------------------------
+
+
+def prepare_output(out: Path, part: Part, settings: dict[str, Any], *, resume: bool, overwrite: bool) -> set[str]:
+    """Make ``out`` ready for this part and return the inputs already done (non-empty only with ``resume``).
+
+    Refuses a non-empty folder unless resuming or overwriting; with several parts, other parts' shards of the
+    same run are expected and left alone. ``overwrite`` deletes this part's shards (all of igcli's files in a
+    single-part run) and nothing else.
+    """
+    if resume and overwrite:
+        raise InvalidArgumentError("--resume and --overwrite contradict each other; choose one")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"-o {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"-o {out}: cannot create the folder ({error.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise OutputError(f"-o {out}: folder is not writable")
+    mine = [p for p in list_shards(out) if shard_part(p) == part.index]
+    if overwrite:
+        for path in mine if part.count > 1 else list_shards(out):
+            path.unlink()
+        remove_partials(out, part.index if part.count > 1 else None)
+        if part.count == 1:
+            (out / INDEX_NAME).unlink(missing_ok=True)
+        return set()
+    if resume:
+        remove_partials(out, part.index)
+        previous = stored_settings(out)
+        if previous is not None:
+            _check_resumable(out, previous, settings)
+        return completed_inputs(out)
+    entries = [name for name in os.listdir(out) if not name.startswith(".")]
+    if part.count > 1:
+        foreign = [n for n in entries if not (SHARD_PATTERN.match(n) or n == INDEX_NAME)]
+        previous = stored_settings(out)
+        if mine or foreign or (previous is not None and _differences(previous, settings)):
+            raise OutputError(
+                f"-o {out}: already holds output for part {part.label} or other files; use --resume to continue "
+                "it or --overwrite to replace this part's shards"
+            )
+    elif entries:
+        raise OutputError(f"-o {out}: folder is not empty; use --resume to continue that run, --overwrite to replace it, or another -o")
+    return set()
+
+
+def _differences(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    keys = (set(previous) | set(current)) - VOLATILE_KEYS
+    first = ("method", "rule", "model", "steps", "schedule", "output", "baseline", "target")
+    return sorted((key for key in keys if previous.get(key) != current.get(key)),
+                  key=lambda key: (first.index(key) if key in first else len(first), key))
+
+
+def _check_resumable(out: Path, previous: dict[str, Any], current: dict[str, Any]) -> None:
+    differences = _differences(previous, current)
+    if differences:
+        key = differences[0]
+        raise OutputError(
+            f"-o {out}: holds a run with {key}={previous.get(key)!r} but this run has {key}={current.get(key)!r}; "
+            "resume with the same settings, or use another -o"
+        )
+
+
+# -- baselines and targets per batch ---------------------------------------------------------------------------
+
+
+def _baseline_for(job: AttributeJob, loaded: LoadedModel, device: torch.device) -> str | torch.Tensor:
+    """A baseline name the API understands, or the tensor a ``--baseline FILE`` holds (model-input space)."""
+    if job.baseline in BASELINE_NAMES:
+        return job.baseline
+    path = job.baseline
+    if not os.path.isfile(path):
+        raise InvalidArgumentError(
+            f"--baseline {path}: not one of {', '.join(BASELINE_NAMES)} and no such file (give an image, .npy or .pt)"
+        )
+    try:
+        if path.endswith(".npy"):
+            tensor = torch.from_numpy(np.load(path)).float()
+        elif path.endswith((".pt", ".pth")):
+            tensor = torch.load(path, map_location="cpu", weights_only=True).float()
+        else:
+            pixels = preprocess_pixels(load_rgb(path), loaded.preprocessing)
+            tensor = normalize(pixels[None], loaded.preprocessing)[0]
+    except Exception as error:
+        raise InvalidArgumentError(f"--baseline {path}: cannot read it ({str(error).splitlines()[0]})") from None
+    crop = loaded.preprocessing.crop
+    if tuple(tensor.shape) != (3, crop, crop):
+        raise InvalidArgumentError(f"--baseline {path}: shape {tuple(tensor.shape)}, the model takes (3, {crop}, {crop})")
+    if not bool(torch.isfinite(tensor).all()):
+        raise InvalidArgumentError(f"--baseline {path}: contains NaN or infinity")
+    return tensor.to(device)
+
+
+def _uniform_baselines(paths: Sequence[str], seed: int, shape: torch.Size, loaded: LoadedModel, device: torch.device) -> torch.Tensor:
+    """Uniform-noise baselines seeded per image from (seed, path): independent of batching and sharding."""
+    noise = []
+    for path in paths:
+        generator = torch.Generator().manual_seed((seed << 32) ^ zlib.crc32(path.encode()))
+        noise.append(torch.rand(shape, generator=generator))
+    return loaded.preprocessing.normalization.from_pixels(torch.stack(noise)).to(device)
+
+
+# -- the job ---------------------------------------------------------------------------------------------------
+
+
+class _Run:
+    """State of one part's run; separate from :func:`run_attribute` so the batch step reads on its own."""
+
+    def __init__(self, job: AttributeJob, loaded: LoadedModel, device: torch.device, settings: dict[str, Any],
+                 writer: ShardWriter, reporter: Reporter) -> None:
+        self.job, self.loaded, self.device, self.settings = job, loaded, device, settings
+        self.writer, self.reporter = writer, reporter
+        self.target_mode, self.target_value = parse_target(job.target)
+        self.baseline = _baseline_for(job, loaded, device) if settings["path"] in ("straight", "guided") else "black"
+        self.batch_size = job.batch_size or default_batch_size(device)
+        self.attributed = 0
+        self.rows = 0
+        self.skipped: list[dict[str, str]] = []
+        self.float16_warned = False
+
+    def skip(self, path: str, reason: str) -> None:
+        self.writer.skip(path, reason)
+        self.skipped.append({"path": path, "reason": reason})
+        self.reporter.message(f"skipped {path}: {reason}")
+
+    def _attribute(self, images: torch.Tensor, targets: torch.Tensor | None, paths: Sequence[str]) -> Any:
+        baseline = self.baseline
+        if baseline == "uniform":
+            baseline = _uniform_baselines(paths, self.job.seed, images.shape[1:], self.loaded, self.device)
+        return attribute(
+            self.loaded.module,
+            images,
+            targets,
+            method=self.job.method,
+            rule=self.job.rule,
+            steps=self.job.steps,
+            schedule=self.job.schedule,
+            baseline=baseline,
+            output=self.job.output,
+            batch_size=self.batch_size,
+            device=self.device,
+            amp=self.job.amp,
+            normalization=self.loaded.preprocessing.normalization,
+            seed=self.job.seed,
+            **self.job.method_options,
+        )
+
+    def _rows_for(self, images: torch.Tensor, labels: torch.Tensor, paths: list[str]):
+        """Expand a batch into rows (one per image, K per image for topK): images, targets, paths, ranks."""
+        count = images.shape[0]
+        if self.target_mode == "pred":
+            return images, None, paths, np.zeros(count, np.int64)
+        if self.target_mode == "label":
+            return images, labels.to(self.device), paths, np.zeros(count, np.int64)
+        if self.target_mode == "index":
+            return images, torch.full((count,), self.target_value, dtype=torch.int64, device=self.device), paths, np.zeros(count, np.int64)
+        with torch.inference_mode():
+            logits = self.loaded.module(images)
+        k = min(self.target_value, logits.shape[1])
+        targets = logits.topk(k, dim=1).indices.reshape(-1).clone()
+        ranks = np.tile(np.arange(k, dtype=np.int64), count)
+        return images.repeat_interleave(k, dim=0), targets, [p for p in paths for _ in range(k)], ranks
+
+    def process(self, images: torch.Tensor, labels: torch.Tensor, paths: list[str]) -> None:
+        """Attribute one batch and write its rows; an image whose gradients go non-finite is skipped alone."""
+        rows_images, targets, row_paths, ranks = self._rows_for(images, labels, paths)
+        try:
+            results = [(self._attribute(rows_images, targets, row_paths), row_paths, ranks)]
+        except NonFiniteError:
+            if images.shape[0] == 1:
+                self.skip(paths[0], "NaN or infinity in the model's outputs or gradients")
+                return
+            for i in range(images.shape[0]):  # find the culprit(s); keep the rest
+                self.process(images[i : i + 1], labels[i : i + 1], paths[i : i + 1])
+            return
+        for result, row_paths, ranks in results:
+            self._write(result, row_paths, ranks)
+            self.attributed += len(set(row_paths))
+
+    def _write(self, result: Any, paths: list[str], ranks: np.ndarray) -> None:
+        maps = result.attributions
+        if self.job.reduce == "sum":
+            maps = maps.sum(dim=1)
+        elif self.job.reduce == "abs-sum":
+            maps = maps.abs().sum(dim=1)
+        maps = maps.detach().float().cpu().numpy()
+        if self.job.dtype == "float16":
+            maps = self._to_float16(maps)
+        columns = {
+            "attributions": maps,
+            "paths": paths,
+            "targets": result.targets.cpu().numpy().astype(np.int64),
+            "scores": result.scores.cpu().numpy().astype(np.float32),
+            "baseline_scores": result.baseline_scores.cpu().numpy().astype(np.float32),
+            "completeness_gap": result.completeness_gap.cpu().numpy().astype(np.float32),
+        }
+        if self.target_mode == "top":
+            columns["target_rank"] = ranks
+        self.writer.write(columns)
+        self.rows += len(paths)
+
+    def _to_float16(self, maps: np.ndarray) -> np.ndarray:
+        half = maps.astype(np.float16)
+        nonzero = maps != 0
+        lost = int(np.count_nonzero(nonzero & (half == 0))) + int(np.count_nonzero(np.isinf(half)))
+        if not self.float16_warned and lost > 0.01 * max(1, int(np.count_nonzero(nonzero))):
+            self.float16_warned = True
+            self.reporter.message(
+                f"warning: --dtype float16 loses {lost} of {int(np.count_nonzero(nonzero))} nonzero values in a batch "
+                "(outside float16's range); use --dtype float32 or --output logit"
+            )
+        return half
+
+
+def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool = False,
+                  progress_stream: TextIO | None = None) -> AttributeSummary:
+    """Run ``job`` for this process's part and return what it did.
+
+    Completed shards stay complete whatever happens; on KeyboardInterrupt (SIGINT, or SIGTERM turned into it
+    by the CLI) the open shard is completed with the images finished so far, the index rebuilt, and the summary
+    has ``interrupted=True``. Raises :class:`~igcli.errors.IgcliError` subclasses for bad input.
+    """
+    started = time.perf_counter()
+    _check_choice("--reduce", job.reduce, REDUCTIONS)
+    _check_choice("--dtype", job.dtype, STORAGE_DTYPES)
+    parse_target(job.target)
+    if job.shard_size < 1:
+        raise InvalidArgumentError(f"--shard-size must be at least 1, got {job.shard_size}")
+    if job.workers is not None and job.workers < 0:
+        raise InvalidArgumentError(f"--workers must be >= 0, got {job.workers}")
+    named_baseline = job.baseline in BASELINE_NAMES
+    method_settings = describe(job.method, job.rule, steps=job.steps, schedule=job.schedule,
+                               baseline=job.baseline if named_baseline else "black", output=job.output, seed=job.seed,
+                               **job.method_options)
+    if not named_baseline and "baseline" in method_settings:
+        method_settings["baseline"] = f"file:{job.baseline}"
+    part = resolve_part(job.shard)
+    all_inputs = discover_inputs(job.inputs, stdin)
+    loaded = load_model(job.model, job.weights, preprocessing=job.preprocessing)
+    device = resolve_device(job.device or (f"cuda:{part.local_rank}" if part.world_size > 1 and torch.cuda.is_available() else None))
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
+    settings = {
+        **method_settings,
+        "model": job.model,
+        "weights": loaded.weights,
+        "weights_sha256": loaded.weights_sha256,
+        "preprocessing": loaded.preprocessing.as_dict(),
+        "target": job.target,
+        "labels": job.labels,
+        "dtype": job.dtype,
+        "reduce": job.reduce,
+        "amp": job.amp,
+        "seed": job.seed,
+        "part_count": part.count,
+        "igcli_version": __version__,
+        "torch_version": str(torch.__version__),
+        "command": job.command,
+        "device": device.type,
+    }
+    group = ProcessGroup(part, device.type)
+    try:
+        if part.rank == 0 or part.world_size == 1:
+            done = prepare_output(job.out, part, settings, resume=job.resume, overwrite=job.overwrite)
+        group.barrier()
+        if not (part.rank == 0 or part.world_size == 1):
+            done = prepare_output(job.out, part, settings, resume=job.resume, overwrite=False) if job.resume else set()
+        mine = select_part(all_inputs, part.index, part.count)
+        todo = [p for p in mine if p not in done]
+        labels = LabelResolver(job.labels, loaded.categories) if parse_target(job.target)[0] == "label" else None
+        if job.labels and labels is None:
+            raise InvalidArgumentError("--labels is only used with --target label")
+        loaded.module.to(device)
+        writer = ShardWriter(job.out, part.index, settings, job.shard_size, next_sequence(job.out, part.index))
+        workers = default_workers() if job.workers is None else job.workers
+        batch_size = job.batch_size or default_batch_size(device)
+        loader = make_loader(ImageDataset(todo, loaded.preprocessing, labels), batch_size, workers if todo else 0,
+                             pin_memory=device.type == "cuda")
+        label = "igcli attribute" + (f" part {part.label}" if part.count > 1 else "")
+        interrupted = False
+        with make_reporter(len(todo), label, quiet=quiet, stream=progress_stream) as reporter:
+            run = _Run(job, loaded, device, settings, writer, reporter)
+            try:
+                for batch in loader:
+                    for index, reason in batch.skipped:
+                        run.skip(todo[index], reason)
+                    if batch.indices:
+                        pixels = batch.pixels.to(device, non_blocking=True)
+                        images = normalize(pixels, loaded.preprocessing)
+                        run.process(images, batch.labels, [todo[i] for i in batch.indices])
+                    reporter.advance(len(batch.indices), len(batch.skipped))
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                writer.close()  # complete what was computed, whatever happened
+        group.barrier()
+        index = None
+        if (part.rank == 0 or part.world_size == 1) and list_shards(job.out):
+            index = str(build_index(job.out))
+    finally:
+        group.close()
+    seconds = time.perf_counter() - started
+    return AttributeSummary(
+        out=str(job.out),
+        part=part.label,
+        inputs=len(mine),
+        already_done=len(mine) - len(todo),
+        attributed=run.attributed,
+        rows=run.rows,
+        skipped=run.skipped,
+        seconds=round(seconds, 3),
+        images_per_second=round(run.attributed / seconds, 4) if seconds > 0 else 0.0,
+        shards=[str(p) for p in writer.completed],
+        index=index,
+        interrupted=interrupted,
+    )
+

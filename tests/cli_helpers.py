@@ -1,0 +1,43 @@
+"""Shared by the CLI tests: run igcli as a subprocess, make image folders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = str(ROOT / "tests" / "fixtures" / "tiny_model.py") + ":tiny"
+# The tiny model sees 16 x 16 crops; small and fast everywhere.
+TINY_ARGS = ["--model", TINY, "--resize", "16", "--crop", "16", "--device", "cpu"]
+
+
+def run_cli(*args: str, input: str | None = None, env: dict | None = None, check: bool = False,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m igcli ARGS`` with its output captured as text."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        if not env or name not in env:
+            full_env.pop(name, None)
+    result = subprocess.run([sys.executable, "-m", "igcli", *args], input=input, capture_output=True, text=True,
+                            env=full_env, timeout=timeout, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"igcli {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def make_images(folder: Path, count: int, size: int = 20, seed: int = 0, prefix: str = "img") -> list[Path]:
+    """``count`` random RGB JPEG/PNG photos (alternating) in ``folder``; returns their paths in sorted order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    generator = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        pixels = generator.integers(0, 256, (size, size + 3, 3), dtype=np.uint8)
+        path = folder / f"{prefix}{i:03d}.{'png' if i % 2 else 'jpg'}"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return sorted(paths)
