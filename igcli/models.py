@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import io
 import os
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -270,7 +271,9 @@ def _torchvision_model(name: str, weights: str | None) -> LoadedModel:
 
 def _file_model(path: str, weights: str | None) -> LoadedModel:
     try:
-        module: Any = torch.jit.load(path, map_location="cpu")
+        with warnings.catch_warnings():  # TorchScript is deprecated upstream but users still have such files
+            warnings.simplefilter("ignore", FutureWarning)
+            module: Any = torch.jit.load(path, map_location="cpu")
     except Exception:  # not TorchScript: try a whole pickled module
         try:
             module = torch.load(path, map_location="cpu", weights_only=False)

@@ -104,8 +104,8 @@ class AttributeSummary:
     attributed: int  # images attributed now
     rows: int  # rows written now (images x top-K)
     skipped: list[dict[str, str]]
-    seconds: float
-    images_per_second: float
+    seconds: float  # the whole run, model loading included
+    images_per_second: float  # while streaming images (after the model was loaded)
     shards: list[str]
     index: str | None
     interrupted: bool = False
@@ -399,11 +399,8 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
     }
     group = ProcessGroup(part, device.type)
     try:
-        if part.rank == 0 or part.world_size == 1:
-            done = prepare_output(job.out, part, settings, resume=job.resume, overwrite=job.overwrite)
-        group.barrier()
-        if not (part.rank == 0 or part.world_size == 1):
-            done = prepare_output(job.out, part, settings, resume=job.resume, overwrite=False) if job.resume else set()
+        # Every rank checks and prepares its own part: parts only ever touch their own shards.
+        done = prepare_output(job.out, part, settings, resume=job.resume, overwrite=job.overwrite)
         mine = select_part(all_inputs, part.index, part.count)
         todo = [p for p in mine if p not in done]
         labels = LabelResolver(job.labels, loaded.categories) if parse_target(job.target)[0] == "label" else None
@@ -417,6 +414,7 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
                              pin_memory=device.type == "cuda")
         label = "igcli attribute" + (f" part {part.label}" if part.count > 1 else "")
         interrupted = False
+        loop_started = time.perf_counter()
         with make_reporter(len(todo), label, quiet=quiet, stream=progress_stream) as reporter:
             run = _Run(job, loaded, device, settings, writer, reporter)
             try:
@@ -432,6 +430,7 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
                 interrupted = True
             finally:
                 writer.close()  # complete what was computed, whatever happened
+        loop_seconds = time.perf_counter() - loop_started
         group.barrier()
         index = None
         if (part.rank == 0 or part.world_size == 1) and list_shards(job.out):
@@ -448,7 +447,7 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
         rows=run.rows,
         skipped=run.skipped,
         seconds=round(seconds, 3),
-        images_per_second=round(run.attributed / seconds, 4) if seconds > 0 else 0.0,
+        images_per_second=round(run.attributed / loop_seconds, 4) if loop_seconds > 0 else 0.0,
         shards=[str(p) for p in writer.completed],
         index=index,
         interrupted=interrupted,

@@ -271,3 +271,14 @@ def test_render_draws_every_row(tmp_path):
     assert [f.name.split("-")[0] for f in files] == ["00000", "00001"]
     with Image.open(files[0]) as picture:
         assert picture.size == (16 * 3 + 8, 16)  # crop | heatmap | overlay
+
+
+def test_index_command_rebuilds_the_index(tmp_path):
+    make_images(tmp_path / "imgs", 2)
+    run_attribute(job(tmp_path, "out", shard_size=1), quiet=True)
+    (tmp_path / "out" / "index.h5").unlink()
+    result = run_cli("index", str(tmp_path / "out"))
+    assert result.returncode == 0 and "2 rows in 2 shards" in result.stderr
+    with h5py.File(tmp_path / "out" / "index.h5") as index:
+        assert len(index["paths"]) == 2
+    assert run_cli("index", str(tmp_path / "nothing")).returncode == 6
