@@ -8,7 +8,7 @@
 _igcli_spec() {
     case $1 in
     'igcli')
-        subs='attribute completions render'
+        subs='attribute completions index render'
         opts='--version -h --help'
         vopts='  '
         ;;
@@ -20,6 +20,11 @@ _igcli_spec() {
     'igcli completions')
         subs=''
         opts='-h --help'
+        vopts='  '
+        ;;
+    'igcli index')
+        subs=''
+        opts='-q --quiet -h --help'
         vopts='  '
         ;;
     'igcli render')
@@ -76,6 +81,9 @@ _igcli_argument() {
         ;;
     'igcli completions')
         if (($2 >= 0 && $2 < 1)); then _igcli_words 'bash' 'zsh' 'fish'; return; fi  # SHELL
+        ;;
+    'igcli index')
+        if (($2 >= 0 && $2 < 1)); then _igcli_files; return; fi  # OUT
         ;;
     'igcli render')
         if (($2 >= 0 && $2 < 1)); then _igcli_files; return; fi  # SOURCE

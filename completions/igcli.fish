@@ -7,7 +7,7 @@
 function __igcli_subcommands
     switch "$argv"
         case 'igcli'
-            printf '%s\n' 'attribute' 'completions' 'render'
+            printf '%s\n' 'attribute' 'completions' 'index' 'render'
     end
 end
 
@@ -67,6 +67,7 @@ complete -c igcli -f  # no file names unless an option or argument takes them
 # igcli
 complete -c igcli -n '__igcli_in igcli' -a 'attribute' -d 'Compute attribution maps for images and write them to HDF5 shards in OUT.'
 complete -c igcli -n '__igcli_in igcli' -a 'completions' -d 'Print the completion script for SHELL on stdout.'
+complete -c igcli -n '__igcli_in igcli' -a 'index' -d 'Rebuild OUT/index.h5 over every complete shard in OUT (each part of a job also does this when it ends).'
 complete -c igcli -n '__igcli_in igcli' -a 'render' -d 'Draw each map as the crop the model saw | signed heatmap | overlay (red: for the class, blue: against).'
 complete -c igcli -n '__igcli_in igcli' -l 'version' -d 'Print the version.'
 complete -c igcli -n '__igcli_in igcli' -s 'h' -l 'help' -d 'Show this message and exit.'
@@ -111,6 +112,11 @@ complete -c igcli -n '__igcli_argument 0 -1 igcli attribute' -F  # INPUTS
 # igcli completions
 complete -c igcli -n '__igcli_in igcli completions' -s 'h' -l 'help' -d 'Show this message and exit.'
 complete -c igcli -n '__igcli_argument 0 0 igcli completions' -a 'bash zsh fish' -d 'The shell to complete in.'  # SHELL
+
+# igcli index
+complete -c igcli -n '__igcli_in igcli index' -s 'q' -l 'quiet' -d 'No summary line on stderr.'
+complete -c igcli -n '__igcli_in igcli index' -s 'h' -l 'help' -d 'Show this message and exit.'
+complete -c igcli -n '__igcli_argument 0 0 igcli index' -F  # OUT
 
 # igcli render
 complete -c igcli -n '__igcli_in igcli render' -s 'o' -l 'out' -r -F -d 'Folder for the PNG files.'

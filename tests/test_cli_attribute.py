@@ -275,7 +275,7 @@ def test_render_draws_every_row(tmp_path):
 
 def test_index_command_rebuilds_the_index(tmp_path):
     make_images(tmp_path / "imgs", 2)
-    run_attribute(job(tmp_path, "out", shard_size=1), quiet=True)
+    run_attribute(job(tmp_path, "out", shard_size=1, batch_size=1), quiet=True)
     (tmp_path / "out" / "index.h5").unlink()
     result = run_cli("index", str(tmp_path / "out"))
     assert result.returncode == 0 and "2 rows in 2 shards" in result.stderr
