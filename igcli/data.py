@@ -300,5 +300,11 @@ def make_loader(
 
 
 def default_workers() -> int:
-    """Decoding processes: half the cores (at least 1, at most 8); the model uses the rest."""
-    return max(1, min(8, (os.cpu_count() or 2) // 2))
+    """Decoding processes: half the cores this process may use (its CPU affinity, which SLURM and containers
+    restrict), shared among the ranks torchrun starts on the node; at least 1, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 2
+    ranks_on_node = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(8, cores // 2 // ranks_on_node))
