@@ -322,7 +322,8 @@ def _settings(
     path = {"vg": None, "ig": "straight", "blurig": "blur", "gig": "guided"}[method]
     settings: dict[str, Any] = {"method": method, "rule": rule, "path": path, "output": output, **options}
     if schedule is not None:
-        settings.update(steps=schedule.steps, schedule=schedule.name, alphas=schedule.points.tolist())
+        settings.update(steps=schedule.steps, schedule=schedule.name, alphas=schedule.points.tolist(),
+                        boundaries=schedule.boundaries.tolist())
     if isinstance(baseline, torch.Tensor):
         settings["baseline"] = "tensor"
     elif baseline is not None:

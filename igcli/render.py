@@ -101,3 +101,42 @@ def render_output(source, png_dir, *, percentile: float = 99.0, limit: int | Non
             written.append(name)
             row += 1
     return written
+
+
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (works on headless cluster nodes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_schedule(path, alphas, derivative, partition, *, title: str = "") -> "Path":
+    """RiemannOpt's Figure 2: the estimated |g'(alpha)| with the calibrated sample points (the left ends of the
+    partition's cells, where gradients are taken) above the curve and uniform ones below it. Writes a PNG."""
+    from pathlib import Path
+
+    plt = _pyplot()
+    partition = np.asarray(partition, dtype=np.float64)
+    steps = partition.shape[0] - 1
+    figure, axis = plt.subplots(figsize=(7, 4.0), dpi=120)
+    axis.plot(alphas, derivative, color="black", linewidth=1.4, label="estimated |g'(alpha)|")
+    top = float(np.max(derivative)) if len(derivative) else 1.0
+    axis.vlines(partition[:-1], top * 1.04, top * 1.14, color="#d62728", linewidth=1.0,
+                label=f"calibrated points ({steps})")
+    axis.vlines(np.linspace(0, 1, steps + 1)[:-1], -top * 0.14, -top * 0.04, color="#1f77b4", linewidth=1.0,
+                label=f"uniform points ({steps})")
+    axis.set_xlim(-0.01, 1.01)
+    axis.set_ylim(-top * 0.18, top * 1.2)
+    axis.set_xlabel("alpha (path position)")
+    axis.set_ylabel("|g'(alpha)|, mean over features and images")
+    axis.set_title(title, fontsize=9)
+    axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
+    figure.tight_layout()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target)
+    plt.close(figure)
+    return target

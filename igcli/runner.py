@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .api import attribute, describe
+from .api import _resolve_method, attribute, describe
 from .baselines import BASELINE_NAMES
 from .data import (
     ImageDataset,
@@ -37,8 +37,9 @@ from .data import (
 from .distributed import Part, ProcessGroup, resolve_part
 from .engine import default_batch_size, resolve_device
 from .errors import InvalidArgumentError, NonFiniteError
-from .models import LoadedModel, load_model
+from .models import LoadedModel, file_sha256, load_model
 from .progress import Reporter, make_reporter
+from .schedules import ScheduleFileError, cached_schedule_path, read_schedule_file
 from .store import (
     INDEX_NAME,
     PARTIAL_PATTERN,
@@ -55,11 +56,12 @@ from .store import (
 )
 
 REDUCTIONS = ("none", "sum", "abs-sum")
+DEFAULT_STEPS = 32
 STORAGE_DTYPES = ("float32", "float16")
 EXIT_SKIPPED = 5
 # Settings that may change between a run and the resumption of it without changing a single number; every
 # other setting must agree.
-VOLATILE_KEYS = frozenset({"command", "igcli_version", "torch_version", "device", "weights"})
+VOLATILE_KEYS = frozenset({"command", "igcli_version", "torch_version", "device", "weights", "schedule_file"})
 
 @dataclass
 class AttributeJob:
@@ -72,8 +74,8 @@ class AttributeJob:
     preprocessing: dict[str, Any] = field(default_factory=dict)
     method: str = "ig"
     rule: str = "riemann"
-    steps: int = 32
-    schedule: Any = "right"
+    steps: int | None = None  # None: 32, or the step count of a schedule file
+    schedule: Any = "right"  # a name, alphas, a schedule FILE (.json) or "auto" (the calibrated one in the cache)
     baseline: str = "black"
     method_options: dict[str, Any] = field(default_factory=dict)
     target: str = "pred"
@@ -200,14 +202,46 @@ def _check_resumable(out: Path, previous: dict[str, Any], current: dict[str, Any
         )
 
 
+# -- schedules -------------------------------------------------------------------------------------------------
+
+
+def resolve_schedule(spec: Any, steps: int | None, method: str, rule: str, model: str,
+                     weights_sha256: str | None) -> tuple[Any, int, dict[str, Any]]:
+    """(schedule for the API, steps, settings to record) for ``--schedule`` and ``--steps``.
+
+    A ``.json`` file or ``auto`` (the cache entry for this model, method and steps) is a calibrated schedule:
+    it must have been made for this model (and weights), path method and, when ``--steps`` is given, step
+    count; without ``--steps`` the file's count is used.
+    """
+    path_method, _ = _resolve_method(method, rule)
+    is_file = isinstance(spec, str) and (spec == "auto" or spec.endswith(".json") or os.path.isfile(spec))
+    if not is_file:
+        return spec, steps or DEFAULT_STEPS, {}
+    if path_method == "vg":
+        raise InvalidArgumentError("--schedule FILE/auto: vg has no path to schedule")
+    if spec == "auto":
+        path = cached_schedule_path(model, path_method, steps or DEFAULT_STEPS)
+        if not path.is_file():
+            raise ScheduleFileError(
+                f"--schedule auto: no calibrated schedule for model {model}, method {path_method}, "
+                f"{steps or DEFAULT_STEPS} steps in {path.parent}; run igcli calibrate IMAGES --model {model} "
+                f"--method {path_method} --steps {steps or DEFAULT_STEPS}"
+            )
+    else:
+        path = Path(spec)
+    schedule, document = read_schedule_file(path, model=model, weights_sha256=weights_sha256, method=path_method,
+                                            steps=steps)
+    return schedule, schedule.steps, {"schedule_file": str(path), "schedule_sha256": file_sha256(path)}
+
+
 # -- baselines and targets per batch ---------------------------------------------------------------------------
 
 
-def _baseline_for(job: AttributeJob, loaded: LoadedModel, device: torch.device) -> str | torch.Tensor:
+def _baseline_for_spec(spec: str, loaded: LoadedModel, device: torch.device) -> str | torch.Tensor:
     """A baseline name the API understands, or the tensor a ``--baseline FILE`` holds (model-input space)."""
-    if job.baseline in BASELINE_NAMES:
-        return job.baseline
-    path = job.baseline
+    if spec in BASELINE_NAMES:
+        return spec
+    path = spec
     if not os.path.isfile(path):
         raise InvalidArgumentError(
             f"--baseline {path}: not one of {', '.join(BASELINE_NAMES)} and no such file (give an image, .npy or .pt)"
@@ -239,6 +273,38 @@ def _uniform_baselines(paths: Sequence[str], seed: int, shape: torch.Size, loade
     return loaded.preprocessing.normalization.from_pixels(torch.stack(noise)).to(device)
 
 
+# -- streaming images ------------------------------------------------------------------------------------------
+
+
+def stream_images(
+    paths: Sequence[str],
+    loaded: LoadedModel,
+    device: torch.device,
+    *,
+    labels: LabelResolver | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    on_skip: Any = None,
+):
+    """Decode and preprocess ``paths`` in worker processes, batch by batch, onto ``device``.
+
+    Yields (images (B, C, H, W) float32 model inputs on the device or None, labels (B,) int64, paths of the
+    B images, number of inputs skipped in this batch); ``on_skip(path, reason)`` is called for each skip.
+    """
+    batch_size = batch_size or default_batch_size(device)
+    workers = default_workers() if workers is None else workers
+    loader = make_loader(ImageDataset(paths, loaded.preprocessing, labels), batch_size, workers if paths else 0,
+                         pin_memory=device.type == "cuda")
+    for batch in loader:
+        for index, reason in batch.skipped:
+            if on_skip is not None:
+                on_skip(paths[index], reason)
+        images = None
+        if batch.indices:
+            images = normalize(batch.pixels.to(device, non_blocking=True), loaded.preprocessing)
+        yield images, batch.labels, [paths[i] for i in batch.indices], len(batch.skipped)
+
+
 # -- the job ---------------------------------------------------------------------------------------------------
 
 
@@ -246,11 +312,12 @@ class _Run:
     """State of one part's run; separate from :func:`run_attribute` so the batch step reads on its own."""
 
     def __init__(self, job: AttributeJob, loaded: LoadedModel, device: torch.device, settings: dict[str, Any],
-                 writer: ShardWriter, reporter: Reporter) -> None:
+                 writer: ShardWriter, reporter: Reporter, schedule: Any, steps: int) -> None:
         self.job, self.loaded, self.device, self.settings = job, loaded, device, settings
+        self.schedule, self.steps = schedule, steps
         self.writer, self.reporter = writer, reporter
         self.target_mode, self.target_value = parse_target(job.target)
-        self.baseline = _baseline_for(job, loaded, device) if settings["path"] in ("straight", "guided") else "black"
+        self.baseline = _baseline_for_spec(job.baseline, loaded, device) if settings["path"] in ("straight", "guided") else "black"
         self.batch_size = job.batch_size or default_batch_size(device)
         self.attributed = 0
         self.rows = 0
@@ -272,8 +339,8 @@ class _Run:
             targets,
             method=self.job.method,
             rule=self.job.rule,
-            steps=self.job.steps,
-            schedule=self.job.schedule,
+            steps=self.steps,
+            schedule=self.schedule,
             baseline=baseline,
             output=self.job.output,
             batch_size=self.batch_size,
@@ -368,14 +435,17 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
     if job.workers is not None and job.workers < 0:
         raise InvalidArgumentError(f"--workers must be >= 0, got {job.workers}")
     named_baseline = job.baseline in BASELINE_NAMES
-    method_settings = describe(job.method, job.rule, steps=job.steps, schedule=job.schedule,
-                               baseline=job.baseline if named_baseline else "black", output=job.output, seed=job.seed,
-                               **job.method_options)
-    if not named_baseline and "baseline" in method_settings:
-        method_settings["baseline"] = f"file:{job.baseline}"
     part = resolve_part(job.shard)
     all_inputs = discover_inputs(job.inputs, stdin)
     loaded = load_model(job.model, job.weights, preprocessing=job.preprocessing)
+    schedule, steps, schedule_settings = resolve_schedule(job.schedule, job.steps, job.method, job.rule, job.model,
+                                                          loaded.weights_sha256)
+    method_settings = describe(job.method, job.rule, steps=steps, schedule=schedule,
+                               baseline=job.baseline if named_baseline else "black", output=job.output, seed=job.seed,
+                               **job.method_options)
+    method_settings.update(schedule_settings)
+    if not named_baseline and "baseline" in method_settings:
+        method_settings["baseline"] = f"file:{job.baseline}"
     device = resolve_device(job.device or (f"cuda:{part.local_rank}" if part.world_size > 1 and torch.cuda.is_available() else None))
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)
@@ -408,24 +478,18 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
             raise InvalidArgumentError("--labels is only used with --target label")
         loaded.module.to(device)
         writer = ShardWriter(job.out, part.index, settings, job.shard_size, next_sequence(job.out, part.index))
-        workers = default_workers() if job.workers is None else job.workers
-        batch_size = job.batch_size or default_batch_size(device)
-        loader = make_loader(ImageDataset(todo, loaded.preprocessing, labels), batch_size, workers if todo else 0,
-                             pin_memory=device.type == "cuda")
         label = "igcli attribute" + (f" part {part.label}" if part.count > 1 else "")
         interrupted = False
         loop_started = time.perf_counter()
         with make_reporter(len(todo), label, quiet=quiet, stream=progress_stream) as reporter:
-            run = _Run(job, loaded, device, settings, writer, reporter)
+            run = _Run(job, loaded, device, settings, writer, reporter, schedule, steps)
             try:
-                for batch in loader:
-                    for index, reason in batch.skipped:
-                        run.skip(todo[index], reason)
-                    if batch.indices:
-                        pixels = batch.pixels.to(device, non_blocking=True)
-                        images = normalize(pixels, loaded.preprocessing)
-                        run.process(images, batch.labels, [todo[i] for i in batch.indices])
-                    reporter.advance(len(batch.indices), len(batch.skipped))
+                for images, batch_labels, paths, skipped in stream_images(
+                    todo, loaded, device, labels=labels, batch_size=job.batch_size, workers=job.workers, on_skip=run.skip
+                ):
+                    if paths:
+                        run.process(images, batch_labels, paths)
+                    reporter.advance(len(paths), skipped)
             except KeyboardInterrupt:
                 interrupted = True
             finally:
@@ -453,3 +517,155 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
         interrupted=interrupted,
     )
 
+
+
+# -- igcli calibrate ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CalibrateJob:
+    """What ``igcli calibrate`` is asked to do (the CLI options, by the same names)."""
+
+    inputs: Sequence[str]
+    model: str = "resnet50"
+    weights: str | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    method: str = "ig"
+    steps: int = DEFAULT_STEPS
+    probe_steps: int = 128
+    images: int = 64
+    seed: int = 0
+    statistic: str = "mean"
+    output: str = "prob"
+    baseline: str = "black"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    target: str = "pred"
+    labels: str | None = None
+    batch_size: int | None = None
+    workers: int | None = None
+    device: str | None = None
+    amp: bool = False
+    out: Path | None = None  # None: the user cache (schedules.schedule_cache_dir)
+    plot: Path | None = None
+
+
+@dataclass
+class CalibrateSummary:
+    """What a calibration produced: the schedule file and the objective (Eq. 9) at each stage."""
+
+    file: str
+    model: str
+    method: str
+    steps: int
+    images: int
+    skipped: list[dict[str, str]]
+    probe_steps: int
+    statistic: str
+    objective_uniform: float
+    objective_start: float
+    objective_powell: float
+    objective: float
+    chosen: str
+    alphas: list[float]
+    seconds: float
+    plot: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SKIPPED if self.skipped else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "exit_code": self.exit_code}
+
+
+def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool = False,
+                  progress_stream: TextIO | None = None) -> CalibrateSummary:
+    """RiemannOpt for ``job``: probe |g'| on a seeded sample of the inputs, optimise, save the schedule file."""
+    import random
+
+    from .calibrate import average_probes, optimize_partition, interpolator, probe_derivative
+    from .schedules import write_schedule_file
+
+    started = time.perf_counter()
+    method, _ = _resolve_method(job.method, "riemann")
+    if method == "vg":
+        raise InvalidArgumentError("--method vg has no path to calibrate; use ig, blurig or gig")
+    target_mode, target_value = parse_target(job.target)
+    if target_mode == "top":
+        raise InvalidArgumentError("--target topK: calibrate explains one class per image; use pred, label or INDEX")
+    if job.images < 1:
+        raise InvalidArgumentError(f"--images must be at least 1, got {job.images}")
+    if not isinstance(job.steps, int) or job.steps < 1:
+        raise InvalidArgumentError(f"--steps must be a positive integer, got {job.steps}")
+    describe(method, "riemann", steps=job.steps, baseline=job.baseline if job.baseline in BASELINE_NAMES else "black",
+             output=job.output, seed=job.seed, **job.method_options)  # validates the options
+    all_inputs = discover_inputs(job.inputs, stdin)
+    sample = sorted(random.Random(job.seed).sample(all_inputs, min(job.images, len(all_inputs))))
+    loaded = load_model(job.model, job.weights, preprocessing=job.preprocessing)
+    device = resolve_device(job.device)
+    loaded.module.to(device)
+    labels = LabelResolver(job.labels, loaded.categories) if target_mode == "label" else None
+    baseline = _baseline_for_spec(job.baseline, loaded, device) if method in ("ig", "gig") else "black"
+    probes, skipped = [], []
+    with make_reporter(len(sample), "igcli calibrate", quiet=quiet, stream=progress_stream) as reporter:
+
+        def skip(path: str, reason: str) -> None:
+            skipped.append({"path": path, "reason": reason})
+            reporter.message(f"skipped {path}: {reason}")
+
+        for images, batch_labels, paths, skips in stream_images(sample, loaded, device, labels=labels,
+                                                                 batch_size=job.batch_size, workers=job.workers,
+                                                                 on_skip=skip):
+            if paths:
+                targets = {"pred": None, "label": batch_labels, "index": target_value}[target_mode]
+                probes.append(probe_derivative(
+                    loaded.module, images, targets, method=method, probe_steps=job.probe_steps,
+                    statistic=job.statistic, output=job.output,
+                    baseline=_uniform_baselines(paths, job.seed, images.shape[1:], loaded, device)
+                    if baseline == "uniform" else baseline,
+                    normalization=loaded.preprocessing.normalization, batch_size=job.batch_size, device=device,
+                    amp=job.amp, seed=job.seed, **job.method_options,
+                ))
+            reporter.advance(len(paths), skips)
+    alphas, derivative = average_probes(probes)
+    curve = interpolator(alphas, derivative)
+    optimized = optimize_partition(curve, job.steps)
+    used = sum(p.per_image.shape[0] for p in probes)
+    calibration = {
+        "images": used,
+        "sampled_from": len(all_inputs),
+        "skipped": len(skipped),
+        "seed": job.seed,
+        "probe_steps": job.probe_steps,
+        "statistic": job.statistic,
+        "output": job.output,
+        "baseline": job.baseline if method in ("ig", "gig") else None,
+        "target": job.target,
+        "options": {k: v for k, v in job.method_options.items()},
+        "preprocessing": loaded.preprocessing.as_dict(),
+        "objective": "riemannopt.txt Eq. 9 in remainder form: sum_i int_{a_i}^{a_{i+1}} (a_{i+1} - t) |g'(t)| dt",
+        "objective_before": optimized.objective_uniform,
+        "objective_start": optimized.objective_start,
+        "objective_powell": optimized.objective_powell,
+        "objective_after": optimized.objective,
+        "chosen": optimized.chosen,
+        "powell_evaluations": optimized.evaluations,
+        "eq9_verbatim": optimized.eq9,
+        "derivative": {"alphas": [float(a) for a in alphas], "values": [float(v) for v in derivative]},
+    }
+    target_file = job.out or cached_schedule_path(job.model, method, job.steps)
+    written = write_schedule_file(target_file, model=job.model, weights_sha256=loaded.weights_sha256, method=method,
+                                  alphas=optimized.alphas, calibration=calibration, igcli_version=__version__)
+    plot = None
+    if job.plot is not None:
+        from .render import plot_schedule
+
+        plot = str(plot_schedule(job.plot, alphas, derivative, optimized.alphas,
+                                 title=f"{job.model} {method}: |g'(alpha)| and {job.steps} sample points"))
+    return CalibrateSummary(
+        file=str(written), model=job.model, method=method, steps=job.steps, images=used, skipped=skipped,
+        probe_steps=job.probe_steps, statistic=job.statistic, objective_uniform=optimized.objective_uniform,
+        objective_start=optimized.objective_start, objective_powell=optimized.objective_powell,
+        objective=optimized.objective, chosen=optimized.chosen, alphas=[float(a) for a in optimized.alphas],
+        seconds=round(time.perf_counter() - started, 3), plot=plot,
+    )

@@ -13,8 +13,13 @@ RiemannOpt schedules (riemannopt.txt, Eq. 6) are left sums over a chosen partiti
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
 from dataclasses import dataclass
-from typing import Sequence, Union
+from pathlib import Path
+from typing import Any, Sequence, Union
 
 import numpy as np
 
@@ -198,3 +203,105 @@ def _check_steps(steps: int) -> None:
     if steps > 100_000:
         raise InvalidArgumentError(f"steps={steps} is more than 100000; that is almost surely a mistake")
 
+
+
+# -- calibrated schedule files (design.md §5) --------------------------------------------------------------------
+
+SCHEDULE_FORMAT = "igcli-schedule/1"
+
+
+class ScheduleFileError(InvalidArgumentError):
+    """A schedule file is unreadable, corrupt, or made for another model, method or step count."""
+
+
+def schedule_cache_dir() -> Path:
+    """Where calibrated schedules are cached: ``$IGCLI_CACHE``, default ``~/.cache/igcli/schedules``."""
+    return Path(os.environ.get("IGCLI_CACHE") or Path.home() / ".cache" / "igcli" / "schedules").expanduser()
+
+
+def cached_schedule_path(model: str, method: str, steps: int) -> Path:
+    """The cache file for (model, method, steps); the model spec is made filename-safe (with a short hash of
+    the full spec when it had to change, so different specs never share a file)."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_") or "model"
+    if slug != model:
+        slug = f"{slug[-60:]}-{hashlib.sha256(model.encode()).hexdigest()[:8]}"
+    return schedule_cache_dir() / f"{slug}-{method}-{steps}.json"
+
+
+def write_schedule_file(
+    path: str | os.PathLike,
+    *,
+    model: str,
+    weights_sha256: str | None,
+    method: str,
+    alphas: Sequence[float],
+    calibration: dict[str, Any],
+    igcli_version: str,
+) -> Path:
+    """Write a calibrated partition (n + 1 alphas; weights are their differences) atomically as JSON."""
+    partition = Schedule.from_alphas(alphas, name=str(path)).boundaries  # validates
+    document = {
+        "format": SCHEDULE_FORMAT,
+        "model": model,
+        "weights_sha256": weights_sha256,
+        "method": method,
+        "steps": int(partition.shape[0] - 1),
+        "alphas": [float(a) for a in partition],
+        "weights": [float(w) for w in np.diff(partition)],
+        "calibration": calibration,
+        "igcli_version": igcli_version,
+    }
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(partial, target)
+    return target
+
+
+def read_schedule_file(
+    path: str | os.PathLike,
+    *,
+    model: str | None = None,
+    weights_sha256: str | None = None,
+    method: str | None = None,
+    steps: int | None = None,
+) -> tuple[Schedule, dict[str, Any]]:
+    """Load a schedule file as a left-sum :class:`Schedule` (riemannopt.txt Eq. 6) and its JSON document.
+
+    The expectations given (model spec, weights hash, path method, steps) must match the file's, or
+    :class:`ScheduleFileError` says which does not.
+    """
+    name = str(path)
+    try:
+        document = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ScheduleFileError(f"--schedule {name}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ScheduleFileError(f"--schedule {name}: not a readable JSON schedule file ({error})") from None
+    if not isinstance(document, dict) or document.get("format") != SCHEDULE_FORMAT:
+        raise ScheduleFileError(f"--schedule {name}: not an igcli schedule (format must be {SCHEDULE_FORMAT!r})")
+    try:
+        alphas = [float(a) for a in document["alphas"]]
+        weights = np.asarray([float(w) for w in document["weights"]])
+        file_steps = int(document["steps"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ScheduleFileError(f"--schedule {name}: corrupt ({error!r} missing or not numbers)") from None
+    if len(alphas) != file_steps + 1 or weights.shape != (file_steps,):
+        raise ScheduleFileError(
+            f"--schedule {name}: corrupt ({len(alphas)} alphas and {weights.shape[0]} weights for {file_steps} steps)"
+        )
+    schedule = Schedule.from_alphas(alphas, name=f"file:{Path(path).name}")
+    if not np.allclose(weights, schedule.weights, rtol=0, atol=1e-9):
+        raise ScheduleFileError(f"--schedule {name}: corrupt (weights are not the differences of the alphas)")
+    checks = [("model", model, document.get("model")), ("method", method, document.get("method")),
+              ("steps", steps, file_steps)]
+    if weights_sha256 and document.get("weights_sha256"):
+        checks.append(("weights_sha256", weights_sha256, document.get("weights_sha256")))
+    for key, expected, found in checks:
+        if expected is not None and expected != found:
+            raise ScheduleFileError(
+                f"--schedule {name}: calibrated for {key} {found!r}, but this run has {key} {expected!r}; "
+                f"calibrate for it (igcli calibrate ... --{'model' if key == 'weights_sha256' else key})"
+            )
+    return schedule, document

@@ -33,7 +33,7 @@ def attribute_command(
     interpolation: c.InterpolationOption = None,
     method: c.MethodOption = c.Method.ig,
     rule: c.RuleOption = c.Rule.riemann,
-    steps: c.StepsOption = 32,
+    steps: c.StepsOption = None,
     schedule: c.ScheduleOption = "right",
     baseline: c.BaselineOption = "black",
     max_sigma: c.MaxSigmaOption = None,

@@ -86,10 +86,13 @@ MethodOption = Annotated[Method, typer.Option("--method", help="vg (plain gradie
                                              rich_help_panel=METHOD_PANEL)]
 RuleOption = Annotated[Rule, typer.Option("--rule", help="How gradients become attributions: riemann or idgi "
                                          "(IDGI, any path method).", rich_help_panel=METHOD_PANEL)]
-StepsOption = Annotated[int, typer.Option("--steps", min=1, help="Gradient evaluations along the path.",
-                                         rich_help_panel=METHOD_PANEL)]
+StepsOption = Annotated[Optional[int], typer.Option("--steps", min=1, help="Gradient evaluations along the path "
+                        "[default: 32, or the step count of a schedule file].", show_default=False,
+                        rich_help_panel=METHOD_PANEL)]
 ScheduleOption = Annotated[str, typer.Option("--schedule", help="left, right, midpoint, trapezoid, gauss-legendre, "
-                                            "or comma-separated alphas from 0 to 1.", rich_help_panel=METHOD_PANEL)]
+                                            "comma-separated alphas from 0 to 1, a calibrated schedule FILE.json, or "
+                                            "auto (the one igcli calibrate cached for this model, method and steps).",
+                                            rich_help_panel=METHOD_PANEL)]
 BaselineOption = Annotated[str, typer.Option("--baseline", help="black, white, blur, uniform, or a file (image, "
                                             ".npy/.pt tensor in model-input space) for ig/gig.",
                                             rich_help_panel=METHOD_PANEL)]
