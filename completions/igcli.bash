@@ -8,7 +8,7 @@
 _igcli_spec() {
     case $1 in
     'igcli')
-        subs='attribute completions index render'
+        subs='attribute calibrate completions index render'
         opts='--version -h --help'
         vopts='  '
         ;;
@@ -16,6 +16,11 @@ _igcli_spec() {
         subs=''
         opts='-o --out -m --model --weights --resize --crop --mean --std --interpolation --method --rule --steps --schedule --baseline --max-sigma --fraction --max-dist --anchors --target --labels --output --seed -b --batch-size -j --workers --device --amp --dtype --reduce --shard-size --resume --overwrite --shard -q --quiet --json -h --help'
         vopts=' -o:1 --out:1 -m:1 --model:1 --weights:1 --resize:1 --crop:1 --mean:1 --std:1 --interpolation:1 --method:1 --rule:1 --steps:1 --schedule:1 --baseline:1 --max-sigma:1 --fraction:1 --max-dist:1 --anchors:1 --target:1 --labels:1 --output:1 --seed:1 -b:1 --batch-size:1 -j:1 --workers:1 --device:1 --dtype:1 --reduce:1 --shard-size:1 --shard:1 '
+        ;;
+    'igcli calibrate')
+        subs=''
+        opts='-m --model --weights --resize --crop --mean --std --interpolation --method -n --steps -k --probe-steps --images --statistic --baseline --max-sigma --fraction --max-dist --anchors --target --labels --output --seed -b --batch-size -j --workers --device --amp -o --out --plot -q --quiet --json -h --help'
+        vopts=' -m:1 --model:1 --weights:1 --resize:1 --crop:1 --mean:1 --std:1 --interpolation:1 --method:1 -n:1 --steps:1 -k:1 --probe-steps:1 --images:1 --statistic:1 --baseline:1 --max-sigma:1 --fraction:1 --max-dist:1 --anchors:1 --target:1 --labels:1 --output:1 --seed:1 -b:1 --batch-size:1 -j:1 --workers:1 --device:1 -o:1 --out:1 --plot:1 '
         ;;
     'igcli completions')
         subs=''
@@ -67,6 +72,32 @@ _igcli_value() {
     'igcli attribute --reduce') _igcli_words 'none' 'sum' 'abs-sum' ;;
     'igcli attribute --shard-size') : ;;
     'igcli attribute --shard') _igcli_files ;;
+    'igcli calibrate -m'|'igcli calibrate --model') _igcli_files ;;
+    'igcli calibrate --weights') _igcli_files ;;
+    'igcli calibrate --resize') : ;;
+    'igcli calibrate --crop') : ;;
+    'igcli calibrate --mean') _igcli_files ;;
+    'igcli calibrate --std') _igcli_files ;;
+    'igcli calibrate --interpolation') _igcli_words 'nearest' 'bilinear' 'bicubic' ;;
+    'igcli calibrate --method') _igcli_words 'ig' 'blurig' 'gig' ;;
+    'igcli calibrate -n'|'igcli calibrate --steps') : ;;
+    'igcli calibrate -k'|'igcli calibrate --probe-steps') : ;;
+    'igcli calibrate --images') : ;;
+    'igcli calibrate --statistic') _igcli_words 'mean' 'median' ;;
+    'igcli calibrate --baseline') _igcli_files ;;
+    'igcli calibrate --max-sigma') : ;;
+    'igcli calibrate --fraction') : ;;
+    'igcli calibrate --max-dist') : ;;
+    'igcli calibrate --anchors') : ;;
+    'igcli calibrate --target') _igcli_files ;;
+    'igcli calibrate --labels') _igcli_files ;;
+    'igcli calibrate --output') _igcli_words 'prob' 'logit' ;;
+    'igcli calibrate --seed') : ;;
+    'igcli calibrate -b'|'igcli calibrate --batch-size') : ;;
+    'igcli calibrate -j'|'igcli calibrate --workers') : ;;
+    'igcli calibrate --device') _igcli_files ;;
+    'igcli calibrate -o'|'igcli calibrate --out') _igcli_files ;;
+    'igcli calibrate --plot') _igcli_files ;;
     'igcli render -o'|'igcli render --out') _igcli_files ;;
     'igcli render --percentile') : ;;
     'igcli render --limit') : ;;
@@ -77,6 +108,9 @@ _igcli_value() {
 _igcli_argument() {
     case $1 in
     'igcli attribute')
+        if (($2 >= 0)); then _igcli_files; return; fi  # INPUTS
+        ;;
+    'igcli calibrate')
         if (($2 >= 0)); then _igcli_files; return; fi  # INPUTS
         ;;
     'igcli completions')

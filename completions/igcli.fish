@@ -7,14 +7,14 @@
 function __igcli_subcommands
     switch "$argv"
         case 'igcli'
-            printf '%s\n' 'attribute' 'completions' 'index' 'render'
+            printf '%s\n' 'attribute' 'calibrate' 'completions' 'index' 'render'
     end
 end
 
 # __igcli_arity COMMAND OPTION: how many values OPTION takes (0 for flags and unknown words).
 function __igcli_arity
     switch "$argv"
-        case 'igcli attribute -o' 'igcli attribute --out' 'igcli attribute -m' 'igcli attribute --model' 'igcli attribute --weights' 'igcli attribute --resize' 'igcli attribute --crop' 'igcli attribute --mean' 'igcli attribute --std' 'igcli attribute --interpolation' 'igcli attribute --method' 'igcli attribute --rule' 'igcli attribute --steps' 'igcli attribute --schedule' 'igcli attribute --baseline' 'igcli attribute --max-sigma' 'igcli attribute --fraction' 'igcli attribute --max-dist' 'igcli attribute --anchors' 'igcli attribute --target' 'igcli attribute --labels' 'igcli attribute --output' 'igcli attribute --seed' 'igcli attribute -b' 'igcli attribute --batch-size' 'igcli attribute -j' 'igcli attribute --workers' 'igcli attribute --device' 'igcli attribute --dtype' 'igcli attribute --reduce' 'igcli attribute --shard-size' 'igcli attribute --shard' 'igcli render -o' 'igcli render --out' 'igcli render --percentile' 'igcli render --limit'
+        case 'igcli attribute -o' 'igcli attribute --out' 'igcli attribute -m' 'igcli attribute --model' 'igcli attribute --weights' 'igcli attribute --resize' 'igcli attribute --crop' 'igcli attribute --mean' 'igcli attribute --std' 'igcli attribute --interpolation' 'igcli attribute --method' 'igcli attribute --rule' 'igcli attribute --steps' 'igcli attribute --schedule' 'igcli attribute --baseline' 'igcli attribute --max-sigma' 'igcli attribute --fraction' 'igcli attribute --max-dist' 'igcli attribute --anchors' 'igcli attribute --target' 'igcli attribute --labels' 'igcli attribute --output' 'igcli attribute --seed' 'igcli attribute -b' 'igcli attribute --batch-size' 'igcli attribute -j' 'igcli attribute --workers' 'igcli attribute --device' 'igcli attribute --dtype' 'igcli attribute --reduce' 'igcli attribute --shard-size' 'igcli attribute --shard' 'igcli calibrate -m' 'igcli calibrate --model' 'igcli calibrate --weights' 'igcli calibrate --resize' 'igcli calibrate --crop' 'igcli calibrate --mean' 'igcli calibrate --std' 'igcli calibrate --interpolation' 'igcli calibrate --method' 'igcli calibrate -n' 'igcli calibrate --steps' 'igcli calibrate -k' 'igcli calibrate --probe-steps' 'igcli calibrate --images' 'igcli calibrate --statistic' 'igcli calibrate --baseline' 'igcli calibrate --max-sigma' 'igcli calibrate --fraction' 'igcli calibrate --max-dist' 'igcli calibrate --anchors' 'igcli calibrate --target' 'igcli calibrate --labels' 'igcli calibrate --output' 'igcli calibrate --seed' 'igcli calibrate -b' 'igcli calibrate --batch-size' 'igcli calibrate -j' 'igcli calibrate --workers' 'igcli calibrate --device' 'igcli calibrate -o' 'igcli calibrate --out' 'igcli calibrate --plot' 'igcli render -o' 'igcli render --out' 'igcli render --percentile' 'igcli render --limit'
             echo 1
         case '*'
             echo 0
@@ -66,6 +66,7 @@ complete -c igcli -f  # no file names unless an option or argument takes them
 
 # igcli
 complete -c igcli -n '__igcli_in igcli' -a 'attribute' -d 'Compute attribution maps for images and write them to HDF5 shards in OUT.'
+complete -c igcli -n '__igcli_in igcli' -a 'calibrate' -d 'Find the sample points that minimise the Riemann error bound (RiemannOpt) and save them as a schedule.'
 complete -c igcli -n '__igcli_in igcli' -a 'completions' -d 'Print the completion script for SHELL on stdout.'
 complete -c igcli -n '__igcli_in igcli' -a 'index' -d 'Rebuild OUT/index.h5 over every complete shard in OUT (each part of a job also does this when it ends).'
 complete -c igcli -n '__igcli_in igcli' -a 'render' -d 'Draw each map as the crop the model saw | signed heatmap | overlay (red: for the class, blue: against).'
@@ -83,8 +84,8 @@ complete -c igcli -n '__igcli_in igcli attribute' -l 'std' -r -F -d 'Per-channel
 complete -c igcli -n '__igcli_in igcli attribute' -l 'interpolation' -x -a 'nearest bilinear bicubic' -d 'Resize interpolation (default: from the weights, else bilinear).'
 complete -c igcli -n '__igcli_in igcli attribute' -l 'method' -x -a 'vg ig blurig gig idgi' -d 'vg (plain gradient), ig (straight path), blurig (Blur IG), gig (Guided IG); idgi is short for ig --rule idgi.'
 complete -c igcli -n '__igcli_in igcli attribute' -l 'rule' -x -a 'riemann idgi' -d 'How gradients become attributions: riemann or idgi (IDGI, any path method).'
-complete -c igcli -n '__igcli_in igcli attribute' -l 'steps' -x -d 'Gradient evaluations along the path.'
-complete -c igcli -n '__igcli_in igcli attribute' -l 'schedule' -r -F -d 'left, right, midpoint, trapezoid, gauss-legendre, or comma-separated alphas from 0 to 1.'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'steps' -x -d 'Gradient evaluations along the path [default: 32, or the step count of a schedule file].'
+complete -c igcli -n '__igcli_in igcli attribute' -l 'schedule' -r -F -d 'left, right, midpoint, trapezoid, gauss-legendre, comma-separated alphas from 0 to 1, a calibrated schedule FILE.json, or auto (the one igcli calibrate cached for this model, method and steps).'
 complete -c igcli -n '__igcli_in igcli attribute' -l 'baseline' -r -F -d 'black, white, blur, uniform, or a file (image, .npy/.pt tensor in model-input space) for ig/gig.'
 complete -c igcli -n '__igcli_in igcli attribute' -l 'max-sigma' -x -d 'Blur IG: blur sigma at the path start, pixels [50].'
 complete -c igcli -n '__igcli_in igcli attribute' -l 'fraction' -x -d 'Guided IG: fraction of features moved per step [0.25].'
@@ -108,6 +109,39 @@ complete -c igcli -n '__igcli_in igcli attribute' -s 'q' -l 'quiet' -d 'No progr
 complete -c igcli -n '__igcli_in igcli attribute' -l 'json' -d 'Print a machine-readable summary on stdout.'
 complete -c igcli -n '__igcli_in igcli attribute' -s 'h' -l 'help' -d 'Show this message and exit.'
 complete -c igcli -n '__igcli_argument 0 -1 igcli attribute' -F  # INPUTS
+
+# igcli calibrate
+complete -c igcli -n '__igcli_in igcli calibrate' -s 'm' -l 'model' -r -F -d 'torchvision name (resnet50, inception_v3, ...), efficientnet_lite0, a TorchScript or saved-module file, or module:factory / file.py:factory.'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'weights' -r -F -d 'State-dict file to load instead of downloading (works offline).'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'resize' -x -d 'Resize the short side to this many pixels (default: from the weights, else 256).'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'crop' -x -d 'Centre-crop size in pixels (default: from the weights, else 224).'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'mean' -r -F -d 'Per-channel normalisation mean, e.g. 0.485,0.456,0.406 (default: from the weights, else ImageNet\'s).'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'std' -r -F -d 'Per-channel normalisation std, e.g. 0.229,0.224,0.225 (default: from the weights, else ImageNet\'s).'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'interpolation' -x -a 'nearest bilinear bicubic' -d 'Resize interpolation (default: from the weights, else bilinear).'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'method' -x -a 'ig blurig gig' -d 'The path method to calibrate.'
+complete -c igcli -n '__igcli_in igcli calibrate' -s 'n' -l 'steps' -x -d 'Sample points of the schedule.'
+complete -c igcli -n '__igcli_in igcli calibrate' -s 'k' -l 'probe-steps' -x -d 'Equispaced points where the integrand is evaluated to estimate |g\'|.'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'images' -x -d 'Calibration images: a random sample (--seed) of the inputs.'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'statistic' -x -a 'mean median' -d 'Reduce |g\'| over features by the mean (the paper\'s) or the median.'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'baseline' -r -F -d 'black, white, blur, uniform, or a file (image, .npy/.pt tensor in model-input space) for ig/gig.'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'max-sigma' -x -d 'Blur IG: blur sigma at the path start, pixels [50].'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'fraction' -x -d 'Guided IG: fraction of features moved per step [0.25].'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'max-dist' -x -d 'Guided IG: largest L1 distance from the straight path, relative [0.02].'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'anchors' -x -d 'Guided IG: anchor points on the straight path (0 = none) [0].'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'target' -r -F -d 'Class to explain: pred, label (from the parent folder or --labels), a class INDEX, or topK.'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'labels' -r -F -d 'CSV of path,label for --target label.'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'output' -x -a 'prob logit' -d 'The score explained: the target\'s softmax probability (prob) or its logit.'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'seed' -x -d 'Seed of the image sample and random baselines.'
+complete -c igcli -n '__igcli_in igcli calibrate' -s 'b' -l 'batch-size' -x -d 'Rows per forward/backward pass, and images per loader batch (default 32 on GPU, 4 on CPU).'
+complete -c igcli -n '__igcli_in igcli calibrate' -s 'j' -l 'workers' -x -d 'Image-decoding processes (default: half the cores; 0 decodes in the main process).'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'device' -r -F -d 'cuda, cuda:1, cpu, ... (default: CUDA when available).'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'amp' -d 'Run the model under autocast (float16 on GPU, bfloat16 on CPU).'
+complete -c igcli -n '__igcli_in igcli calibrate' -s 'o' -l 'out' -r -F -d 'Schedule file to write [default: the user cache, $IGCLI_CACHE or ~/.cache/igcli/schedules, where --schedule auto finds it].'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'plot' -r -F -d 'Also draw |g\'(alpha)| with the chosen and uniform points to this PNG.'
+complete -c igcli -n '__igcli_in igcli calibrate' -s 'q' -l 'quiet' -d 'No progress output (skipped inputs and errors are still reported).'
+complete -c igcli -n '__igcli_in igcli calibrate' -l 'json' -d 'Print a machine-readable summary on stdout.'
+complete -c igcli -n '__igcli_in igcli calibrate' -s 'h' -l 'help' -d 'Show this message and exit.'
+complete -c igcli -n '__igcli_argument 0 -1 igcli calibrate' -F  # INPUTS
 
 # igcli completions
 complete -c igcli -n '__igcli_in igcli completions' -s 'h' -l 'help' -d 'Show this message and exit.'

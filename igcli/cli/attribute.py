@@ -15,6 +15,11 @@ from .app import app
 
 @app.command(
     "attribute",
+    help=(
+        "Compute attribution maps for images and write them to HDF5 shards in OUT.\n\nInputs are split "
+        "deterministically across SLURM array tasks (--shard i/n) and torchrun ranks; every part writes its own "
+        "shards and OUT/index.h5 links them. Bad images are skipped, each with its reason."
+    ),
     epilog="Examples: igcli attribute imgs/ -o out --model efficientnet_lite0 --method ig --rule idgi;  "
     "find imgs -name '*.jpg' | igcli attribute - -o out;  torchrun --nproc-per-node 4 -m igcli attribute imgs/ -o out",
 )

@@ -25,6 +25,12 @@ class Statistic(str, Enum):
 
 @app.command(
     "calibrate",
+    help=(
+        'Find the sample points that minimise the Riemann error bound (RiemannOpt) and save them as a '
+        "schedule.\n\nEstimates |g'(alpha)| of the method's integrand on calibration images, starts from the "
+        "sqrt(|g'|) density and refines with Powell's method; the result is never worse than uniform on the "
+        'bound.'
+    ),
     epilog="Example: igcli calibrate imgs/ --model efficientnet_lite0 --method blurig --steps 16 --plot blurig.png; "
     "then igcli attribute imgs/ -o out --model efficientnet_lite0 --method blurig --steps 16 --schedule auto",
 )
