@@ -66,6 +66,7 @@ def integrate_fixed_path(
     rule: RiemannRule | IdgiRule,
     targets: torch.Tensor,
     known_boundary_scores: dict[int, torch.Tensor] | None = None,
+    on_points=None,
 ) -> torch.Tensor:
     """Accumulate the path integral of every image into ``rule.attributions``.
 
@@ -76,6 +77,8 @@ def integrate_fixed_path(
         rule: the accumulator.
         targets: (B,) int64 class per image, on the engine's device.
         known_boundary_scores: scores already computed, {boundary index: (B,) f(gamma(a_index))}.
+        on_points: optional ``callback(image_index, point_index, f, gradients)`` per engine chunk, to observe
+            the path (e.g. Split IG's curves f(alpha) and |grad f(alpha)|) without a second pass.
 
     Returns:
         (B, m + 1) float64 scores f(gamma(a_k)) at the cell boundaries; NaN where not computed (the IDGI rule
@@ -113,6 +116,8 @@ def integrate_fixed_path(
         else:
             x, velocity = path.points_and_velocity(image_index, alphas)
         f, gradients = engine.scores_and_gradients(x, targets[image_index])
+        if on_points is not None:
+            on_points(image_index, cell_index, f, gradients)
 
         on_boundary_host = point_boundary[cells_host] >= 0
         if on_boundary_host.any():

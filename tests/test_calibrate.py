@@ -8,34 +8,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from cli_helpers import TINY, TINY_ARGS, make_images, run_cli
+from cli_helpers import TINY_ARGS, make_images, run_cli
+from fixtures.analytic import TanhRidge
 from igcli.calibrate import ErrorBound, density_start, interpolator, optimize_partition, probe_derivative
 from igcli.schedules import ScheduleFileError, read_schedule_file, write_schedule_file
-
-
-class TanhRidge(nn.Module):
-    """logit_0(x) = tanh(a (w . x - c)), logit_1 = 0. On the straight path from x' = 0 the IG integrand is
-    g_i(alpha) = f'(s) w_i x_i with s(alpha) = alpha w.x - c, so |g_i'(alpha)| = |f''(s)| |w.x| |w_i x_i| and
-    f''(s) = -2 a^2 tanh(a s) sech^2(a s): a known |g'| with a sharp bump where the ridge is crossed."""
-
-    def __init__(self, shape=(3, 6, 6), a: float = 4.0, seed: int = 0) -> None:
-        super().__init__()
-        generator = torch.Generator().manual_seed(seed)
-        self.w = nn.Parameter(torch.randn(shape, generator=generator, dtype=torch.float64) / 6)
-        self.a = a
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = (x.to(torch.float64) * self.w).flatten(1).sum(1)
-        return torch.stack([torch.tanh(self.a * (s - self.c)), torch.zeros_like(s)], dim=1)
-
-    def exact_mean_abs_derivative(self, x: torch.Tensor, alphas: np.ndarray) -> np.ndarray:
-        wx = (x.double() * self.w).detach()
-        total = float(wx.sum())
-        s = alphas * total - self.c
-        second = np.abs(-2 * self.a**2 * np.tanh(self.a * s) / np.cosh(self.a * s) ** 2)
-        return second * abs(total) * float(wx.abs().mean())
 
 
 @pytest.fixture
