@@ -8,7 +8,7 @@
 _igcli_spec() {
     case $1 in
     'igcli')
-        subs='attribute calibrate completions index render'
+        subs='attribute calibrate completions index render split'
         opts='--version -h --help'
         vopts='  '
         ;;
@@ -36,6 +36,11 @@ _igcli_spec() {
         subs=''
         opts='-o --out --percentile --limit -q --quiet -h --help'
         vopts=' -o:1 --out:1 --percentile:1 --limit:1 '
+        ;;
+    'igcli split')
+        subs=''
+        opts='-o --out --psi --tolerance -m --model --weights --resize --crop --mean --std --interpolation --rule --steps --schedule --baseline --target --labels --output --seed -b --batch-size -j --workers --device --amp --dtype --reduce --shard-size --resume --overwrite --shard --plot -q --quiet --json -h --help'
+        vopts=' -o:1 --out:1 --psi:1 --tolerance:1 -m:1 --model:1 --weights:1 --resize:1 --crop:1 --mean:1 --std:1 --interpolation:1 --rule:1 --steps:1 --schedule:1 --baseline:1 --target:1 --labels:1 --output:1 --seed:1 -b:1 --batch-size:1 -j:1 --workers:1 --device:1 --dtype:1 --reduce:1 --shard-size:1 --shard:1 --plot:1 '
         ;;
     *) subs='' opts='' vopts='' ;;
     esac
@@ -101,6 +106,32 @@ _igcli_value() {
     'igcli render -o'|'igcli render --out') _igcli_files ;;
     'igcli render --percentile') : ;;
     'igcli render --limit') : ;;
+    'igcli split -o'|'igcli split --out') _igcli_files ;;
+    'igcli split --psi') _igcli_files ;;
+    'igcli split --tolerance') : ;;
+    'igcli split -m'|'igcli split --model') _igcli_files ;;
+    'igcli split --weights') _igcli_files ;;
+    'igcli split --resize') : ;;
+    'igcli split --crop') : ;;
+    'igcli split --mean') _igcli_files ;;
+    'igcli split --std') _igcli_files ;;
+    'igcli split --interpolation') _igcli_words 'nearest' 'bilinear' 'bicubic' ;;
+    'igcli split --rule') _igcli_words 'riemann' 'idgi' ;;
+    'igcli split --steps') : ;;
+    'igcli split --schedule') _igcli_files ;;
+    'igcli split --baseline') _igcli_files ;;
+    'igcli split --target') _igcli_files ;;
+    'igcli split --labels') _igcli_files ;;
+    'igcli split --output') _igcli_words 'prob' 'logit' ;;
+    'igcli split --seed') : ;;
+    'igcli split -b'|'igcli split --batch-size') : ;;
+    'igcli split -j'|'igcli split --workers') : ;;
+    'igcli split --device') _igcli_files ;;
+    'igcli split --dtype') _igcli_words 'float32' 'float16' ;;
+    'igcli split --reduce') _igcli_words 'none' 'sum' 'abs-sum' ;;
+    'igcli split --shard-size') : ;;
+    'igcli split --shard') _igcli_files ;;
+    'igcli split --plot') _igcli_files ;;
     esac
 }
 
@@ -121,6 +152,9 @@ _igcli_argument() {
         ;;
     'igcli render')
         if (($2 >= 0 && $2 < 1)); then _igcli_files; return; fi  # SOURCE
+        ;;
+    'igcli split')
+        if (($2 >= 0)); then _igcli_files; return; fi  # INPUTS
         ;;
     esac
 }

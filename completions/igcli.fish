@@ -7,14 +7,14 @@
 function __igcli_subcommands
     switch "$argv"
         case 'igcli'
-            printf '%s\n' 'attribute' 'calibrate' 'completions' 'index' 'render'
+            printf '%s\n' 'attribute' 'calibrate' 'completions' 'index' 'render' 'split'
     end
 end
 
 # __igcli_arity COMMAND OPTION: how many values OPTION takes (0 for flags and unknown words).
 function __igcli_arity
     switch "$argv"
-        case 'igcli attribute -o' 'igcli attribute --out' 'igcli attribute -m' 'igcli attribute --model' 'igcli attribute --weights' 'igcli attribute --resize' 'igcli attribute --crop' 'igcli attribute --mean' 'igcli attribute --std' 'igcli attribute --interpolation' 'igcli attribute --method' 'igcli attribute --rule' 'igcli attribute --steps' 'igcli attribute --schedule' 'igcli attribute --baseline' 'igcli attribute --max-sigma' 'igcli attribute --fraction' 'igcli attribute --max-dist' 'igcli attribute --anchors' 'igcli attribute --target' 'igcli attribute --labels' 'igcli attribute --output' 'igcli attribute --seed' 'igcli attribute -b' 'igcli attribute --batch-size' 'igcli attribute -j' 'igcli attribute --workers' 'igcli attribute --device' 'igcli attribute --dtype' 'igcli attribute --reduce' 'igcli attribute --shard-size' 'igcli attribute --shard' 'igcli calibrate -m' 'igcli calibrate --model' 'igcli calibrate --weights' 'igcli calibrate --resize' 'igcli calibrate --crop' 'igcli calibrate --mean' 'igcli calibrate --std' 'igcli calibrate --interpolation' 'igcli calibrate --method' 'igcli calibrate -n' 'igcli calibrate --steps' 'igcli calibrate -k' 'igcli calibrate --probe-steps' 'igcli calibrate --images' 'igcli calibrate --statistic' 'igcli calibrate --baseline' 'igcli calibrate --max-sigma' 'igcli calibrate --fraction' 'igcli calibrate --max-dist' 'igcli calibrate --anchors' 'igcli calibrate --target' 'igcli calibrate --labels' 'igcli calibrate --output' 'igcli calibrate --seed' 'igcli calibrate -b' 'igcli calibrate --batch-size' 'igcli calibrate -j' 'igcli calibrate --workers' 'igcli calibrate --device' 'igcli calibrate -o' 'igcli calibrate --out' 'igcli calibrate --plot' 'igcli render -o' 'igcli render --out' 'igcli render --percentile' 'igcli render --limit'
+        case 'igcli attribute -o' 'igcli attribute --out' 'igcli attribute -m' 'igcli attribute --model' 'igcli attribute --weights' 'igcli attribute --resize' 'igcli attribute --crop' 'igcli attribute --mean' 'igcli attribute --std' 'igcli attribute --interpolation' 'igcli attribute --method' 'igcli attribute --rule' 'igcli attribute --steps' 'igcli attribute --schedule' 'igcli attribute --baseline' 'igcli attribute --max-sigma' 'igcli attribute --fraction' 'igcli attribute --max-dist' 'igcli attribute --anchors' 'igcli attribute --target' 'igcli attribute --labels' 'igcli attribute --output' 'igcli attribute --seed' 'igcli attribute -b' 'igcli attribute --batch-size' 'igcli attribute -j' 'igcli attribute --workers' 'igcli attribute --device' 'igcli attribute --dtype' 'igcli attribute --reduce' 'igcli attribute --shard-size' 'igcli attribute --shard' 'igcli calibrate -m' 'igcli calibrate --model' 'igcli calibrate --weights' 'igcli calibrate --resize' 'igcli calibrate --crop' 'igcli calibrate --mean' 'igcli calibrate --std' 'igcli calibrate --interpolation' 'igcli calibrate --method' 'igcli calibrate -n' 'igcli calibrate --steps' 'igcli calibrate -k' 'igcli calibrate --probe-steps' 'igcli calibrate --images' 'igcli calibrate --statistic' 'igcli calibrate --baseline' 'igcli calibrate --max-sigma' 'igcli calibrate --fraction' 'igcli calibrate --max-dist' 'igcli calibrate --anchors' 'igcli calibrate --target' 'igcli calibrate --labels' 'igcli calibrate --output' 'igcli calibrate --seed' 'igcli calibrate -b' 'igcli calibrate --batch-size' 'igcli calibrate -j' 'igcli calibrate --workers' 'igcli calibrate --device' 'igcli calibrate -o' 'igcli calibrate --out' 'igcli calibrate --plot' 'igcli render -o' 'igcli render --out' 'igcli render --percentile' 'igcli render --limit' 'igcli split -o' 'igcli split --out' 'igcli split --psi' 'igcli split --tolerance' 'igcli split -m' 'igcli split --model' 'igcli split --weights' 'igcli split --resize' 'igcli split --crop' 'igcli split --mean' 'igcli split --std' 'igcli split --interpolation' 'igcli split --rule' 'igcli split --steps' 'igcli split --schedule' 'igcli split --baseline' 'igcli split --target' 'igcli split --labels' 'igcli split --output' 'igcli split --seed' 'igcli split -b' 'igcli split --batch-size' 'igcli split -j' 'igcli split --workers' 'igcli split --device' 'igcli split --dtype' 'igcli split --reduce' 'igcli split --shard-size' 'igcli split --shard' 'igcli split --plot'
             echo 1
         case '*'
             echo 0
@@ -70,6 +70,7 @@ complete -c igcli -n '__igcli_in igcli' -a 'calibrate' -d 'Find the sample point
 complete -c igcli -n '__igcli_in igcli' -a 'completions' -d 'Print the completion script for SHELL on stdout.'
 complete -c igcli -n '__igcli_in igcli' -a 'index' -d 'Rebuild OUT/index.h5 over every complete shard in OUT (each part of a job also does this when it ends).'
 complete -c igcli -n '__igcli_in igcli' -a 'render' -d 'Draw each map as the crop the model saw | signed heatmap | overlay (red: for the class, blue: against).'
+complete -c igcli -n '__igcli_in igcli' -a 'split' -d 'Split IG: find the saturation point alpha* (the smallest alpha where f exceeds f(x\') + psi (f(x) - f(x\'))), then IG on [0, alpha*] (Left) and [alpha*, 1] (Right) per psi, beside the full IG.'
 complete -c igcli -n '__igcli_in igcli' -l 'version' -d 'Print the version.'
 complete -c igcli -n '__igcli_in igcli' -s 'h' -l 'help' -d 'Show this message and exit.'
 
@@ -159,3 +160,38 @@ complete -c igcli -n '__igcli_in igcli render' -l 'limit' -x -d 'Draw only the f
 complete -c igcli -n '__igcli_in igcli render' -s 'q' -l 'quiet' -d 'No summary line on stderr.'
 complete -c igcli -n '__igcli_in igcli render' -s 'h' -l 'help' -d 'Show this message and exit.'
 complete -c igcli -n '__igcli_argument 0 0 igcli render' -F  # SOURCE
+
+# igcli split
+complete -c igcli -n '__igcli_in igcli split' -s 'o' -l 'out' -r -F -d 'Output folder for the HDF5 shards.'
+complete -c igcli -n '__igcli_in igcli split' -l 'psi' -r -F -d 'Saturation threshold(s) in (0, 1), comma-separated.'
+complete -c igcli -n '__igcli_in igcli split' -l 'tolerance' -x -d 'Refine alpha* by bisection (forward passes only) to this width in alpha.'
+complete -c igcli -n '__igcli_in igcli split' -s 'm' -l 'model' -r -F -d 'torchvision name (resnet50, inception_v3, ...), efficientnet_lite0, a TorchScript or saved-module file, or module:factory / file.py:factory.'
+complete -c igcli -n '__igcli_in igcli split' -l 'weights' -r -F -d 'State-dict file to load instead of downloading (works offline).'
+complete -c igcli -n '__igcli_in igcli split' -l 'resize' -x -d 'Resize the short side to this many pixels (default: from the weights, else 256).'
+complete -c igcli -n '__igcli_in igcli split' -l 'crop' -x -d 'Centre-crop size in pixels (default: from the weights, else 224).'
+complete -c igcli -n '__igcli_in igcli split' -l 'mean' -r -F -d 'Per-channel normalisation mean, e.g. 0.485,0.456,0.406 (default: from the weights, else ImageNet\'s).'
+complete -c igcli -n '__igcli_in igcli split' -l 'std' -r -F -d 'Per-channel normalisation std, e.g. 0.229,0.224,0.225 (default: from the weights, else ImageNet\'s).'
+complete -c igcli -n '__igcli_in igcli split' -l 'interpolation' -x -a 'nearest bilinear bicubic' -d 'Resize interpolation (default: from the weights, else bilinear).'
+complete -c igcli -n '__igcli_in igcli split' -l 'rule' -x -a 'riemann idgi' -d 'How gradients become attributions: riemann or idgi (IDGI, any path method).'
+complete -c igcli -n '__igcli_in igcli split' -l 'steps' -x -d 'Gradient evaluations along the path [default: 32, or the step count of a schedule file].'
+complete -c igcli -n '__igcli_in igcli split' -l 'schedule' -r -F -d 'left, right, midpoint, trapezoid, gauss-legendre, comma-separated alphas from 0 to 1, a calibrated schedule FILE.json, or auto (the one igcli calibrate cached for this model, method and steps).'
+complete -c igcli -n '__igcli_in igcli split' -l 'baseline' -r -F -d 'black, white, blur, uniform, or a file (image, .npy/.pt tensor in model-input space) for ig/gig.'
+complete -c igcli -n '__igcli_in igcli split' -l 'target' -r -F -d 'Class to explain: pred, label (from the parent folder or --labels), a class INDEX, or topK.'
+complete -c igcli -n '__igcli_in igcli split' -l 'labels' -r -F -d 'CSV of path,label for --target label.'
+complete -c igcli -n '__igcli_in igcli split' -l 'output' -x -a 'prob logit' -d 'The score explained: logit (the paper\'s choice) or prob.'
+complete -c igcli -n '__igcli_in igcli split' -l 'seed' -x -d 'Seed for random baselines.'
+complete -c igcli -n '__igcli_in igcli split' -s 'b' -l 'batch-size' -x -d 'Rows per forward/backward pass, and images per loader batch (default 32 on GPU, 4 on CPU).'
+complete -c igcli -n '__igcli_in igcli split' -s 'j' -l 'workers' -x -d 'Image-decoding processes (default: half the cores; 0 decodes in the main process).'
+complete -c igcli -n '__igcli_in igcli split' -l 'device' -r -F -d 'cuda, cuda:1, cpu, ... (default: CUDA when available).'
+complete -c igcli -n '__igcli_in igcli split' -l 'amp' -d 'Run the model under autocast (float16 on GPU, bfloat16 on CPU).'
+complete -c igcli -n '__igcli_in igcli split' -l 'dtype' -x -a 'float32 float16' -d 'Storage type of the maps (float16 halves the files; warns when values fall outside its range).'
+complete -c igcli -n '__igcli_in igcli split' -l 'reduce' -x -a 'none sum abs-sum' -d 'Store (N, C, H, W) maps (none) or (N, H, W): channel sum or sum of |values|.'
+complete -c igcli -n '__igcli_in igcli split' -l 'shard-size' -x -d 'Rows per output shard (the unit of --resume).'
+complete -c igcli -n '__igcli_in igcli split' -l 'resume' -d 'Continue a run in OUT: skip inputs already in complete shards.'
+complete -c igcli -n '__igcli_in igcli split' -l 'overwrite' -d 'Replace igcli\'s files in OUT (this part\'s only, with --shard).'
+complete -c igcli -n '__igcli_in igcli split' -l 'shard' -r -F -d 'Take part i of n of the inputs, e.g. 0/4 (default: from SLURM_ARRAY_TASK_ID/COUNT).'
+complete -c igcli -n '__igcli_in igcli split' -l 'plot' -r -F -d 'Folder for per-image Figure 1 plots (f(alpha) with alpha*, ||grad f||, Left/Right/Full maps) and aggregate.png.'
+complete -c igcli -n '__igcli_in igcli split' -s 'q' -l 'quiet' -d 'No progress output (skipped inputs and errors are still reported).'
+complete -c igcli -n '__igcli_in igcli split' -l 'json' -d 'Print a machine-readable summary on stdout.'
+complete -c igcli -n '__igcli_in igcli split' -s 'h' -l 'help' -d 'Show this message and exit.'
+complete -c igcli -n '__igcli_argument 0 -1 igcli split' -F  # INPUTS

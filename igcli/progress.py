@@ -48,8 +48,10 @@ class PlainReporter(Reporter):
     def __init__(self, total: int, label: str, stream: TextIO, interval: float = 30.0) -> None:
         super().__init__(total, label)
         self.stream, self.interval, self.last = stream, interval, self.started
+        self.reported = -1  # inputs done at the last line, so the closing line is not a repeat
 
     def _line(self) -> None:
+        self.reported = self.done
         elapsed = time.perf_counter() - self.started
         rate = self.rate
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
@@ -73,7 +75,8 @@ class PlainReporter(Reporter):
         print(text, file=self.stream, flush=True)
 
     def finish(self) -> None:
-        self._line()
+        if self.reported != self.done:
+            self._line()
 
 
 class RichReporter(Reporter):

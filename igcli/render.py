@@ -140,3 +140,77 @@ def plot_schedule(path, alphas, derivative, partition, *, title: str = "") -> "P
     figure.savefig(target)
     plt.close(figure)
     return target
+
+
+def _map_panel(axis, attributions, percentile: float = 99.0, title: str = "") -> None:
+    if np.isnan(attributions).all():
+        axis.text(0.5, 0.5, "no alpha*", ha="center", va="center", transform=axis.transAxes)
+    else:
+        axis.imshow(heatmap_on_white(np.nan_to_num(attributions), percentile))
+    axis.set_title(title, fontsize=8)
+    axis.axis("off")
+
+
+def plot_split_image(path, picture, alphas, curve, gradient_norms, start_score, end_score, psis, alpha_star,
+                     left, right, full, *, title: str = "") -> "Path":
+    """Split IG's Figure 1 for one image: (a) f(alpha) with alpha* per psi, (b) ||grad f(alpha)||, then the
+    image and the Left / Right / Full maps per psi. ``left``/``right``: (P, C, H, W) or (P, H, W)."""
+    from pathlib import Path
+
+    plt = _pyplot()
+    rows = 1 + len(psis)
+    figure = plt.figure(figsize=(9, 2.6 * rows), dpi=100)
+    grid = figure.add_gridspec(rows, 4)
+    curve_axis = figure.add_subplot(grid[0, :2])
+    all_alphas = np.concatenate([[0.0], alphas])
+    curve_axis.plot(all_alphas, np.concatenate([[start_score], curve]), color="black")
+    colours = plt.cm.viridis(np.linspace(0.2, 0.8, len(psis)))
+    for psi, star, colour in zip(psis, alpha_star, colours):
+        if np.isfinite(star):
+            curve_axis.axvline(star, linestyle=":", color=colour, label=f"alpha* (psi={psi:g}) = {star:.3f}")
+    curve_axis.set_xlabel("alpha")
+    curve_axis.set_ylabel("f(alpha)")
+    curve_axis.legend(fontsize=7)
+    curve_axis.set_title("(a) " + title, fontsize=8)
+    norm_axis = figure.add_subplot(grid[0, 2:])
+    norm_axis.plot(alphas, gradient_norms, color="#d62728")
+    norm_axis.set_xlabel("alpha")
+    norm_axis.set_ylabel("||grad f(alpha)||_2")
+    norm_axis.set_title("(b) gradient magnitude", fontsize=8)
+    for row, psi in enumerate(psis, start=1):
+        image_axis = figure.add_subplot(grid[row, 0])
+        image_axis.imshow(picture)
+        image_axis.axis("off")
+        image_axis.set_title(f"psi = {psi:g}", fontsize=8)
+        _map_panel(figure.add_subplot(grid[row, 1]), left[row - 1], title="Left IG")
+        _map_panel(figure.add_subplot(grid[row, 2]), right[row - 1], title="Right IG")
+        _map_panel(figure.add_subplot(grid[row, 3]), full, title="Full IG")
+    figure.tight_layout()
+    target = Path(path)
+    figure.savefig(target)
+    plt.close(figure)
+    return target
+
+
+def plot_split_aggregate(path, alphas, mean_f, mean_gradient, psis, mean_alpha_star, *, count: int) -> "Path":
+    """Mean curves over images: f normalised to 0 at x' and 1 at x, and ||grad f|| over its path mean, with the
+    mean alpha* per psi."""
+    from pathlib import Path
+
+    plt = _pyplot()
+    figure, (left_axis, right_axis) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
+    left_axis.plot(np.concatenate([[0.0], alphas]), np.concatenate([[0.0], mean_f]), color="black")
+    for psi, star in zip(psis, mean_alpha_star):
+        left_axis.axvline(star, linestyle=":", label=f"mean alpha* (psi={psi:g}) = {star:.3f}")
+    left_axis.set_xlabel("alpha")
+    left_axis.set_ylabel("(f - f(x')) / (f(x) - f(x'))")
+    left_axis.legend(fontsize=7)
+    left_axis.set_title(f"mean over {count} images", fontsize=8)
+    right_axis.plot(alphas, mean_gradient, color="#d62728")
+    right_axis.set_xlabel("alpha")
+    right_axis.set_ylabel("||grad f|| / its mean along the path")
+    figure.tight_layout()
+    target = Path(path)
+    figure.savefig(target)
+    plt.close(figure)
+    return target

@@ -324,6 +324,9 @@ class _Run:
         self.skipped: list[dict[str, str]] = []
         self.float16_warned = False
 
+    def finish(self) -> None:
+        """Called once after the last batch (also after an interrupt)."""
+
     def skip(self, path: str, reason: str) -> None:
         self.writer.skip(path, reason)
         self.skipped.append({"path": path, "reason": reason})
@@ -371,7 +374,7 @@ class _Run:
         """Attribute one batch and write its rows; an image whose gradients go non-finite is skipped alone."""
         rows_images, targets, row_paths, ranks = self._rows_for(images, labels, paths)
         try:
-            results = [(self._attribute(rows_images, targets, row_paths), row_paths, ranks)]
+            result = self._attribute(rows_images, targets, row_paths)
         except NonFiniteError:
             if images.shape[0] == 1:
                 self.skip(paths[0], "NaN or infinity in the model's outputs or gradients")
@@ -379,21 +382,21 @@ class _Run:
             for i in range(images.shape[0]):  # find the culprit(s); keep the rest
                 self.process(images[i : i + 1], labels[i : i + 1], paths[i : i + 1])
             return
-        for result, row_paths, ranks in results:
-            self._write(result, row_paths, ranks)
-            self.attributed += len(set(row_paths))
+        self._write(result, row_paths, ranks, rows_images)
+        self.attributed += len(set(row_paths))
 
-    def _write(self, result: Any, paths: list[str], ranks: np.ndarray) -> None:
-        maps = result.attributions
+    def stored_maps(self, maps: torch.Tensor) -> np.ndarray:
+        """(..., C, H, W) maps as stored: reduced over channels (--reduce) and cast (--dtype), on the host."""
         if self.job.reduce == "sum":
-            maps = maps.sum(dim=1)
+            maps = maps.sum(dim=-3)
         elif self.job.reduce == "abs-sum":
-            maps = maps.abs().sum(dim=1)
+            maps = maps.abs().sum(dim=-3)
         maps = maps.detach().float().cpu().numpy()
-        if self.job.dtype == "float16":
-            maps = self._to_float16(maps)
+        return self._to_float16(maps) if self.job.dtype == "float16" else maps
+
+    def _write(self, result: Any, paths: list[str], ranks: np.ndarray, images: torch.Tensor) -> None:
         columns = {
-            "attributions": maps,
+            "attributions": self.stored_maps(result.attributions),
             "paths": paths,
             "targets": result.targets.cpu().numpy().astype(np.int64),
             "scores": result.scores.cpu().numpy().astype(np.float32),
@@ -419,7 +422,8 @@ class _Run:
 
 
 def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool = False,
-                  progress_stream: TextIO | None = None) -> AttributeSummary:
+                  progress_stream: TextIO | None = None, _run_class: type | None = None,
+                  _label: str = "igcli attribute", _extra_settings: dict[str, Any] | None = None) -> AttributeSummary:
     """Run ``job`` for this process's part and return what it did.
 
     Completed shards stay complete whatever happens; on KeyboardInterrupt (SIGINT, or SIGTERM turned into it
@@ -444,6 +448,7 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
                                baseline=job.baseline if named_baseline else "black", output=job.output, seed=job.seed,
                                **job.method_options)
     method_settings.update(schedule_settings)
+    method_settings.update(_extra_settings or {})
     if not named_baseline and "baseline" in method_settings:
         method_settings["baseline"] = f"file:{job.baseline}"
     device = resolve_device(job.device or (f"cuda:{part.local_rank}" if part.world_size > 1 and torch.cuda.is_available() else None))
@@ -478,11 +483,11 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
             raise InvalidArgumentError("--labels is only used with --target label")
         loaded.module.to(device)
         writer = ShardWriter(job.out, part.index, settings, job.shard_size, next_sequence(job.out, part.index))
-        label = "igcli attribute" + (f" part {part.label}" if part.count > 1 else "")
+        label = _label + (f" part {part.label}" if part.count > 1 else "")
         interrupted = False
         loop_started = time.perf_counter()
         with make_reporter(len(todo), label, quiet=quiet, stream=progress_stream) as reporter:
-            run = _Run(job, loaded, device, settings, writer, reporter, schedule, steps)
+            run = (_run_class or _Run)(job, loaded, device, settings, writer, reporter, schedule, steps)
             try:
                 for images, batch_labels, paths, skipped in stream_images(
                     todo, loaded, device, labels=labels, batch_size=job.batch_size, workers=job.workers, on_skip=run.skip
@@ -494,6 +499,7 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
                 interrupted = True
             finally:
                 writer.close()  # complete what was computed, whatever happened
+                run.finish()
         loop_seconds = time.perf_counter() - loop_started
         group.barrier()
         index = None

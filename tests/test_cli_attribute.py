@@ -282,3 +282,35 @@ def test_index_command_rebuilds_the_index(tmp_path):
     with h5py.File(tmp_path / "out" / "index.h5") as index:
         assert len(index["paths"]) == 2
     assert run_cli("index", str(tmp_path / "nothing")).returncode == 6
+
+
+def test_split_command_writes_split_shards_statistics_and_plots(tmp_path):
+    make_images(tmp_path / "imgs", 3)
+    out = tmp_path / "out"
+    result = run_cli("split", str(tmp_path / "imgs"), "-o", str(out), *TINY_ARGS, "--psi", "0.9,0.95", "--steps", "8",
+                     "--rule", "idgi", "--tolerance", "1e-8", "--json", "--plot", str(tmp_path / "plots"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    statistics = json.loads(result.stdout)["statistics"]
+    assert statistics["psis"] == [0.9, 0.95] and statistics["images"] == 3
+    with h5py.File(out / "shard-00000-00000.h5") as shard:
+        assert shard.attrs["method"] == "split-ig" and list(shard.attrs["psi"]) == [0.9, 0.95]
+        assert shard["left"].shape == (3, 2, 3, 16, 16) and shard["right"].shape == (3, 2, 3, 16, 16)
+        assert shard["alpha_star"].shape == (3, 2) and shard["curve_scores"].shape == (3, 8)
+        found = shard["found"][:].astype(bool)
+        change = shard["scores"][:].astype(np.float64) - shard["baseline_scores"][:]
+        for i in np.flatnonzero(found[:, 0]):
+            # IDGI: Left explains psi of the change, to the bisection's tolerance (and float32 storage).
+            left_sum = shard["left"][i, 0].astype(np.float64).sum()
+            assert left_sum == pytest.approx(0.9 * change[i], rel=1e-4)
+        for name in ("ratio_l1", "ratio_l2", "cos_left_right", "cos_left_full", "cos_right_full"):
+            assert shard[name].shape == (3, 2)
+    means = statistics["means"]
+    if any(statistics["found"]):
+        assert 0 < means["alpha_star"][0] <= means["alpha_star"][1] < 1
+    with h5py.File(out / "index.h5") as index:
+        assert index["left"].is_virtual and index["alpha_star"].shape == (3, 2)
+    plots = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert len([p for p in plots if p != "aggregate.png"]) == 3
+    text = run_cli("split", str(tmp_path / "imgs"), "-o", str(out), *TINY_ARGS, "--psi", "0.9,0.95", "--steps", "8",
+                   "--rule", "idgi", "--tolerance", "1e-8", "--resume")
+    assert text.returncode == 0 and "Table 1" in text.stdout  # the Rich table, over what is in OUT

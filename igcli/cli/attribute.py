@@ -53,10 +53,8 @@ def attribute_command(
     workers: c.WorkersOption = None,
     device: c.DeviceOption = None,
     amp: c.AmpOption = False,
-    dtype: Annotated[c.StorageDtype, typer.Option("--dtype", help="Storage type of the maps (float16 halves the "
-                     "files; warns when values fall outside its range).", rich_help_panel=c.OUTPUT_PANEL)] = c.StorageDtype.float32,
-    reduce: Annotated[c.Reduce, typer.Option("--reduce", help="Store (N, C, H, W) maps (none) or (N, H, W): channel "
-                      "sum or sum of |values|.", rich_help_panel=c.OUTPUT_PANEL)] = c.Reduce.none,
+    dtype: c.DtypeOption = c.StorageDtype.float32,
+    reduce: c.ReduceOption = c.Reduce.none,
     shard_size: c.ShardSizeOption = 256,
     resume: c.ResumeOption = False,
     overwrite: c.OverwriteOption = False,

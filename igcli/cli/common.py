@@ -121,6 +121,10 @@ DeviceOption = Annotated[Optional[str], typer.Option("--device", help="cuda, cud
 AmpOption = Annotated[bool, typer.Option("--amp", help="Run the model under autocast (float16 on GPU, bfloat16 on "
                       "CPU).", rich_help_panel=DATA_PANEL)]
 
+DtypeOption = Annotated[StorageDtype, typer.Option("--dtype", help="Storage type of the maps (float16 halves the "
+                        "files; warns when values fall outside its range).", rich_help_panel=OUTPUT_PANEL)]
+ReduceOption = Annotated[Reduce, typer.Option("--reduce", help="Store (N, C, H, W) maps (none) or (N, H, W): channel "
+                         "sum or sum of |values|.", rich_help_panel=OUTPUT_PANEL)]
 ShardSizeOption = Annotated[int, typer.Option("--shard-size", min=1, help="Rows per output shard (the unit of "
                             "--resume).", rich_help_panel=OUTPUT_PANEL)]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue a run in OUT: skip inputs already in "
