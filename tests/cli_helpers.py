@@ -12,14 +12,17 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = str(ROOT / "tests" / "fixtures" / "tiny_model.py") + ":tiny"
+# One thread per process: the tiny models gain nothing from more, and several test processes on two cores
+# with two threads each oversubscribe the CPU badly.
+SUBPROCESS_ENV = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 # The tiny model sees 16 x 16 crops; small and fast everywhere.
 TINY_ARGS = ["--model", TINY, "--resize", "16", "--crop", "16", "--device", "cpu"]
 
 
 def run_cli(*args: str, input: str | None = None, env: dict | None = None, check: bool = False,
-            timeout: float = 120) -> subprocess.CompletedProcess:
+            timeout: float = 300) -> subprocess.CompletedProcess:
     """``python -m igcli ARGS`` with its output captured as text."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env = {**os.environ, **SUBPROCESS_ENV, **(env or {})}
     for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
         if not env or name not in env:
             full_env.pop(name, None)

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 import igcli
-from cli_helpers import ROOT, TINY, TINY_ARGS, make_images, run_cli
+from cli_helpers import ROOT, SUBPROCESS_ENV, TINY, TINY_ARGS, make_images, run_cli
 from igcli.data import load_rgb, normalize, preprocess_pixels
 from igcli.models import Preprocessing, load_model
 from igcli.runner import AttributeJob, run_attribute
@@ -105,7 +105,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     make_images(tmp_path / "imgs", 12)
     common = ["attribute", str(tmp_path / "imgs"), *TINY_ARGS, "--steps", "300", "-b", "1", "--shard-size", "1",
               "--workers", "0", "--quiet"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **SUBPROCESS_ENV}
     killed = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "igcli", *common, "-o", str(killed)], env=env, cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -154,7 +154,7 @@ def test_shards_of_a_split_job_add_up_to_one_run(tmp_path):
 
 def test_torchrun_two_ranks_split_the_inputs(tmp_path):
     make_images(tmp_path / "imgs", 5)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **SUBPROCESS_ENV}
     for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"):
         env.pop(name, None)
     result = subprocess.run(
