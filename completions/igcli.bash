@@ -8,7 +8,7 @@
 _igcli_spec() {
     case $1 in
     'igcli')
-        subs='attribute calibrate completions index render split'
+        subs='attribute calibrate completions evaluate index render split'
         opts='--version -h --help'
         vopts='  '
         ;;
@@ -26,6 +26,11 @@ _igcli_spec() {
         subs=''
         opts='-h --help'
         vopts='  '
+        ;;
+    'igcli evaluate')
+        subs=''
+        opts='--metric --rank -m --model --weights --masks --boxes --limit -b --batch-size --device --csv -q --quiet --json -h --help'
+        vopts=' --metric:1 --rank:1 -m:1 --model:1 --weights:1 --masks:1 --boxes:1 --limit:1 -b:1 --batch-size:1 --device:1 --csv:1 '
         ;;
     'igcli index')
         subs=''
@@ -103,6 +108,16 @@ _igcli_value() {
     'igcli calibrate --device') _igcli_files ;;
     'igcli calibrate -o'|'igcli calibrate --out') _igcli_files ;;
     'igcli calibrate --plot') _igcli_files ;;
+    'igcli evaluate --metric') _igcli_files ;;
+    'igcli evaluate --rank') _igcli_files ;;
+    'igcli evaluate -m'|'igcli evaluate --model') _igcli_files ;;
+    'igcli evaluate --weights') _igcli_files ;;
+    'igcli evaluate --masks') _igcli_files ;;
+    'igcli evaluate --boxes') _igcli_files ;;
+    'igcli evaluate --limit') : ;;
+    'igcli evaluate -b'|'igcli evaluate --batch-size') : ;;
+    'igcli evaluate --device') _igcli_files ;;
+    'igcli evaluate --csv') _igcli_files ;;
     'igcli render -o'|'igcli render --out') _igcli_files ;;
     'igcli render --percentile') : ;;
     'igcli render --limit') : ;;
@@ -146,6 +161,9 @@ _igcli_argument() {
         ;;
     'igcli completions')
         if (($2 >= 0 && $2 < 1)); then _igcli_words 'bash' 'zsh' 'fish'; return; fi  # SHELL
+        ;;
+    'igcli evaluate')
+        if (($2 >= 0)); then _igcli_files; return; fi  # SOURCES
         ;;
     'igcli index')
         if (($2 >= 0 && $2 < 1)); then _igcli_files; return; fi  # OUT

@@ -7,14 +7,14 @@
 function __igcli_subcommands
     switch "$argv"
         case 'igcli'
-            printf '%s\n' 'attribute' 'calibrate' 'completions' 'index' 'render' 'split'
+            printf '%s\n' 'attribute' 'calibrate' 'completions' 'evaluate' 'index' 'render' 'split'
     end
 end
 
 # __igcli_arity COMMAND OPTION: how many values OPTION takes (0 for flags and unknown words).
 function __igcli_arity
     switch "$argv"
-        case 'igcli attribute -o' 'igcli attribute --out' 'igcli attribute -m' 'igcli attribute --model' 'igcli attribute --weights' 'igcli attribute --resize' 'igcli attribute --crop' 'igcli attribute --mean' 'igcli attribute --std' 'igcli attribute --interpolation' 'igcli attribute --method' 'igcli attribute --rule' 'igcli attribute --steps' 'igcli attribute --schedule' 'igcli attribute --baseline' 'igcli attribute --max-sigma' 'igcli attribute --fraction' 'igcli attribute --max-dist' 'igcli attribute --anchors' 'igcli attribute --target' 'igcli attribute --labels' 'igcli attribute --output' 'igcli attribute --seed' 'igcli attribute -b' 'igcli attribute --batch-size' 'igcli attribute -j' 'igcli attribute --workers' 'igcli attribute --device' 'igcli attribute --dtype' 'igcli attribute --reduce' 'igcli attribute --shard-size' 'igcli attribute --shard' 'igcli calibrate -m' 'igcli calibrate --model' 'igcli calibrate --weights' 'igcli calibrate --resize' 'igcli calibrate --crop' 'igcli calibrate --mean' 'igcli calibrate --std' 'igcli calibrate --interpolation' 'igcli calibrate --method' 'igcli calibrate -n' 'igcli calibrate --steps' 'igcli calibrate -k' 'igcli calibrate --probe-steps' 'igcli calibrate --images' 'igcli calibrate --statistic' 'igcli calibrate --baseline' 'igcli calibrate --max-sigma' 'igcli calibrate --fraction' 'igcli calibrate --max-dist' 'igcli calibrate --anchors' 'igcli calibrate --target' 'igcli calibrate --labels' 'igcli calibrate --output' 'igcli calibrate --seed' 'igcli calibrate -b' 'igcli calibrate --batch-size' 'igcli calibrate -j' 'igcli calibrate --workers' 'igcli calibrate --device' 'igcli calibrate -o' 'igcli calibrate --out' 'igcli calibrate --plot' 'igcli render -o' 'igcli render --out' 'igcli render --percentile' 'igcli render --limit' 'igcli split -o' 'igcli split --out' 'igcli split --psi' 'igcli split --tolerance' 'igcli split -m' 'igcli split --model' 'igcli split --weights' 'igcli split --resize' 'igcli split --crop' 'igcli split --mean' 'igcli split --std' 'igcli split --interpolation' 'igcli split --rule' 'igcli split --steps' 'igcli split --schedule' 'igcli split --baseline' 'igcli split --target' 'igcli split --labels' 'igcli split --output' 'igcli split --seed' 'igcli split -b' 'igcli split --batch-size' 'igcli split -j' 'igcli split --workers' 'igcli split --device' 'igcli split --dtype' 'igcli split --reduce' 'igcli split --shard-size' 'igcli split --shard' 'igcli split --plot'
+        case 'igcli attribute -o' 'igcli attribute --out' 'igcli attribute -m' 'igcli attribute --model' 'igcli attribute --weights' 'igcli attribute --resize' 'igcli attribute --crop' 'igcli attribute --mean' 'igcli attribute --std' 'igcli attribute --interpolation' 'igcli attribute --method' 'igcli attribute --rule' 'igcli attribute --steps' 'igcli attribute --schedule' 'igcli attribute --baseline' 'igcli attribute --max-sigma' 'igcli attribute --fraction' 'igcli attribute --max-dist' 'igcli attribute --anchors' 'igcli attribute --target' 'igcli attribute --labels' 'igcli attribute --output' 'igcli attribute --seed' 'igcli attribute -b' 'igcli attribute --batch-size' 'igcli attribute -j' 'igcli attribute --workers' 'igcli attribute --device' 'igcli attribute --dtype' 'igcli attribute --reduce' 'igcli attribute --shard-size' 'igcli attribute --shard' 'igcli calibrate -m' 'igcli calibrate --model' 'igcli calibrate --weights' 'igcli calibrate --resize' 'igcli calibrate --crop' 'igcli calibrate --mean' 'igcli calibrate --std' 'igcli calibrate --interpolation' 'igcli calibrate --method' 'igcli calibrate -n' 'igcli calibrate --steps' 'igcli calibrate -k' 'igcli calibrate --probe-steps' 'igcli calibrate --images' 'igcli calibrate --statistic' 'igcli calibrate --baseline' 'igcli calibrate --max-sigma' 'igcli calibrate --fraction' 'igcli calibrate --max-dist' 'igcli calibrate --anchors' 'igcli calibrate --target' 'igcli calibrate --labels' 'igcli calibrate --output' 'igcli calibrate --seed' 'igcli calibrate -b' 'igcli calibrate --batch-size' 'igcli calibrate -j' 'igcli calibrate --workers' 'igcli calibrate --device' 'igcli calibrate -o' 'igcli calibrate --out' 'igcli calibrate --plot' 'igcli evaluate --metric' 'igcli evaluate --rank' 'igcli evaluate -m' 'igcli evaluate --model' 'igcli evaluate --weights' 'igcli evaluate --masks' 'igcli evaluate --boxes' 'igcli evaluate --limit' 'igcli evaluate -b' 'igcli evaluate --batch-size' 'igcli evaluate --device' 'igcli evaluate --csv' 'igcli render -o' 'igcli render --out' 'igcli render --percentile' 'igcli render --limit' 'igcli split -o' 'igcli split --out' 'igcli split --psi' 'igcli split --tolerance' 'igcli split -m' 'igcli split --model' 'igcli split --weights' 'igcli split --resize' 'igcli split --crop' 'igcli split --mean' 'igcli split --std' 'igcli split --interpolation' 'igcli split --rule' 'igcli split --steps' 'igcli split --schedule' 'igcli split --baseline' 'igcli split --target' 'igcli split --labels' 'igcli split --output' 'igcli split --seed' 'igcli split -b' 'igcli split --batch-size' 'igcli split -j' 'igcli split --workers' 'igcli split --device' 'igcli split --dtype' 'igcli split --reduce' 'igcli split --shard-size' 'igcli split --shard' 'igcli split --plot'
             echo 1
         case '*'
             echo 0
@@ -68,6 +68,7 @@ complete -c igcli -f  # no file names unless an option or argument takes them
 complete -c igcli -n '__igcli_in igcli' -a 'attribute' -d 'Compute attribution maps for images and write them to HDF5 shards in OUT.'
 complete -c igcli -n '__igcli_in igcli' -a 'calibrate' -d 'Find the sample points that minimise the Riemann error bound (RiemannOpt) and save them as a schedule.'
 complete -c igcli -n '__igcli_in igcli' -a 'completions' -d 'Print the completion script for SHELL on stdout.'
+complete -c igcli -n '__igcli_in igcli' -a 'evaluate' -d 'Score saved attribution maps: insertion and deletion (idgi.txt §4.3), ABPC (split-ig-saturation.txt §3.2), localization against masks or boxes (ROC-AUC, best F1, MAE; idgi.txt §4.6) and completeness.'
 complete -c igcli -n '__igcli_in igcli' -a 'index' -d 'Rebuild OUT/index.h5 over every complete shard in OUT (each part of a job also does this when it ends).'
 complete -c igcli -n '__igcli_in igcli' -a 'render' -d 'Draw each map as the crop the model saw | signed heatmap | overlay (red: for the class, blue: against).'
 complete -c igcli -n '__igcli_in igcli' -a 'split' -d 'Split IG: find the saturation point alpha* (the smallest alpha where f exceeds f(x\') + psi (f(x) - f(x\'))), then IG on [0, alpha*] (Left) and [alpha*, 1] (Right) per psi, beside the full IG.'
@@ -147,6 +148,22 @@ complete -c igcli -n '__igcli_argument 0 -1 igcli calibrate' -F  # INPUTS
 # igcli completions
 complete -c igcli -n '__igcli_in igcli completions' -s 'h' -l 'help' -d 'Show this message and exit.'
 complete -c igcli -n '__igcli_argument 0 0 igcli completions' -a 'bash zsh fish' -d 'The shell to complete in.'  # SHELL
+
+# igcli evaluate
+complete -c igcli -n '__igcli_in igcli evaluate' -l 'metric' -r -F -d 'Comma-separated: insertion, deletion, abpc, localization, completeness.'
+complete -c igcli -n '__igcli_in igcli evaluate' -l 'rank' -r -F -d 'Pixel ranking: signed (most positive first), abs or positive.'
+complete -c igcli -n '__igcli_in igcli evaluate' -s 'm' -l 'model' -r -F -d 'Model to score with [default: the one named in the shards].'
+complete -c igcli -n '__igcli_in igcli evaluate' -l 'weights' -r -F -d 'State-dict file to load instead of downloading (works offline).'
+complete -c igcli -n '__igcli_in igcli evaluate' -l 'masks' -r -F -d 'Folder of ground-truth PNG masks (nonzero = object) named like the inputs, for localization.'
+complete -c igcli -n '__igcli_in igcli evaluate' -l 'boxes' -r -F -d 'Bounding boxes for localization: a CSV of path,xmin,ymin,xmax,ymax or a folder of Pascal VOC XML files.'
+complete -c igcli -n '__igcli_in igcli evaluate' -l 'limit' -x -d 'Evaluate only the first N rows.'
+complete -c igcli -n '__igcli_in igcli evaluate' -s 'b' -l 'batch-size' -x -d 'Rows per forward/backward pass, and images per loader batch (default 32 on GPU, 4 on CPU).'
+complete -c igcli -n '__igcli_in igcli evaluate' -l 'device' -r -F -d 'cuda, cuda:1, cpu, ... (default: CUDA when available).'
+complete -c igcli -n '__igcli_in igcli evaluate' -l 'csv' -r -F -d 'Also write per-image values to this CSV.'
+complete -c igcli -n '__igcli_in igcli evaluate' -s 'q' -l 'quiet' -d 'No progress output (skipped inputs and errors are still reported).'
+complete -c igcli -n '__igcli_in igcli evaluate' -l 'json' -d 'Print a machine-readable summary on stdout.'
+complete -c igcli -n '__igcli_in igcli evaluate' -s 'h' -l 'help' -d 'Show this message and exit.'
+complete -c igcli -n '__igcli_argument 0 -1 igcli evaluate' -F  # SOURCES
 
 # igcli index
 complete -c igcli -n '__igcli_in igcli index' -s 'q' -l 'quiet' -d 'No summary line on stderr.'

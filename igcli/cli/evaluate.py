@@ -1,0 +1,84 @@
+"""``igcli evaluate``: metrics over saved shards, several runs side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from . import common as c
+from .app import app
+
+
+@app.command(
+    "evaluate",
+    help=(
+        "Score saved attribution maps: insertion and deletion (idgi.txt §4.3), ABPC (split-ig-saturation.txt "
+        "§3.2), localization against masks or boxes (ROC-AUC, best F1, MAE; idgi.txt §4.6) and completeness. "
+        "Several OUT folders are compared side by side.\n\nPixels are ranked by the channel sum of the map "
+        "(--rank signed: most positive first; abs; positive); the ranking is recorded with every result."
+    ),
+    epilog="Example: igcli evaluate out-ig out-idgi --metric insertion,deletion --rank abs --csv scores.csv",
+)
+@c.handle_errors
+def evaluate_command(
+    sources: Annotated[List[Path], typer.Argument(help="igcli output folders (or index.h5 / shard files).",
+                                                  show_default=False)],
+    metric: Annotated[str, typer.Option("--metric", help="Comma-separated: insertion, deletion, abpc, "
+                      "localization, completeness.")] = "insertion,deletion",
+    rank: Annotated[str, typer.Option("--rank", help="Pixel ranking: signed (most positive first), abs or "
+                    "positive.")] = "signed",
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to score with [default: the one "
+                     "named in the shards].", show_default=False)] = None,
+    weights: c.WeightsOption = None,
+    masks: Annotated[Optional[Path], typer.Option("--masks", help="Folder of ground-truth PNG masks (nonzero = "
+                     "object) named like the inputs, for localization.")] = None,
+    boxes: Annotated[Optional[Path], typer.Option("--boxes", help="Bounding boxes for localization: a CSV of "
+                     "path,xmin,ymin,xmax,ymax or a folder of Pascal VOC XML files.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Evaluate only the first N rows.")] = None,
+    batch_size: c.BatchSizeOption = None,
+    device: c.DeviceOption = None,
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Also write per-image values to this CSV.")] = None,
+    quiet: c.QuietOption = False,
+    json_summary: c.JsonOption = False,
+) -> None:
+    from ..evaluate import EvaluateJob, evaluate, parse_metrics, write_csv
+
+    metrics = parse_metrics(metric)
+    results = []
+    for source in sources:
+        results.append(evaluate(EvaluateJob(source, metrics, rank, model, str(weights) if weights else None,
+                                            str(masks) if masks else None, str(boxes) if boxes else None,
+                                            batch_size, device, limit), quiet=quiet))
+    if csv_path is not None:
+        write_csv(results, csv_path)
+    if json_summary:
+        c.print_json({"results": [{k: v for k, v in r.as_dict().items() if k != "rows"} | {"rows": r.rows}
+                                  for r in results]})
+    else:
+        _print_table(results)
+    if any(r.skipped for r in results):
+        raise typer.Exit(5)
+
+
+def _print_table(results) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"igcli evaluate (rank: {results[0].rank}; mean, median in brackets)")
+    table.add_column("value")
+    for result in results:
+        settings = result.settings
+        label = f"{Path(result.source).name}\n{settings.get('method')}"
+        label += f" + {settings.get('rule')}" if settings.get("rule") not in (None, "riemann") else ""
+        table.add_column(label, justify="right")
+    names = list(dict.fromkeys(n for r in results for n in r.aggregate))
+    for name in names:
+        cells = []
+        for result in results:
+            value = result.aggregate.get(name)
+            cells.append(f"{value['mean']:.4f} ({value['median']:.4f}) n={value['count']}" if value else "-")
+        table.add_row(name, *cells)
+    table.add_row("unrankable / skipped", *(f"{r.unrankable} / {len(r.skipped)}" for r in results))
+    Console().print(table)

@@ -1,0 +1,272 @@
+"""``igcli evaluate``: metrics over saved shards (what is implemented so far: insertion/deletion, ABPC,
+localization, completeness; see the README for the status of the others).
+
+For each row of an output it reloads the input image named in ``paths``, preprocesses it as the run did
+(settings ``preprocessing``), ranks pixels by the stored map (``--rank``, recorded with every result) and runs
+the perturbed images through the model named in the settings (or ``--model``) in batches.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+import xml.etree.ElementTree as ElementTree
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .baselines import Normalization
+from .data import describe_decode_error, load_rgb, normalize, preprocess_pixels
+from .engine import default_batch_size, resolve_device
+from .errors import InvalidArgumentError
+from .metrics.localization import best_f1_and_mae, roc_auc
+from .metrics.perturbation import abpc, insertion_deletion
+from .metrics.ranking import RANKINGS, has_ranking, pixel_scores
+from .models import Preprocessing, load_model
+from .progress import make_reporter
+from .store import Output
+
+METRICS = ("insertion", "deletion", "abpc", "localization", "completeness")
+# Values each metric contributes per image.
+METRIC_VALUES = {
+    "insertion": ("insertion", "insertion_ratio"),
+    "deletion": ("deletion", "deletion_ratio"),
+    "abpc": ("abpc",),
+    "localization": ("roc_auc", "best_f1", "best_mae"),
+    "completeness": ("completeness_gap",),
+}
+NEEDS_MODEL = {"insertion", "deletion", "abpc"}
+
+
+@dataclass
+class EvaluateJob:
+    """What ``igcli evaluate`` is asked to do."""
+
+    source: str | os.PathLike
+    metrics: Sequence[str] = ("insertion", "deletion")
+    rank: str = "signed"
+    model: str | None = None  # default: the model named in the shards
+    weights: str | None = None
+    masks: str | None = None
+    boxes: str | None = None
+    batch_size: int | None = None
+    device: str | None = None
+    limit: int | None = None
+
+
+@dataclass
+class EvaluateResult:
+    """Per-image values and their aggregates for one output."""
+
+    source: str
+    settings: dict[str, Any]
+    rank: str
+    metrics: list[str]
+    rows: list[dict[str, Any]] = field(default_factory=list)  # path, target, and one value per metric value
+    aggregate: dict[str, dict[str, float]] = field(default_factory=dict)  # value -> mean, median, std, count
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    unrankable: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_metrics(text: str | Sequence[str]) -> list[str]:
+    names = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        raise InvalidArgumentError(f"--metric {','.join(unknown) or text!r}: choose from {', '.join(METRICS)}")
+    return list(dict.fromkeys(names))
+
+
+def _preprocessing(settings: dict[str, Any]) -> Preprocessing:
+    stored = settings["preprocessing"]
+    return Preprocessing(stored["resize"], stored["crop"], Normalization(tuple(stored["mean"]), tuple(stored["std"])),
+                         stored["interpolation"])
+
+
+class GroundTruth:
+    """Object masks for localization, aligned with the crop the model saw: ``--masks DIR`` of PNGs (nonzero =
+    object; ``DIR/STEM.png`` or ``DIR/<path as given>.png``) or ``--boxes`` (a CSV of path,xmin,ymin,xmax,ymax
+    rows in original-image pixels, several rows per image allowed, or a folder of Pascal VOC XML files
+    ``STEM.xml``)."""
+
+    def __init__(self, masks: str | None, boxes: str | None, preprocessing: Preprocessing) -> None:
+        if masks is None and boxes is None:
+            raise InvalidArgumentError("--metric localization needs --masks DIR or --boxes FILE|DIR")
+        if masks is not None and not os.path.isdir(masks):
+            raise InvalidArgumentError(f"--masks {masks}: no such folder")
+        if boxes is not None and not os.path.exists(boxes):
+            raise InvalidArgumentError(f"--boxes {boxes}: no such file or folder")
+        self.masks, self.boxes, self.preprocessing = masks, boxes, preprocessing
+        self.table: dict[str, list[tuple[float, float, float, float]]] = {}
+        if boxes is not None and os.path.isfile(boxes):
+            with open(boxes, newline="") as handle:
+                for number, row in enumerate(csv.reader(handle), start=1):
+                    if not row or row[0] == "path":
+                        continue
+                    try:
+                        self.table.setdefault(row[0], []).append(tuple(float(v) for v in row[1:5]))
+                    except (ValueError, IndexError):
+                        raise InvalidArgumentError(f"--boxes {boxes}: line {number} is not path,xmin,ymin,xmax,ymax") from None
+
+    def _aligned(self, mask: Image.Image) -> np.ndarray:
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms.v2 import functional as F
+
+        tensor = torch.from_numpy(np.asarray(mask.convert("L"), dtype=np.uint8))[None]
+        tensor = F.resize(tensor, [self.preprocessing.resize], interpolation=InterpolationMode.NEAREST)
+        return (F.center_crop(tensor, [self.preprocessing.crop] * 2)[0] > 0).numpy()
+
+    def __call__(self, path: str) -> np.ndarray:
+        """(crop, crop) bool mask for ``path``; FileNotFoundError with a reason when there is none."""
+        stem = Path(path).stem
+        if self.masks is not None:
+            for candidate in (Path(self.masks) / f"{stem}.png", Path(self.masks) / Path(path).with_suffix(".png")):
+                if candidate.is_file():
+                    with Image.open(candidate) as mask:
+                        return self._aligned(mask)
+            raise FileNotFoundError(f"no mask {stem}.png in --masks {self.masks}")
+        size = Image.open(path).size
+        if os.path.isdir(self.boxes):
+            xml = Path(self.boxes) / f"{stem}.xml"
+            if not xml.is_file():
+                raise FileNotFoundError(f"no {stem}.xml in --boxes {self.boxes}")
+            boxes = [tuple(float(o.find(f"bndbox/{k}").text) for k in ("xmin", "ymin", "xmax", "ymax"))
+                     for o in ElementTree.parse(xml).getroot().iter("object")]
+        else:
+            boxes = self.table.get(path) or self.table.get(os.path.basename(path)) or []
+            if not boxes:
+                raise FileNotFoundError(f"no row for this image in --boxes {self.boxes}")
+        canvas = np.zeros((size[1], size[0]), dtype=np.uint8)
+        for xmin, ymin, xmax, ymax in boxes:
+            canvas[int(round(ymin)) : int(round(ymax)), int(round(xmin)) : int(round(xmax))] = 255
+        return self._aligned(Image.fromarray(canvas))
+
+
+def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
+    """Compute ``job.metrics`` for every row of ``job.source`` (an OUT folder, its index or shards)."""
+    started = time.perf_counter()
+    metrics = parse_metrics(job.metrics)
+    if job.rank not in RANKINGS:
+        raise InvalidArgumentError(f"--rank {job.rank!r}: choose from {', '.join(RANKINGS)}")
+    output = Output(job.source)
+    settings = output.settings
+    preprocessing = _preprocessing(settings)
+    result = EvaluateResult(str(job.source), settings, job.rank, metrics)
+    truth = GroundTruth(job.masks, job.boxes, preprocessing) if "localization" in metrics else None
+    model = None
+    device = resolve_device(job.device)
+    if NEEDS_MODEL & set(metrics):
+        spec = job.model or settings["model"]
+        loaded = load_model(spec, job.weights or (settings.get("weights") if job.model is None else None),
+                            preprocessing=settings["preprocessing"])
+        if job.model is None and settings.get("weights_sha256") and loaded.weights_sha256 not in (None, settings["weights_sha256"]):
+            raise InvalidArgumentError(f"the weights of {spec} differ from those the maps were made with; pass --weights")
+        model = loaded.module.eval().to(device)
+    batch_size = job.batch_size or default_batch_size(device)
+    total = len(output) if job.limit is None else min(job.limit, len(output))
+    black = None
+    with make_reporter(total, "igcli evaluate", quiet=quiet) as reporter:
+        done = 0
+        for rows in output.iter_rows(["attributions", "paths", "targets", "completeness_gap"]):
+            for begin in range(0, len(rows["paths"]), batch_size):
+                if done >= total:
+                    break
+                end = min(begin + batch_size, len(rows["paths"]), begin + total - done)
+                chunk = {k: v[begin:end] for k, v in rows.items()}
+                _evaluate_chunk(chunk, metrics, job.rank, model, preprocessing, truth, device, batch_size, result, reporter)
+                done += end - begin
+                reporter.advance(end - begin)
+    result.aggregate = _aggregate(result.rows, metrics)
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, batch_size, result, reporter) -> None:
+    paths = list(chunk["paths"])
+    maps = torch.from_numpy(np.asarray(chunk["attributions"], dtype=np.float32))
+    scores = pixel_scores(maps, rank)
+    rankable = has_ranking(scores)
+    rows = [{"path": p, "target": int(t)} for p, t in zip(paths, chunk["targets"])]
+    usable = list(range(len(paths)))
+    images = None
+    if NEEDS_MODEL & set(metrics):
+        pixels, usable = [], []
+        for i, path in enumerate(paths):
+            try:
+                pixels.append(preprocess_pixels(load_rgb(path), preprocessing))
+                usable.append(i)
+            except Exception as error:
+                reason = f"cannot reload the input image: {describe_decode_error(error)}"
+                result.skipped.append({"path": path, "reason": reason})
+                reporter.message(f"skipped {path}: {reason}")
+        if pixels:
+            images = normalize(torch.stack(pixels).to(device), preprocessing)
+    unrankable = [i for i in usable if not bool(rankable[i])]
+    result.unrankable += len(unrankable)
+    ranked = [i for i in usable if bool(rankable[i])]
+    values: dict[int, dict[str, float]] = {i: {} for i in usable}
+    if "completeness" in metrics:
+        for i in usable:
+            values[i]["completeness_gap"] = float(chunk["completeness_gap"][i])
+    if images is not None and ranked:
+        position = [usable.index(i) for i in ranked]
+        x = images[position]
+        targets = torch.as_tensor([rows[i]["target"] for i in ranked], device=device)
+        s = scores[ranked].to(device)
+        if {"insertion", "deletion"} & set(metrics):
+            black = preprocessing.normalization.from_pixels(torch.zeros_like(x))
+            measured = insertion_deletion(model, x, black, s, targets, batch_size)
+            for k, i in enumerate(ranked):
+                for name in METRIC_VALUES["insertion"] * ("insertion" in metrics) + METRIC_VALUES["deletion"] * ("deletion" in metrics):
+                    values[i][name] = float(measured[name][k])
+        if "abpc" in metrics:
+            measured = abpc(model, x, s, targets, batch_size)
+            for k, i in enumerate(ranked):
+                values[i]["abpc"] = float(measured["abpc"][k])
+    if "localization" in metrics:
+        for i in ranked:
+            try:
+                mask = truth(paths[i])
+            except (FileNotFoundError, OSError) as error:
+                result.skipped.append({"path": paths[i], "reason": f"localization: {error}"})
+                continue
+            flat = scores[i].numpy()
+            values[i]["roc_auc"] = roc_auc(flat, mask)
+            values[i]["best_f1"], values[i]["best_mae"] = best_f1_and_mae(flat, mask)
+    for i in usable:
+        rows[i].update(values[i], ranked=bool(rankable[i]))
+        result.rows.append(rows[i])
+
+
+def _aggregate(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, dict[str, float]]:
+    aggregate = {}
+    for metric in metrics:
+        for name in METRIC_VALUES[metric]:
+            values = np.array([r[name] for r in rows if name in r and np.isfinite(r[name])], dtype=np.float64)
+            aggregate[name] = {
+                "mean": float(values.mean()) if values.size else float("nan"),
+                "median": float(np.median(values)) if values.size else float("nan"),
+                "std": float(values.std()) if values.size else float("nan"),
+                "count": int(values.size),
+            }
+    return aggregate
+
+
+def write_csv(results: list[EvaluateResult], path: str | os.PathLike) -> None:
+    """One row per (output, image): source, rank, path, target, every metric value."""
+    names = sorted({k for r in results for row in r.rows for k in row} - {"path", "target", "ranked"})
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source", "method", "rule", "rank", "path", "target", "ranked", *names])
+        for result in results:
+            for row in result.rows:
+                writer.writerow([result.source, result.settings.get("method"), result.settings.get("rule"), result.rank,
+                                 row["path"], row["target"], row["ranked"], *(row.get(n, "") for n in names)])

@@ -1,0 +1,69 @@
+"""``igcli evaluate`` over shards: known answers on a model that only looks at one region."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+from PIL import Image
+
+from cli_helpers import ROOT, make_images, run_cli
+from igcli.store import ShardWriter, build_index
+
+REGION = str(ROOT / "tests" / "fixtures" / "tiny_model.py") + ":region"
+
+
+def write_output(out, paths, maps, method):
+    settings = {"method": method, "rule": "riemann", "model": REGION, "weights": None, "weights_sha256": None,
+                "output": "prob", "preprocessing": {"resize": 16, "crop": 16, "mean": [0.485, 0.456, 0.406],
+                                                    "std": [0.229, 0.224, 0.225], "interpolation": "bilinear"}}
+    out.mkdir()
+    writer = ShardWriter(out, 0, settings, shard_size=100)
+    writer.write({"attributions": maps.astype(np.float32), "paths": [str(p) for p in paths],
+                  "targets": np.zeros(len(paths), np.int64), "scores": np.ones(len(paths), np.float32),
+                  "baseline_scores": np.zeros(len(paths), np.float32),
+                  "completeness_gap": np.full(len(paths), 0.01, np.float32)})
+    writer.close()
+    build_index(out)
+
+
+def test_evaluate_prefers_the_right_map_and_reports_unrankable_ones(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(3):  # bright images: the region votes for class 0
+        path = folder / f"img{i}.png"
+        Image.fromarray(rng.integers(150, 256, (16, 16, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    region = np.zeros((16, 16), bool)
+    region[:8, :8] = True
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for path in paths:
+        Image.fromarray(region.astype(np.uint8) * 255).save(masks / f"{path.stem}.png")
+    exact = np.broadcast_to(region[None, None] + 1e-3 * rng.random((3, 3, 16, 16)), (3, 3, 16, 16)).copy()
+    noise = rng.random((3, 3, 16, 16))
+    noise[2] = 0.5  # a constant map: no ranking
+    write_output(tmp_path / "exact", paths, exact, "ig")
+    write_output(tmp_path / "noise", paths, noise, "gig")
+    result = run_cli("evaluate", str(tmp_path / "exact"), str(tmp_path / "noise"), "--metric",
+                     "insertion,deletion,abpc,localization,completeness", "--masks", str(masks), "--json", "--csv",
+                     str(tmp_path / "scores.csv"), "--quiet", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    exact_result, noise_result = json.loads(result.stdout)["results"]
+    assert exact_result["rank"] == "signed" and exact_result["unrankable"] == 0 and noise_result["unrankable"] == 1
+    a, b = exact_result["aggregate"], noise_result["aggregate"]
+    assert a["insertion"]["mean"] > b["insertion"]["mean"] and a["deletion"]["mean"] < b["deletion"]["mean"]
+    assert a["abpc"]["mean"] > b["abpc"]["mean"]
+    assert a["roc_auc"]["mean"] == 1.0 and a["best_f1"]["mean"] == 1.0 and a["best_mae"]["mean"] == 0.0
+    assert b["insertion"]["count"] == 2  # the constant map is counted as unrankable, not scored
+    assert a["completeness_gap"]["mean"] == np.float32(0.01)
+    with open(tmp_path / "scores.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6 and {r["method"] for r in rows} == {"ig", "gig"} and rows[0]["rank"] == "signed"
+    table = run_cli("evaluate", str(tmp_path / "exact"), "--metric", "insertion", "--rank", "abs", "--quiet")
+    assert table.returncode == 0 and "insertion_ratio" in table.stdout and "rank: abs" in table.stdout
+    bad = run_cli("evaluate", str(tmp_path / "exact"), "--metric", "localization")
+    assert bad.returncode == 2 and "--masks" in bad.stderr
