@@ -165,8 +165,10 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
     device = resolve_device(job.device)
     if NEEDS_MODEL & set(metrics):
         spec = job.model or settings["model"]
-        loaded = load_model(spec, job.weights or (settings.get("weights") if job.model is None else None),
-                            preprocessing=settings["preprocessing"])
+        stored_weights = settings.get("weights") if job.model is None else None
+        if stored_weights and not os.path.isfile(stored_weights):
+            stored_weights = None  # made on another machine: load as the spec says, then compare hashes
+        loaded = load_model(spec, job.weights or stored_weights, preprocessing=settings["preprocessing"])
         if job.model is None and settings.get("weights_sha256") and loaded.weights_sha256 not in (None, settings["weights_sha256"]):
             raise InvalidArgumentError(f"the weights of {spec} differ from those the maps were made with; pass --weights")
         model = loaded.module.eval().to(device)
