@@ -1,5 +1,5 @@
-"""``igcli evaluate``: metrics over saved shards (what is implemented so far: insertion/deletion, ABPC,
-localization, completeness; see the README for the status of the others).
+"""``igcli evaluate``: metrics over saved shards (insertion/deletion, ABPC, SIC/AIC with entropy and MS-SSIM
+information levels, localization, completeness; see the README for what is still to come).
 
 For each row of an output it reloads the input image named in ``paths``, preprocesses it as the run did
 (settings ``preprocessing``), ranks pixels by the stored map (``--rank``, recorded with every result) and runs
@@ -12,6 +12,7 @@ import csv
 import os
 import time
 import xml.etree.ElementTree as ElementTree
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,6 +25,7 @@ from .baselines import Normalization
 from .data import describe_decode_error, load_rgb, normalize, preprocess_pixels
 from .engine import default_batch_size, resolve_device
 from .errors import InvalidArgumentError
+from .metrics import pic
 from .metrics.localization import best_f1_and_mae, roc_auc
 from .metrics.perturbation import abpc, insertion_deletion
 from .metrics.ranking import RANKINGS, has_ranking, pixel_scores
@@ -31,16 +33,18 @@ from .models import Preprocessing, load_model
 from .progress import make_reporter
 from .store import Output
 
-METRICS = ("insertion", "deletion", "abpc", "localization", "completeness")
+METRICS = ("insertion", "deletion", "abpc", "sic", "aic", "sic-msssim", "aic-msssim", "localization", "completeness")
+PIC_METRICS = ("sic", "aic", "sic-msssim", "aic-msssim")
 # Values each metric contributes per image.
 METRIC_VALUES = {
     "insertion": ("insertion", "insertion_ratio"),
     "deletion": ("deletion", "deletion_ratio"),
     "abpc": ("abpc",),
+    **{name: (name,) for name in ("sic", "aic", "sic-msssim", "aic-msssim")},
     "localization": ("roc_auc", "best_f1", "best_mae"),
     "completeness": ("completeness_gap",),
 }
-NEEDS_MODEL = {"insertion", "deletion", "abpc"}
+NEEDS_MODEL = {"insertion", "deletion", "abpc", *PIC_METRICS}
 
 
 @dataclass
@@ -57,6 +61,7 @@ class EvaluateJob:
     batch_size: int | None = None
     device: str | None = None
     limit: int | None = None
+    seed: int = 0  # PIC's random 1% of revealed pixels: seeded per image from (seed, path)
 
 
 @dataclass
@@ -71,10 +76,16 @@ class EvaluateResult:
     aggregate: dict[str, dict[str, float]] = field(default_factory=dict)  # value -> mean, median, std, count
     skipped: list[dict[str, str]] = field(default_factory=list)
     unrankable: int = 0
+    unscorable: dict[str, int] = field(default_factory=dict)  # PIC metric -> images the reference cannot score
+    curves: dict[str, list] = field(default_factory=dict)  # PIC metric -> per-image curves (for the aggregate)
+    seed: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready: per-image rows, aggregates, and for SIC/AIC the aggregate curve (x: pic.curve_grid())."""
+        data = asdict(self)
+        data["curves"] = {name: pic.aggregate(curves, name)[0].tolist() for name, curves in self.curves.items() if curves}
+        return data
 
 
 def parse_metrics(text: str | Sequence[str]) -> list[str]:
@@ -159,7 +170,7 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
     output = Output(job.source)
     settings = output.settings
     preprocessing = _preprocessing(settings)
-    result = EvaluateResult(str(job.source), settings, job.rank, metrics)
+    result = EvaluateResult(str(job.source), settings, job.rank, metrics, seed=job.seed)
     truth = GroundTruth(job.masks, job.boxes, preprocessing) if "localization" in metrics else None
     model = None
     device = resolve_device(job.device)
@@ -183,15 +194,17 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
                     break
                 end = min(begin + batch_size, len(rows["paths"]), begin + total - done)
                 chunk = {k: v[begin:end] for k, v in rows.items()}
-                _evaluate_chunk(chunk, metrics, job.rank, model, preprocessing, truth, device, batch_size, result, reporter)
+                _evaluate_chunk(chunk, metrics, job.rank, model, preprocessing, truth, device, batch_size, result,
+                                reporter, job.seed)
                 done += end - begin
                 reporter.advance(end - begin)
-    result.aggregate = _aggregate(result.rows, metrics)
+    result.aggregate = _aggregate(result, metrics)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
 
-def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, batch_size, result, reporter) -> None:
+def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, batch_size, result, reporter,
+                    seed) -> None:
     paths = list(chunk["paths"])
     maps = torch.from_numpy(np.asarray(chunk["attributions"], dtype=np.float32))
     scores = pixel_scores(maps, rank)
@@ -233,6 +246,21 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
             measured = abpc(model, x, s, targets, batch_size)
             for k, i in enumerate(ranked):
                 values[i]["abpc"] = float(measured["abpc"][k])
+        wanted = [m for m in PIC_METRICS if m in metrics]
+        for k, i in enumerate(ranked) if wanted else ():
+            picture = pixels[position[k]].permute(1, 2, 0).numpy()
+            samples = pic.measure(model, picture, scores[i].numpy(), rows[i]["target"],
+                                  lambda stack: normalize(stack, preprocessing),
+                                  seed=(seed << 32) ^ zlib.crc32(paths[i].encode()), device=device, batch_size=batch_size)
+            for name, curve in pic.image_curves(samples).items():
+                if name not in wanted:
+                    continue
+                if isinstance(curve, str):
+                    result.unscorable[name] = result.unscorable.get(name, 0) + 1
+                    values[i][f"{name}_unscorable"] = curve
+                else:
+                    result.curves.setdefault(name, []).append(curve)
+                    values[i][name] = float(np.trapezoid(curve, pic.curve_grid()))
     if "localization" in metrics:
         for i in ranked:
             try:
@@ -248,17 +276,25 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
         result.rows.append(rows[i])
 
 
-def _aggregate(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, dict[str, float]]:
+def _aggregate(result: EvaluateResult, metrics: list[str]) -> dict[str, dict[str, float]]:
+    """Per value: mean, median, std and count over images, and ``value``, the headline number: the mean, or
+    for SIC/AIC the area under the aggregate curve (median curve for SIC, mean for AIC, as the reference)."""
     aggregate = {}
     for metric in metrics:
         for name in METRIC_VALUES[metric]:
-            values = np.array([r[name] for r in rows if name in r and np.isfinite(r[name])], dtype=np.float64)
-            aggregate[name] = {
+            values = np.array([r[name] for r in result.rows if isinstance(r.get(name), float) and np.isfinite(r[name])],
+                              dtype=np.float64)
+            entry = {
                 "mean": float(values.mean()) if values.size else float("nan"),
                 "median": float(np.median(values)) if values.size else float("nan"),
                 "std": float(values.std()) if values.size else float("nan"),
                 "count": int(values.size),
             }
+            entry["value"] = entry["mean"]
+            if name in PIC_METRICS:
+                entry["unscorable"] = result.unscorable.get(name, 0)
+                entry["value"] = pic.aggregate(result.curves[name], name)[1] if result.curves.get(name) else float("nan")
+            aggregate[name] = entry
     return aggregate
 
 

@@ -14,9 +14,9 @@ from igcli.store import ShardWriter, build_index
 REGION = str(ROOT / "tests" / "fixtures" / "tiny_model.py") + ":region"
 
 
-def write_output(out, paths, maps, method):
-    settings = {"method": method, "rule": "riemann", "model": REGION, "weights": None, "weights_sha256": None,
-                "output": "prob", "preprocessing": {"resize": 16, "crop": 16, "mean": [0.485, 0.456, 0.406],
+def write_output(out, paths, maps, method, size=16, model=REGION):
+    settings = {"method": method, "rule": "riemann", "model": model, "weights": None, "weights_sha256": None,
+                "output": "prob", "preprocessing": {"resize": size, "crop": size, "mean": [0.485, 0.456, 0.406],
                                                     "std": [0.229, 0.224, 0.225], "interpolation": "bilinear"}}
     out.mkdir()
     writer = ShardWriter(out, 0, settings, shard_size=100)
@@ -67,3 +67,33 @@ def test_evaluate_prefers_the_right_map_and_reports_unrankable_ones(tmp_path):
     assert table.returncode == 0 and "insertion_ratio" in table.stdout and "rank: abs" in table.stdout
     bad = run_cli("evaluate", str(tmp_path / "exact"), "--metric", "localization")
     assert bad.returncode == 2 and "--masks" in bad.stderr
+
+
+def test_sic_aic_run_over_shards_and_count_what_they_cannot_score(tmp_path):
+    size = 176  # MS-SSIM needs more than 160 pixels
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(3):
+        pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        middle = slice(size // 2 - 8, size // 2 + 8)
+        pixels[middle, middle] = 250 if i < 2 else 0  # the third image: the centre says class 1, the target is 0
+        path = folder / f"img{i}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    maps = rng.random((3, 3, size, size))
+    maps[:, :, size // 2 - 8 : size // 2 + 8, size // 2 - 8 : size // 2 + 8] += 2.0
+    write_output(tmp_path / "out", paths, maps, "ig", size=size, model=REGION.replace(":region", ":center"))
+    result = run_cli("evaluate", str(tmp_path / "out"), "--metric", "sic,aic,sic-msssim,aic-msssim", "--json",
+                     "--quiet", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    (evaluated,) = json.loads(result.stdout)["results"]
+    for name in ("sic", "aic", "sic-msssim", "aic-msssim"):
+        entry = evaluated["aggregate"][name]
+        assert entry["count"] + entry["unscorable"] == 3 and entry["unscorable"] >= 1, (name, entry)
+        assert 0.0 <= entry["value"] <= 1.0
+    third = evaluated["rows"][2]
+    assert "sic_unscorable" in third and "at least as high" in third["sic_unscorable"]
+    again = run_cli("evaluate", str(tmp_path / "out"), "--metric", "sic", "--json", "--quiet", "--device", "cpu")
+    assert json.loads(again.stdout)["results"][0]["aggregate"] == {"sic": evaluated["aggregate"]["sic"]}  # seeded

@@ -15,7 +15,8 @@ from .app import app
     "evaluate",
     help=(
         "Score saved attribution maps: insertion and deletion (idgi.txt §4.3), ABPC (split-ig-saturation.txt "
-        "§3.2), localization against masks or boxes (ROC-AUC, best F1, MAE; idgi.txt §4.6) and completeness. "
+        "§3.2), SIC/AIC with normalized entropy or MS-SSIM (idgi.txt §4.4-4.5), localization against masks or "
+        "boxes (ROC-AUC, best F1, MAE; idgi.txt §4.6) and completeness. "
         "Several OUT folders are compared side by side.\n\nPixels are ranked by the channel sum of the map "
         "(--rank signed: most positive first; abs; positive); the ranking is recorded with every result."
     ),
@@ -25,8 +26,8 @@ from .app import app
 def evaluate_command(
     sources: Annotated[List[Path], typer.Argument(help="igcli output folders (or index.h5 / shard files).",
                                                   show_default=False)],
-    metric: Annotated[str, typer.Option("--metric", help="Comma-separated: insertion, deletion, abpc, "
-                      "localization, completeness.")] = "insertion,deletion",
+    metric: Annotated[str, typer.Option("--metric", help="Comma-separated: insertion, deletion, abpc, sic, aic, "
+                      "sic-msssim, aic-msssim, localization, completeness.")] = "insertion,deletion",
     rank: Annotated[str, typer.Option("--rank", help="Pixel ranking: signed (most positive first), abs or "
                     "positive.")] = "signed",
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to score with [default: the one "
@@ -37,6 +38,8 @@ def evaluate_command(
     boxes: Annotated[Optional[Path], typer.Option("--boxes", help="Bounding boxes for localization: a CSV of "
                      "path,xmin,ymin,xmax,ymax or a folder of Pascal VOC XML files.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Evaluate only the first N rows.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of SIC/AIC's random 1% of revealed pixels (per image "
+                    "from seed and path).")] = 0,
     batch_size: c.BatchSizeOption = None,
     device: c.DeviceOption = None,
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Also write per-image values to this CSV.")] = None,
@@ -50,12 +53,11 @@ def evaluate_command(
     for source in sources:
         results.append(evaluate(EvaluateJob(source, metrics, rank, model, str(weights) if weights else None,
                                             str(masks) if masks else None, str(boxes) if boxes else None,
-                                            batch_size, device, limit), quiet=quiet))
+                                            batch_size, device, limit, seed), quiet=quiet))
     if csv_path is not None:
         write_csv(results, csv_path)
     if json_summary:
-        c.print_json({"results": [{k: v for k, v in r.as_dict().items() if k != "rows"} | {"rows": r.rows}
-                                  for r in results]})
+        c.print_json({"results": [r.as_dict() for r in results]})
     else:
         _print_table(results)
     if any(r.skipped for r in results):
@@ -66,7 +68,8 @@ def _print_table(results) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"igcli evaluate (rank: {results[0].rank}; mean, median in brackets)")
+    table = Table(title=f"igcli evaluate (rank: {results[0].rank}; mean over images, median in brackets; SIC/AIC: "
+                        "area under the aggregate curve)")
     table.add_column("value")
     for result in results:
         settings = result.settings
@@ -78,7 +81,12 @@ def _print_table(results) -> None:
         cells = []
         for result in results:
             value = result.aggregate.get(name)
-            cells.append(f"{value['mean']:.4f} ({value['median']:.4f}) n={value['count']}" if value else "-")
+            if not value:
+                cells.append("-")
+            elif "unscorable" in value:
+                cells.append(f"{value['value']:.4f} n={value['count']}, {value['unscorable']} unscorable")
+            else:
+                cells.append(f"{value['value']:.4f} ({value['median']:.4f}) n={value['count']}")
         table.add_row(name, *cells)
     table.add_row("unrankable / skipped", *(f"{r.unrankable} / {len(r.skipped)}" for r in results))
     Console().print(table)

@@ -1,0 +1,153 @@
+"""Performance information curves (idgi.txt §4.4-4.5, after XRAI; reference: PAIR ``saliency.metrics.pic``).
+
+For one image and map: a blurred base (PIL Gaussian blur, radius 20 pixels, idgi.txt §4.4) and "bokeh" images
+that reveal the original pixels where the map is at or above its (1 - t) quantile, for 25 fractions t from 0
+to 1, plus a seeded random 1% of pixels (PAIR's ``random_mask``, so the "fully blurred" image is threshold 0).
+Each bokeh image gets an information level, normalised between the fully blurred image (0) and the original
+(1): the lossless WebP size (``entropy``, PAIR's ``estimate_image_entropy``) or MS-SSIM against the original
+(``msssim``, idgi.txt §4.5; computed with ``pytorch_msssim``). Its model score is normalised the same way:
+the softmax probability of the target (SIC) or whether the prediction is the target (AIC), kept monotone.
+Per image the curve is interpolated at 100 levels as PAIR does; SIC aggregates images by the median curve,
+AIC by the mean; the area under the aggregate curve is the score.
+
+Images the reference cannot score raise :class:`Unscorable` (blurred image at least as informative or as
+well predicted as the original), and are counted as skipped.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+PIC_FRACTIONS = np.linspace(0.0, 1.0, 25)
+CURVE_POINTS = 100
+BLUR_RADIUS = 20
+RANDOM_FRACTION = 0.01
+LEVELS = ("entropy", "msssim")
+
+
+class Unscorable(ValueError):
+    """The reference PIC implementation cannot score this image; the message says why."""
+
+
+def blurred_base(pixels: np.ndarray, radius: float = BLUR_RADIUS) -> np.ndarray:
+    """(H, W, 3) uint8 -> the PIL Gaussian blur of it (uint8)."""
+    return np.asarray(Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(radius)))
+
+
+def webp_size(pixels: np.ndarray) -> int:
+    """Bytes of the lossless WebP encoding (PAIR's estimate of the information in an image)."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="webp", lossless=True, quality=100)
+    return buffer.tell()
+
+
+def random_mask(height: int, width: int, seed: int, fraction: float = RANDOM_FRACTION) -> np.ndarray:
+    """A seeded (H, W) bool mask with ``fraction`` of the pixels set."""
+    mask = np.zeros(height * width, dtype=bool)
+    mask[np.random.default_rng(seed).choice(height * width, size=int(height * width * fraction), replace=False)] = True
+    return mask.reshape(height, width)
+
+
+def reveal_masks(scores: np.ndarray, fractions: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """(T, H, W): pixels with score >= the (1 - t) quantile (numpy's linear quantile, as PAIR), or in ``extra``."""
+    return np.stack([(scores >= np.quantile(scores, 1.0 - t)) | extra for t in fractions])
+
+
+@dataclass
+class PicSamples:
+    """What one image's images measured: index 0 is the fully blurred image (only the random pixels
+    revealed), 1..T the bokeh images per fraction t, T + 1 the original."""
+
+    entropy: np.ndarray  # (T + 2,) WebP bytes
+    msssim: np.ndarray  # (T + 2,) MS-SSIM against the original
+    probability: np.ndarray  # (T + 2,) softmax probability of the target
+    correct: np.ndarray  # (T + 2,) prediction == target
+
+
+def measure(model: Callable, pixels: np.ndarray, scores: np.ndarray, target: int, to_input: Callable,
+            seed: int, device: torch.device, batch_size: int) -> PicSamples:
+    """Build the bokeh images of one image ((H, W, 3) uint8, scores (H, W)) and measure them.
+
+    ``to_input`` maps (N, 3, H, W) uint8 pixels on ``device`` to model inputs.
+    """
+    from pytorch_msssim import ms_ssim
+
+    height, width = scores.shape
+    base = blurred_base(pixels)
+    extra = random_mask(height, width, seed)
+    masks = np.concatenate([extra[None], reveal_masks(scores, PIC_FRACTIONS, extra)])
+    images = np.concatenate([np.where(masks[..., None], pixels[None], base[None]), pixels[None]])  # (T + 2, H, W, 3)
+    stack = torch.from_numpy(images).permute(0, 3, 1, 2).to(device)
+    probabilities, predictions = [], []
+    with torch.inference_mode():
+        for begin in range(0, stack.shape[0], batch_size):
+            logits = model(to_input(stack[begin : begin + batch_size]))
+            if isinstance(logits, (tuple, list)):
+                logits = logits[0]
+            probabilities.append(torch.softmax(logits.float(), dim=1)[:, target])
+            predictions.append(logits.argmax(dim=1))
+        probability = torch.cat(probabilities).double().cpu().numpy()
+        correct = (torch.cat(predictions) == target).cpu().numpy()
+        original = stack[-1:].float().expand(stack.shape[0], -1, -1, -1)
+        similarity = ms_ssim(stack.float(), original, data_range=255, size_average=False).double().cpu().numpy()
+    return PicSamples(
+        entropy=np.array([webp_size(image) for image in images], dtype=np.float64),
+        msssim=similarity,
+        probability=probability,
+        correct=correct,
+    )
+
+
+def curve(levels: np.ndarray, values: np.ndarray, level_blurred: float, level_original: float,
+          value_blurred: float, value_original: float, *, monotone: bool = True) -> np.ndarray:
+    """One image's PIC curve at CURVE_POINTS + 1 levels in [0, 1] (PAIR's ``compute_pic_metric``).
+
+    Raises:
+        Unscorable: the blurred image is at least as informative or scores at least as high as the original.
+    """
+    from scipy.interpolate import interp1d
+
+    if level_blurred >= level_original:
+        raise Unscorable("the blurred image is not less informative than the original")
+    if value_blurred >= value_original:
+        raise Unscorable("the model scores the blurred image at least as high as the original")
+    normalized_levels = np.clip((levels - level_blurred) / (level_original - level_blurred), 0.0, 1.0)
+    normalized_values = np.clip((values - value_blurred) / (value_original - value_blurred), 0.0, 1.0)
+    if monotone:
+        normalized_values = np.maximum.accumulate(normalized_values)
+    x = np.concatenate([normalized_levels, [0.0, 1.0]])
+    y = np.concatenate([normalized_values, [0.0, 1.0]])
+    grid = np.linspace(0.0, 1.0, CURVE_POINTS, endpoint=False)
+    return np.append(interp1d(x, y)(grid), 1.0)
+
+
+def curve_grid() -> np.ndarray:
+    return np.append(np.linspace(0.0, 1.0, CURVE_POINTS, endpoint=False), 1.0)
+
+
+def image_curves(samples: PicSamples) -> dict[str, np.ndarray | str]:
+    """The four curves of one image (sic/aic x entropy/msssim), or the reason it cannot be scored."""
+    out: dict[str, np.ndarray | str] = {}
+    for level in LEVELS:
+        levels = samples.entropy if level == "entropy" else samples.msssim
+        suffix = "" if level == "entropy" else "-msssim"
+        for name, values in (("sic", samples.probability), ("aic", samples.correct.astype(np.float64))):
+            try:
+                out[name + suffix] = curve(levels[1:-1], values[1:-1], float(levels[0]), float(levels[-1]),
+                                           float(values[0]), float(values[-1]))
+            except Unscorable as reason:
+                out[name + suffix] = str(reason)
+    return out
+
+
+def aggregate(curves: list[np.ndarray], name: str) -> tuple[np.ndarray, float]:
+    """SIC: the median curve over images; AIC: the mean. Returns (curve, area under it)."""
+    stacked = np.asarray(curves)
+    combined = np.median(stacked, axis=0) if name.startswith("sic") else stacked.mean(axis=0)
+    return combined, float(np.trapezoid(combined, curve_grid()))

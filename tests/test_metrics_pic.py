@@ -1,0 +1,92 @@
+"""SIC/AIC against PAIR's reference implementation (``saliency.metrics.pic``), and MS-SSIM sanity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from igcli.metrics import pic
+
+SIZE = 176  # MS-SSIM's five scales need more than 160 pixels
+
+
+class Quadrant(nn.Module):
+    """Logits: class 0 = 6 x (mean of the top-left quadrant - 0.45), class 1 = 0 (inputs are pixels in [0, 1])."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        region = x[:, :, : SIZE // 2, : SIZE // 2].mean(dim=(1, 2, 3))
+        return torch.stack([6 * (region - 0.45), torch.zeros_like(region)], dim=1)
+
+
+def picture(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (SIZE, SIZE, 3)).astype(np.uint8)
+    pixels[: SIZE // 2, : SIZE // 2] = rng.integers(180, 256, (SIZE // 2, SIZE // 2, 3))  # a bright, busy corner
+    return pixels
+
+
+def to_input(stack: torch.Tensor) -> torch.Tensor:
+    return stack.float() / 255
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sic_and_aic_equal_pairs_compute_pic_metric(seed, monkeypatch):
+    reference = pytest.importorskip("saliency.metrics.pic")
+    pixels = picture(seed)
+    scores = np.random.default_rng(seed + 10).random((SIZE, SIZE))
+    scores[: SIZE // 2, : SIZE // 2] += 0.5  # a decent map
+    model = Quadrant()
+    samples = pic.measure(model, pixels, scores, 0, to_input, seed=seed, device=torch.device("cpu"), batch_size=8)
+    ours = pic.image_curves(samples)
+
+    base = pic.blurred_base(pixels)
+    # Our bokeh construction (PIL blur, idgi.txt §4.4) in place of PAIR's interpolation blur; the rest is PAIR's.
+    monkeypatch.setattr(reference, "create_blurred_image",
+                        lambda full_img, pixel_mask, method="linear": np.where(pixel_mask[..., None], full_img, base))
+
+    def probability(batch):
+        with torch.no_grad():
+            return torch.softmax(model(to_input(torch.from_numpy(batch).permute(0, 3, 1, 2))), 1)[:, 0].numpy()
+
+    def accuracy(batch):
+        with torch.no_grad():
+            return (model(to_input(torch.from_numpy(batch).permute(0, 3, 1, 2))).argmax(1) == 0).float().numpy()
+
+    # PAIR 0.2.1 calls np.trapz, which NumPy 2.4 removed: give its module a numpy with it.
+    import types
+
+    shim = types.SimpleNamespace(**{n: getattr(np, n) for n in dir(np) if not n.startswith("__") and n != "trapz"})
+    shim.trapz = np.trapezoid
+    monkeypatch.setattr(reference, "np", shim)
+    mask = pic.random_mask(SIZE, SIZE, seed)
+    for name, function in (("sic", probability), ("aic", accuracy)):
+        try:
+            expected = reference.compute_pic_metric(pixels, scores, mask, function, list(pic.PIC_FRACTIONS),
+                                                    min_pred_value=0.0, num_data_points=pic.CURVE_POINTS)
+        except reference.ComputePicMetricError:
+            assert isinstance(ours[name], str)  # both refuse the image
+            continue
+        np.testing.assert_allclose(ours[name], expected.curve_y, atol=1e-9)
+        assert np.trapezoid(ours[name], pic.curve_grid()) == pytest.approx(expected.auc, abs=1e-8)
+    assert isinstance(ours["sic"], np.ndarray)  # this construction is scorable for SIC
+
+
+def test_information_levels_and_aggregation():
+    pixels = picture(3)
+    assert pic.webp_size(pic.blurred_base(pixels)) < pic.webp_size(pixels)  # blur removes information
+    from pytorch_msssim import ms_ssim
+
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float()
+    noisy = (x + torch.randn(x.shape, generator=torch.Generator().manual_seed(0)) * 40).clamp(0, 255)
+    assert float(ms_ssim(x, x, data_range=255)) == pytest.approx(1.0)
+    assert float(ms_ssim(x, noisy, data_range=255)) < 0.9
+    curves = [np.linspace(0, 1, pic.CURVE_POINTS + 1) ** k for k in (1, 2, 3)]
+    median, area = pic.aggregate(curves, "sic")
+    np.testing.assert_allclose(median, curves[1])
+    assert area == pytest.approx(1 / 3, abs=1e-3)
+    mean, _ = pic.aggregate(curves, "aic-msssim")
+    np.testing.assert_allclose(mean, np.mean(curves, axis=0))
+    with pytest.raises(pic.Unscorable, match="not less informative"):
+        pic.curve(np.array([1.0]), np.array([0.5]), 2.0, 2.0, 0.0, 1.0)
