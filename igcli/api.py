@@ -323,7 +323,7 @@ def _settings(
     settings: dict[str, Any] = {"method": method, "rule": rule, "path": path, "output": output, **options}
     if schedule is not None:
         settings.update(steps=schedule.steps, schedule=schedule.name, alphas=schedule.points.tolist(),
-                        boundaries=schedule.boundaries.tolist())
+                        schedule_weights=schedule.weights.tolist(), boundaries=schedule.boundaries.tolist())
     if isinstance(baseline, torch.Tensor):
         settings["baseline"] = "tensor"
     elif baseline is not None:

@@ -29,11 +29,14 @@ from .metrics import pic
 from .metrics.localization import best_f1_and_mae, roc_auc
 from .metrics.perturbation import abpc, insertion_deletion
 from .metrics.ranking import RANKINGS, has_ranking, pixel_scores
+from .metrics.stability import jpeg_stability, sensitivity
 from .models import Preprocessing, load_model
 from .progress import make_reporter
 from .store import Output
 
-METRICS = ("insertion", "deletion", "abpc", "sic", "aic", "sic-msssim", "aic-msssim", "localization", "completeness")
+METRICS = ("insertion", "deletion", "abpc", "sic", "aic", "sic-msssim", "aic-msssim", "sensitivity", "jpeg-stability",
+           "localization", "completeness")
+RECOMPUTING = ("sensitivity", "jpeg-stability")
 PIC_METRICS = ("sic", "aic", "sic-msssim", "aic-msssim")
 # Values each metric contributes per image.
 METRIC_VALUES = {
@@ -41,10 +44,12 @@ METRIC_VALUES = {
     "deletion": ("deletion", "deletion_ratio"),
     "abpc": ("abpc",),
     **{name: (name,) for name in ("sic", "aic", "sic-msssim", "aic-msssim")},
+    "sensitivity": ("sensitivity",),
+    "jpeg-stability": ("jpeg_stability",),
     "localization": ("roc_auc", "best_f1", "best_mae"),
     "completeness": ("completeness_gap",),
 }
-NEEDS_MODEL = {"insertion", "deletion", "abpc", *PIC_METRICS}
+NEEDS_MODEL = {"insertion", "deletion", "abpc", *PIC_METRICS, *RECOMPUTING}
 
 
 @dataclass
@@ -172,7 +177,7 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
     preprocessing = _preprocessing(settings)
     result = EvaluateResult(str(job.source), settings, job.rank, metrics, seed=job.seed)
     truth = GroundTruth(job.masks, job.boxes, preprocessing) if "localization" in metrics else None
-    model = None
+    model, recompute = None, None
     device = resolve_device(job.device)
     if NEEDS_MODEL & set(metrics):
         spec = job.model or settings["model"]
@@ -184,6 +189,8 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
             raise InvalidArgumentError(f"the weights of {spec} differ from those the maps were made with; pass --weights")
         model = loaded.module.eval().to(device)
     batch_size = job.batch_size or default_batch_size(device)
+    if set(RECOMPUTING) & set(metrics):
+        recompute = recompute_function(settings, loaded, device, batch_size)
     total = len(output) if job.limit is None else min(job.limit, len(output))
     black = None
     with make_reporter(total, "igcli evaluate", quiet=quiet) as reporter:
@@ -195,7 +202,7 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
                 end = min(begin + batch_size, len(rows["paths"]), begin + total - done)
                 chunk = {k: v[begin:end] for k, v in rows.items()}
                 _evaluate_chunk(chunk, metrics, job.rank, model, preprocessing, truth, device, batch_size, result,
-                                reporter, job.seed)
+                                reporter, job.seed, recompute)
                 done += end - begin
                 reporter.advance(end - begin)
     result.aggregate = _aggregate(result, metrics)
@@ -204,7 +211,7 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
 
 
 def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, batch_size, result, reporter,
-                    seed) -> None:
+                    seed, recompute=None) -> None:
     paths = list(chunk["paths"])
     maps = torch.from_numpy(np.asarray(chunk["attributions"], dtype=np.float32))
     scores = pixel_scores(maps, rank)
@@ -231,6 +238,18 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
     if "completeness" in metrics:
         for i in usable:
             values[i]["completeness_gap"] = float(chunk["completeness_gap"][i])
+    if images is not None and recompute is not None:
+        targets = torch.as_tensor([rows[i]["target"] for i in usable], device=device)
+        usable_paths = [paths[i] for i in usable]
+        if "sensitivity" in metrics:
+            measured = sensitivity(lambda x, t: recompute(x, t, usable_paths), images, targets, usable_paths, seed)
+            for k, i in enumerate(usable):
+                values[i]["sensitivity"] = float(measured[k])
+        if "jpeg-stability" in metrics:
+            measured = jpeg_stability(lambda x, t: recompute(x, t, usable_paths), torch.stack(pixels).to(device),
+                                      lambda stack: normalize(stack, preprocessing), targets)
+            for k, i in enumerate(usable):
+                values[i]["jpeg_stability"] = float(measured[k])
     if images is not None and ranked:
         position = [usable.index(i) for i in ranked]
         x = images[position]
@@ -274,6 +293,39 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
     for i in usable:
         rows[i].update(values[i], ranked=bool(rankable[i]))
         result.rows.append(rows[i])
+
+
+def recompute_function(settings: dict[str, Any], loaded, device: torch.device, batch_size: int):
+    """``recompute(images, targets, paths)``: the maps the run would make for these inputs, as it stored them
+    (method, rule, schedule, baseline, options, output, reduce), from its recorded settings."""
+    from .api import METHOD_OPTIONS, attribute
+    from .runner import _baseline_for_spec, _uniform_baselines
+    from .schedules import schedule_from_settings
+
+    method = "ig" if settings["method"] == "split-ig" else settings["method"]
+    options = {key: settings[key] for key in METHOD_OPTIONS[method] if key in settings}
+    schedule = schedule_from_settings(settings) if method != "vg" else "right"
+    baseline_spec = settings.get("baseline") or "black"
+    if baseline_spec.startswith("file:"):
+        baseline_spec = _baseline_for_spec(baseline_spec[5:], loaded, device)
+    normalization = loaded.preprocessing.normalization
+
+    def recompute(images: torch.Tensor, targets: torch.Tensor, paths: Sequence[str]) -> torch.Tensor:
+        baseline = baseline_spec
+        if isinstance(baseline, str) and baseline == "uniform":
+            baseline = _uniform_baselines(paths, int(settings.get("seed", 0)), images.shape[1:], loaded, device)
+        maps = attribute(loaded.module, images, targets, method=method, rule=settings.get("rule") or "riemann",
+                         steps=schedule.steps if method != "vg" else 1, schedule=schedule, baseline=baseline,
+                         output=settings.get("output", "prob"), batch_size=batch_size, device=device,
+                         amp=bool(settings.get("amp", False)), normalization=normalization,
+                         seed=int(settings.get("seed", 0)), **options).attributions
+        if settings.get("reduce") == "sum":
+            maps = maps.sum(dim=1)
+        elif settings.get("reduce") == "abs-sum":
+            maps = maps.abs().sum(dim=1)
+        return maps.cpu()
+
+    return recompute
 
 
 def _aggregate(result: EvaluateResult, metrics: list[str]) -> dict[str, dict[str, float]]:

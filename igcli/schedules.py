@@ -305,3 +305,17 @@ def read_schedule_file(
                 f"calibrate for it (igcli calibrate ... --{'model' if key == 'weights_sha256' else key})"
             )
     return schedule, document
+
+
+def schedule_from_settings(settings: dict[str, Any]) -> Schedule:
+    """The schedule a run recorded (``alphas``, ``schedule_weights``, ``boundaries``; older records: by name or
+    boundaries), so a metric can recompute attributions exactly as the run did."""
+    if "schedule_weights" in settings and "alphas" in settings:
+        return Schedule(settings.get("schedule", "recorded"), settings["alphas"], settings["schedule_weights"],
+                        settings["boundaries"])
+    name = settings.get("schedule")
+    if name in SCHEDULE_NAMES:
+        return make_schedule(name, int(settings["steps"]))
+    if "boundaries" in settings:
+        return Schedule.from_alphas(settings["boundaries"], name=str(name))
+    raise InvalidArgumentError(f"cannot rebuild schedule {name!r} from the recorded settings")

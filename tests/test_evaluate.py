@@ -6,6 +6,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from cli_helpers import ROOT, make_images, run_cli
@@ -97,3 +98,26 @@ def test_sic_aic_run_over_shards_and_count_what_they_cannot_score(tmp_path):
     assert "sic_unscorable" in third and "at least as high" in third["sic_unscorable"]
     again = run_cli("evaluate", str(tmp_path / "out"), "--metric", "sic", "--json", "--quiet", "--device", "cpu")
     assert json.loads(again.stdout)["results"][0]["aggregate"] == {"sic": evaluated["aggregate"]["sic"]}  # seeded
+
+
+def test_stability_metrics_recompute_with_the_run_settings(tmp_path):
+    from igcli.evaluate import EvaluateJob, evaluate
+    from igcli.runner import AttributeJob, run_attribute
+
+    make_images(tmp_path / "imgs", 3)
+    model = REGION.replace(":region", ":linear")
+    common = dict(inputs=[str(tmp_path / "imgs")], model=model, preprocessing={"resize": 16, "crop": 16},
+                  device="cpu", workers=0, target="0", output="logit")
+    run_attribute(AttributeJob(out=tmp_path / "vg", method="vg", **common), quiet=True)
+    run_attribute(AttributeJob(out=tmp_path / "ig", method="ig", steps=4, **common), quiet=True)
+    metrics = ["sensitivity", "jpeg-stability"]
+    vg = evaluate(EvaluateJob(tmp_path / "vg", metrics, device="cpu"), quiet=True)
+    # A linear model's gradient does not move at all: sensitivity 0 and a JPEG changes nothing.
+    assert vg.aggregate["sensitivity"]["mean"] == 0.0
+    assert vg.aggregate["jpeg_stability"]["mean"] > 600  # -ln of a clamped zero MSE
+    ig = evaluate(EvaluateJob(tmp_path / "ig", metrics, device="cpu"), quiet=True)
+    # IG = w * (x - x'): moving x by delta moves the map by w * delta, relative size about r / |x - x'|.
+    assert 0.0 < ig.aggregate["sensitivity"]["mean"] < 0.2
+    assert 0.0 < ig.aggregate["jpeg_stability"]["mean"] < 50
+    again = evaluate(EvaluateJob(tmp_path / "ig", metrics, device="cpu", batch_size=1), quiet=True)
+    assert again.aggregate["sensitivity"]["mean"] == pytest.approx(ig.aggregate["sensitivity"]["mean"], rel=1e-6)
