@@ -29,8 +29,8 @@ _igcli_spec() {
         ;;
     'igcli evaluate')
         subs=''
-        opts='--metric --rank -m --model --weights --masks --boxes --limit --seed -b --batch-size --device --csv -q --quiet --json -h --help'
-        vopts=' --metric:1 --rank:1 -m:1 --model:1 --weights:1 --masks:1 --boxes:1 --limit:1 --seed:1 -b:1 --batch-size:1 --device:1 --csv:1 '
+        opts='--metric --rank -m --model --weights --masks --boxes --limit --seed -b --batch-size --device --csv --plot -q --quiet --json -h --help'
+        vopts=' --metric:1 --rank:1 -m:1 --model:1 --weights:1 --masks:1 --boxes:1 --limit:1 --seed:1 -b:1 --batch-size:1 --device:1 --csv:1 --plot:1 '
         ;;
     'igcli index')
         subs=''
@@ -119,6 +119,7 @@ _igcli_value() {
     'igcli evaluate -b'|'igcli evaluate --batch-size') : ;;
     'igcli evaluate --device') _igcli_files ;;
     'igcli evaluate --csv') _igcli_files ;;
+    'igcli evaluate --plot') _igcli_files ;;
     'igcli render -o'|'igcli render --out') _igcli_files ;;
     'igcli render --percentile') : ;;
     'igcli render --limit') : ;;

@@ -27,7 +27,7 @@ from .engine import default_batch_size, resolve_device
 from .errors import InvalidArgumentError
 from .metrics import pic
 from .metrics.localization import best_f1_and_mae, roc_auc
-from .metrics.perturbation import abpc, insertion_deletion
+from .metrics.perturbation import INSERTION_FRACTIONS, abpc, insertion_deletion
 from .metrics.ranking import RANKINGS, has_ranking, pixel_scores
 from .metrics.stability import jpeg_stability, sensitivity
 from .models import Preprocessing, load_model
@@ -89,8 +89,18 @@ class EvaluateResult:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: per-image rows, aggregates, and for SIC/AIC the aggregate curve (x: pic.curve_grid())."""
         data = asdict(self)
-        data["curves"] = {name: pic.aggregate(curves, name)[0].tolist() for name, curves in self.curves.items() if curves}
+        data["curves"] = {name: {"x": x.tolist(), "y": y.tolist()} for name, (x, y) in self.aggregate_curves().items()}
         return data
+
+    def aggregate_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per curve metric: (x, y) of the aggregate curve (SIC: median over images; the others: mean)."""
+        out = {}
+        for name, curves in self.curves.items():
+            if curves:
+                x = INSERTION_FRACTIONS if name in ("insertion", "deletion") else pic.curve_grid()
+                stacked = np.asarray(curves)
+                out[name] = (x, np.median(stacked, axis=0) if name.startswith("sic") else stacked.mean(axis=0))
+        return out
 
 
 def parse_metrics(text: str | Sequence[str]) -> list[str]:
@@ -136,7 +146,7 @@ class GroundTruth:
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms.v2 import functional as F
 
-        tensor = torch.from_numpy(np.asarray(mask.convert("L"), dtype=np.uint8))[None]
+        tensor = torch.from_numpy(np.array(mask.convert("L"), dtype=np.uint8))[None]
         tensor = F.resize(tensor, [self.preprocessing.resize], interpolation=InterpolationMode.NEAREST)
         return (F.center_crop(tensor, [self.preprocessing.crop] * 2)[0] > 0).numpy()
 
@@ -258,6 +268,9 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
         if {"insertion", "deletion"} & set(metrics):
             black = preprocessing.normalization.from_pixels(torch.zeros_like(x))
             measured = insertion_deletion(model, x, black, s, targets, batch_size)
+            for name in ("insertion", "deletion"):
+                if name in metrics:
+                    result.curves.setdefault(name, []).extend(measured[f"{name}_curve"].cpu().numpy())
             for k, i in enumerate(ranked):
                 for name in METRIC_VALUES["insertion"] * ("insertion" in metrics) + METRIC_VALUES["deletion"] * ("deletion" in metrics):
                     values[i][name] = float(measured[name][k])
@@ -343,7 +356,7 @@ def _aggregate(result: EvaluateResult, metrics: list[str]) -> dict[str, dict[str
                 "count": int(values.size),
             }
             entry["value"] = entry["mean"]
-            if name in PIC_METRICS:
+            if name in PIC_METRICS:  # the curves of PIC_METRICS are in result.curves under the same names
                 entry["unscorable"] = result.unscorable.get(name, 0)
                 entry["value"] = pic.aggregate(result.curves[name], name)[1] if result.curves.get(name) else float("nan")
             aggregate[name] = entry

@@ -214,3 +214,34 @@ def plot_split_aggregate(path, alphas, mean_f, mean_gradient, psis, mean_alpha_s
     figure.savefig(target)
     plt.close(figure)
     return target
+
+
+def plot_metric_curves(path, curves: dict[str, dict[str, tuple]], *, title: str = "") -> "Path":
+    """One panel per curve metric (insertion, deletion, sic, aic, ...), one line per evaluated output.
+
+    ``curves``: output label -> metric name -> (x, y)."""
+    from pathlib import Path
+
+    plt = _pyplot()
+    names = list(dict.fromkeys(name for per_output in curves.values() for name in per_output))
+    columns = min(3, max(1, len(names)))
+    rows = -(-len(names) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), dpi=100, squeeze=False)
+    for axis, name in zip(axes.flat, names):
+        for label, per_output in curves.items():
+            if name in per_output:
+                x, y = per_output[name]
+                axis.plot(x, y, label=label)
+        axis.set_title(name, fontsize=9)
+        axis.set_xlabel("fraction of pixels" if name in ("insertion", "deletion") else "information level")
+        axis.set_ylabel("probability" if name in ("insertion", "deletion") else "normalised score")
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(names):]:
+        axis.axis("off")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target)
+    plt.close(figure)
+    return target

@@ -96,7 +96,10 @@ def test_sic_aic_run_over_shards_and_count_what_they_cannot_score(tmp_path):
         assert 0.0 <= entry["value"] <= 1.0
     third = evaluated["rows"][2]
     assert "sic_unscorable" in third and "at least as high" in third["sic_unscorable"]
-    again = run_cli("evaluate", str(tmp_path / "out"), "--metric", "sic", "--json", "--quiet", "--device", "cpu")
+    assert len(evaluated["curves"]["sic"]["y"]) == 101 and evaluated["curves"]["sic"]["y"][-1] == 1.0
+    again = run_cli("evaluate", str(tmp_path / "out"), "--metric", "sic", "--json", "--quiet", "--device", "cpu",
+                    "--plot", str(tmp_path / "curves.png"))
+    assert (tmp_path / "curves.png").stat().st_size > 1000
     assert json.loads(again.stdout)["results"][0]["aggregate"] == {"sic": evaluated["aggregate"]["sic"]}  # seeded
 
 

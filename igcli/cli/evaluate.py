@@ -44,6 +44,8 @@ def evaluate_command(
     batch_size: c.BatchSizeOption = None,
     device: c.DeviceOption = None,
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Also write per-image values to this CSV.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw the aggregate curves (insertion, deletion, "
+                    "SIC/AIC) of every output to this PNG.")] = None,
     quiet: c.QuietOption = False,
     json_summary: c.JsonOption = False,
 ) -> None:
@@ -57,6 +59,13 @@ def evaluate_command(
                                             batch_size, device, limit, seed), quiet=quiet))
     if csv_path is not None:
         write_csv(results, csv_path)
+    if plot is not None:
+        from ..render import plot_metric_curves
+
+        curves = {f"{Path(r.source).name} ({r.settings.get('method')}"
+                  f"{' + ' + r.settings['rule'] if r.settings.get('rule') not in (None, 'riemann') else ''})":
+                  r.aggregate_curves() for r in results}
+        plot_metric_curves(plot, curves, title=f"igcli evaluate, rank {rank}")
     if json_summary:
         c.print_json({"results": [r.as_dict() for r in results]})
     else:
