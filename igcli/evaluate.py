@@ -312,7 +312,7 @@ def recompute_function(settings: dict[str, Any], loaded, device: torch.device, b
     """``recompute(images, targets, paths)``: the maps the run would make for these inputs, as it stored them
     (method, rule, schedule, baseline, options, output, reduce), from its recorded settings."""
     from .api import METHOD_OPTIONS, attribute
-    from .runner import _baseline_for_spec, _uniform_baselines
+    from .runner import baseline_from_spec, batch_baseline
     from .schedules import schedule_from_settings
 
     method = "ig" if settings["method"] == "split-ig" else settings["method"]
@@ -320,13 +320,11 @@ def recompute_function(settings: dict[str, Any], loaded, device: torch.device, b
     schedule = schedule_from_settings(settings) if method != "vg" else "right"
     baseline_spec = settings.get("baseline") or "black"
     if baseline_spec.startswith("file:"):
-        baseline_spec = _baseline_for_spec(baseline_spec[5:], loaded, device)
+        baseline_spec = baseline_from_spec(baseline_spec[5:], loaded, device)
     normalization = loaded.preprocessing.normalization
 
     def recompute(images: torch.Tensor, targets: torch.Tensor, paths: Sequence[str]) -> torch.Tensor:
-        baseline = baseline_spec
-        if isinstance(baseline, str) and baseline == "uniform":
-            baseline = _uniform_baselines(paths, int(settings.get("seed", 0)), images.shape[1:], loaded, device)
+        baseline = batch_baseline(baseline_spec, paths, int(settings.get("seed", 0)), images.shape[1:], loaded, device)
         maps = attribute(loaded.module, images, targets, method=method, rule=settings.get("rule") or "riemann",
                          steps=schedule.steps if method != "vg" else 1, schedule=schedule, baseline=baseline,
                          output=settings.get("output", "prob"), batch_size=batch_size, device=device,

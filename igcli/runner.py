@@ -237,7 +237,7 @@ def resolve_schedule(spec: Any, steps: int | None, method: str, rule: str, model
 # -- baselines and targets per batch ---------------------------------------------------------------------------
 
 
-def _baseline_for_spec(spec: str, loaded: LoadedModel, device: torch.device) -> str | torch.Tensor:
+def baseline_from_spec(spec: str, loaded: LoadedModel, device: torch.device) -> str | torch.Tensor:
     """A baseline name the API understands, or the tensor a ``--baseline FILE`` holds (model-input space)."""
     if spec in BASELINE_NAMES:
         return spec
@@ -262,6 +262,15 @@ def _baseline_for_spec(spec: str, loaded: LoadedModel, device: torch.device) -> 
     if not bool(torch.isfinite(tensor).all()):
         raise InvalidArgumentError(f"--baseline {path}: contains NaN or infinity")
     return tensor.to(device)
+
+
+def batch_baseline(baseline: str | torch.Tensor, paths: Sequence[str], seed: int, shape: torch.Size,
+                   loaded: LoadedModel, device: torch.device) -> str | torch.Tensor:
+    """The baseline to pass for a batch: ``uniform`` becomes noise seeded per image from (seed, path), so a
+    map never depends on batching or sharding; anything else passes through."""
+    if isinstance(baseline, str) and baseline == "uniform":
+        return _uniform_baselines(paths, seed, shape, loaded, device)
+    return baseline
 
 
 def _uniform_baselines(paths: Sequence[str], seed: int, shape: torch.Size, loaded: LoadedModel, device: torch.device) -> torch.Tensor:
@@ -317,7 +326,7 @@ class _Run:
         self.schedule, self.steps = schedule, steps
         self.writer, self.reporter = writer, reporter
         self.target_mode, self.target_value = parse_target(job.target)
-        self.baseline = _baseline_for_spec(job.baseline, loaded, device) if settings["path"] in ("straight", "guided") else "black"
+        self.baseline = baseline_from_spec(job.baseline, loaded, device) if settings["path"] in ("straight", "guided") else "black"
         self.batch_size = job.batch_size or default_batch_size(device)
         self.attributed = 0
         self.rows = 0
@@ -333,9 +342,7 @@ class _Run:
         self.reporter.message(f"skipped {path}: {reason}")
 
     def _attribute(self, images: torch.Tensor, targets: torch.Tensor | None, paths: Sequence[str]) -> Any:
-        baseline = self.baseline
-        if baseline == "uniform":
-            baseline = _uniform_baselines(paths, self.job.seed, images.shape[1:], self.loaded, self.device)
+        baseline = batch_baseline(self.baseline, paths, self.job.seed, images.shape[1:], self.loaded, self.device)
         return attribute(
             self.loaded.module,
             images,
@@ -611,7 +618,7 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
     device = resolve_device(job.device)
     loaded.module.to(device)
     labels = LabelResolver(job.labels, loaded.categories) if target_mode == "label" else None
-    baseline = _baseline_for_spec(job.baseline, loaded, device) if method in ("ig", "gig") else "black"
+    baseline = baseline_from_spec(job.baseline, loaded, device) if method in ("ig", "gig") else "black"
     probes, skipped = [], []
     with make_reporter(len(sample), "igcli calibrate", quiet=quiet, stream=progress_stream) as reporter:
 
@@ -627,8 +634,7 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
                 probes.append(probe_derivative(
                     loaded.module, images, targets, method=method, probe_steps=job.probe_steps,
                     statistic=job.statistic, output=job.output,
-                    baseline=_uniform_baselines(paths, job.seed, images.shape[1:], loaded, device)
-                    if baseline == "uniform" else baseline,
+                    baseline=batch_baseline(baseline, paths, job.seed, images.shape[1:], loaded, device),
                     normalization=loaded.preprocessing.normalization, batch_size=job.batch_size, device=device,
                     amp=job.amp, seed=job.seed, **job.method_options,
                 ))

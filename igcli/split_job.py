@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .errors import InvalidArgumentError
-from .runner import AttributeJob, AttributeSummary, _Run, _uniform_baselines, run_attribute
+from .runner import AttributeJob, AttributeSummary, _Run, batch_baseline, run_attribute
 from .split import STATISTICS, parse_psis, split
 from .store import Output
 
@@ -40,9 +40,7 @@ class _SplitRun(_Run):
         self.plotted = 0
 
     def _attribute(self, images: torch.Tensor, targets: torch.Tensor | None, paths: Sequence[str]) -> Any:
-        baseline = self.baseline
-        if baseline == "uniform":
-            baseline = _uniform_baselines(paths, self.job.seed, images.shape[1:], self.loaded, self.device)
+        baseline = batch_baseline(self.baseline, paths, self.job.seed, images.shape[1:], self.loaded, self.device)
         return split(
             self.loaded.module, images, targets, psis=self.psis, steps=self.steps, schedule=self.schedule,
             rule=self.job.rule, baseline=baseline, output=self.job.output, tolerance=self.job.tolerance,
