@@ -97,9 +97,13 @@ def test_sic_aic_run_over_shards_and_count_what_they_cannot_score(tmp_path):
     third = evaluated["rows"][2]
     assert "sic_unscorable" in third and "at least as high" in third["sic_unscorable"]
     assert len(evaluated["curves"]["sic"]["y"]) == 101 and evaluated["curves"]["sic"]["y"][-1] == 1.0
-    again = run_cli("evaluate", str(tmp_path / "out"), "--metric", "sic", "--json", "--quiet", "--device", "cpu",
-                    "--plot", str(tmp_path / "curves.png"))
+    random_maps = rng.random((3, 3, size, size))
+    write_output(tmp_path / "random", paths, random_maps, "gig", size=size, model=REGION.replace(":region", ":center"))
+    again = run_cli("evaluate", str(tmp_path / "out"), str(tmp_path / "random"), "--metric", "sic", "--json",
+                    "--quiet", "--device", "cpu", "--plot", str(tmp_path / "curves.png"))
     assert (tmp_path / "curves.png").stat().st_size > 1000
+    exact_sic, random_sic = (r["aggregate"]["sic"]["value"] for r in json.loads(again.stdout)["results"])
+    assert exact_sic > random_sic  # the map that covers the region the model reads wins
     assert json.loads(again.stdout)["results"][0]["aggregate"] == {"sic": evaluated["aggregate"]["sic"]}  # seeded
 
 
