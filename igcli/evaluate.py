@@ -159,7 +159,6 @@ class GroundTruth:
                     with Image.open(candidate) as mask:
                         return self._aligned(mask)
             raise FileNotFoundError(f"no mask {stem}.png in --masks {self.masks}")
-        size = Image.open(path).size
         if os.path.isdir(self.boxes):
             xml = Path(self.boxes) / f"{stem}.xml"
             if not xml.is_file():
@@ -170,6 +169,8 @@ class GroundTruth:
             boxes = self.table.get(path) or self.table.get(os.path.basename(path)) or []
             if not boxes:
                 raise FileNotFoundError(f"no row for this image in --boxes {self.boxes}")
+        with Image.open(path) as original:  # boxes are in the original image's pixels
+            size = original.size
         canvas = np.zeros((size[1], size[0]), dtype=np.uint8)
         for xmin, ymin, xmax, ymax in boxes:
             canvas[int(round(ymin)) : int(round(ymax)), int(round(xmin)) : int(round(xmax))] = 255

@@ -128,3 +128,29 @@ def test_stability_metrics_recompute_with_the_run_settings(tmp_path):
     assert 0.0 < ig.aggregate["jpeg_stability"]["mean"] < 50
     again = evaluate(EvaluateJob(tmp_path / "ig", metrics, device="cpu", batch_size=1), quiet=True)
     assert again.aggregate["sensitivity"]["mean"] == pytest.approx(ig.aggregate["sensitivity"]["mean"], rel=1e-6)
+
+
+def test_localization_from_boxes_csv_and_voc_xml(tmp_path):
+    from igcli.evaluate import GroundTruth
+    from igcli.models import Preprocessing
+
+    image = tmp_path / "cat.jpg"
+    Image.new("RGB", (40, 20)).save(image)  # resized to 16 x 32 (short side 16), centre crop 16 x 16
+    table = tmp_path / "boxes.csv"
+    table.write_text(f"path,xmin,ymin,xmax,ymax\n{image},10,0,20,10\n{image},20,10,30,20\n")
+    xml = tmp_path / "voc"
+    xml.mkdir()
+    (xml / "cat.xml").write_text(
+        "<annotation><object><bndbox><xmin>10</xmin><ymin>0</ymin><xmax>20</xmax><ymax>10</ymax></bndbox></object>"
+        "<object><bndbox><xmin>20</xmin><ymin>10</ymin><xmax>30</xmax><ymax>20</ymax></bndbox></object></annotation>"
+    )
+    preprocessing = Preprocessing(16, 16)
+    from_csv = GroundTruth(None, str(table), preprocessing)(str(image))
+    from_xml = GroundTruth(None, str(xml), preprocessing)(str(image))
+    expected = np.zeros((16, 16), bool)  # original x 10-30 -> resized 8-24 -> cropped (offset 8) 0-16
+    expected[:8, :8] = True
+    expected[8:, 8:] = True
+    np.testing.assert_array_equal(from_csv, expected)
+    np.testing.assert_array_equal(from_xml, expected)
+    with pytest.raises(FileNotFoundError, match="no row"):
+        GroundTruth(None, str(table), preprocessing)(str(tmp_path / "dog.jpg"))
