@@ -280,20 +280,22 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
             for k, i in enumerate(ranked):
                 values[i]["abpc"] = float(measured["abpc"][k])
         wanted = [m for m in PIC_METRICS if m in metrics]
-        for k, i in enumerate(ranked) if wanted else ():
-            picture = pixels[position[k]].permute(1, 2, 0).numpy()
-            samples = pic.measure(model, picture, scores[i].numpy(), rows[i]["target"],
-                                  lambda stack: normalize(stack, preprocessing),
-                                  seed=(seed << 32) ^ zlib.crc32(paths[i].encode()), device=device, batch_size=batch_size)
-            for name, curve in pic.image_curves(samples).items():
-                if name not in wanted:
-                    continue
-                if isinstance(curve, str):
-                    result.unscorable[name] = result.unscorable.get(name, 0) + 1
-                    values[i][f"{name}_unscorable"] = curve
-                else:
-                    result.curves.setdefault(name, []).append(curve)
-                    values[i][name] = float(np.trapezoid(curve, pic.curve_grid()))
+        if wanted:  # the bokeh images of every ranked image of the chunk go through the model together
+            all_samples = pic.measure_batch(
+                model, [pixels[position[k]].permute(1, 2, 0).numpy() for k in range(len(ranked))],
+                [scores[i].numpy() for i in ranked], [rows[i]["target"] for i in ranked],
+                lambda stack: normalize(stack, preprocessing),
+                [(seed << 32) ^ zlib.crc32(paths[i].encode()) for i in ranked], device, batch_size)
+            for i, samples in zip(ranked, all_samples):
+                for name, curve in pic.image_curves(samples).items():
+                    if name not in wanted:
+                        continue
+                    if isinstance(curve, str):
+                        result.unscorable[name] = result.unscorable.get(name, 0) + 1
+                        values[i][f"{name}_unscorable"] = curve
+                    else:
+                        result.curves.setdefault(name, []).append(curve)
+                        values[i][name] = float(np.trapezoid(curve, pic.curve_grid()))
     if "localization" in metrics:
         for i in ranked:
             try:

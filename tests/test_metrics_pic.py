@@ -90,3 +90,14 @@ def test_information_levels_and_aggregation():
     np.testing.assert_allclose(mean, np.mean(curves, axis=0))
     with pytest.raises(pic.Unscorable, match="not less informative"):
         pic.curve(np.array([1.0]), np.array([0.5]), 2.0, 2.0, 0.0, 1.0)
+
+
+def test_measuring_images_together_equals_one_at_a_time():
+    pictures = [picture(4), picture(5)]
+    scores = [np.random.default_rng(k).random((SIZE, SIZE)) for k in (4, 5)]
+    device = torch.device("cpu")
+    together = pic.measure_batch(Quadrant(), pictures, scores, [0, 1], to_input, [4, 5], device, batch_size=7)
+    for k in range(2):
+        alone = pic.measure(Quadrant(), pictures[k], scores[k], k, to_input, seed=4 + k, device=device, batch_size=3)
+        for field in ("entropy", "msssim", "probability", "correct"):
+            np.testing.assert_allclose(getattr(together[k], field), getattr(alone, field), rtol=1e-6)

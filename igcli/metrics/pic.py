@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -72,36 +72,54 @@ class PicSamples:
 
 def measure(model: Callable, pixels: np.ndarray, scores: np.ndarray, target: int, to_input: Callable,
             seed: int, device: torch.device, batch_size: int) -> PicSamples:
-    """Build the bokeh images of one image ((H, W, 3) uint8, scores (H, W)) and measure them.
+    """:func:`measure_batch` for one image."""
+    return measure_batch(model, [pixels], [scores], [target], to_input, [seed], device, batch_size)[0]
 
-    ``to_input`` maps (N, 3, H, W) uint8 pixels on ``device`` to model inputs.
-    """
+
+def measure_batch(model: Callable, pictures: Sequence[np.ndarray], scores: Sequence[np.ndarray],
+                  targets: Sequence[int], to_input: Callable, seeds: Sequence[int], device: torch.device,
+                  batch_size: int) -> list[PicSamples]:
+    """Build the fully blurred, bokeh and original images of several images ((H, W, 3) uint8 each, scores
+    (H, W)) and measure them; all images of all pictures go through the model together, ``batch_size`` at a
+    time. ``to_input`` maps (N, 3, H, W) uint8 pixels on ``device`` to model inputs."""
     from pytorch_msssim import ms_ssim
 
-    height, width = scores.shape
-    base = blurred_base(pixels)
-    extra = random_mask(height, width, seed)
-    masks = np.concatenate([extra[None], reveal_masks(scores, PIC_FRACTIONS, extra)])
-    images = np.concatenate([np.where(masks[..., None], pixels[None], base[None]), pixels[None]])  # (T + 2, H, W, 3)
+    stacks = []
+    for pixels, score, seed in zip(pictures, scores, seeds):
+        height, width = score.shape
+        base = blurred_base(pixels)
+        extra = random_mask(height, width, seed)
+        masks = np.concatenate([extra[None], reveal_masks(score, PIC_FRACTIONS, extra)])
+        stacks.append(np.concatenate([np.where(masks[..., None], pixels[None], base[None]), pixels[None]]))
+    per_picture = stacks[0].shape[0]  # T + 2
+    images = np.concatenate(stacks)
+    row_targets = torch.as_tensor(np.repeat(np.asarray(targets), per_picture), device=device)
+    originals = torch.as_tensor(np.repeat(np.arange(len(stacks)) * per_picture + per_picture - 1, per_picture), device=device)
     stack = torch.from_numpy(images).permute(0, 3, 1, 2).to(device)
-    probabilities, predictions = [], []
+    probabilities, predictions, similarities = [], [], []
     with torch.inference_mode():
         for begin in range(0, stack.shape[0], batch_size):
-            logits = model(to_input(stack[begin : begin + batch_size]))
+            rows = slice(begin, begin + batch_size)
+            logits = model(to_input(stack[rows]))
             if isinstance(logits, (tuple, list)):
                 logits = logits[0]
-            probabilities.append(torch.softmax(logits.float(), dim=1)[:, target])
-            predictions.append(logits.argmax(dim=1))
-        probability = torch.cat(probabilities).double().cpu().numpy()
-        correct = (torch.cat(predictions) == target).cpu().numpy()
-        original = stack[-1:].float().expand(stack.shape[0], -1, -1, -1)
-        similarity = ms_ssim(stack.float(), original, data_range=255, size_average=False).double().cpu().numpy()
-    return PicSamples(
-        entropy=np.array([webp_size(image) for image in images], dtype=np.float64),
-        msssim=similarity,
-        probability=probability,
-        correct=correct,
-    )
+            probabilities.append(torch.softmax(logits.float(), dim=1).gather(1, row_targets[rows, None])[:, 0])
+            predictions.append(logits.argmax(dim=1) == row_targets[rows])
+            similarities.append(ms_ssim(stack[rows].float(), stack[originals[rows]].float(), data_range=255,
+                                        size_average=False))
+    probability = torch.cat(probabilities).double().cpu().numpy()
+    correct = torch.cat(predictions).cpu().numpy()
+    similarity = torch.cat(similarities).double().cpu().numpy()
+    samples = []
+    for k, images_of_picture in enumerate(stacks):
+        rows = slice(k * per_picture, (k + 1) * per_picture)
+        samples.append(PicSamples(
+            entropy=np.array([webp_size(image) for image in images_of_picture], dtype=np.float64),
+            msssim=similarity[rows],
+            probability=probability[rows],
+            correct=correct[rows],
+        ))
+    return samples
 
 
 def curve(levels: np.ndarray, values: np.ndarray, level_blurred: float, level_original: float,
