@@ -68,7 +68,7 @@ complete -c igcli -f  # no file names unless an option or argument takes them
 complete -c igcli -n '__igcli_in igcli' -a 'attribute' -d 'Compute attribution maps for images and write them to HDF5 shards in OUT.'
 complete -c igcli -n '__igcli_in igcli' -a 'calibrate' -d 'Find the sample points that minimise the Riemann error bound (RiemannOpt) and save them as a schedule.'
 complete -c igcli -n '__igcli_in igcli' -a 'completions' -d 'Print the completion script for SHELL on stdout.'
-complete -c igcli -n '__igcli_in igcli' -a 'evaluate' -d 'Score saved attribution maps: insertion and deletion (idgi.txt §4.3), ABPC and max-sensitivity (split-ig-saturation.txt §3.2), SIC/AIC with normalized entropy or MS-SSIM (idgi.txt §4.4-4.5), JPEG stability (idgi-reproducibility.txt §4.5.2), localization against masks or boxes (ROC-AUC, best F1, MAE; idgi.txt §4.6) and completeness.'
+complete -c igcli -n '__igcli_in igcli' -a 'evaluate' -d 'Score saved attribution maps: insertion and deletion (idgi.txt §4.3), ABPC and max-sensitivity (split-ig-saturation.txt §3.2), SIC/AIC with normalized entropy or MS-SSIM (idgi.txt §4.4-4.5), JPEG stability (idgi-reproducibility.txt §4.5.2), closed-path error (guided-ig.txt §5.1), localization against masks or boxes (ROC-AUC, best F1, MAE; idgi.txt §4.6) and completeness.'
 complete -c igcli -n '__igcli_in igcli' -a 'index' -d 'Rebuild OUT/index.h5 over every complete shard in OUT (each part of a job also does this when it ends).'
 complete -c igcli -n '__igcli_in igcli' -a 'render' -d 'Draw each map as the crop the model saw | signed heatmap | overlay (red: for the class, blue: against).'
 complete -c igcli -n '__igcli_in igcli' -a 'split' -d 'Split IG: find the saturation point alpha* (the smallest alpha where f exceeds f(x\') + psi (f(x) - f(x\'))), then IG on [0, alpha*] (Left) and [alpha*, 1] (Right) per psi, beside the full IG.'
@@ -150,7 +150,7 @@ complete -c igcli -n '__igcli_in igcli completions' -s 'h' -l 'help' -d 'Show th
 complete -c igcli -n '__igcli_argument 0 0 igcli completions' -a 'bash zsh fish' -d 'The shell to complete in.'  # SHELL
 
 # igcli evaluate
-complete -c igcli -n '__igcli_in igcli evaluate' -l 'metric' -r -F -d 'Comma-separated: insertion, deletion, abpc, sic, aic, sic-msssim, aic-msssim, sensitivity, jpeg-stability, localization, completeness.'
+complete -c igcli -n '__igcli_in igcli evaluate' -l 'metric' -r -F -d 'Comma-separated: insertion, deletion, abpc, sic, aic, sic-msssim, aic-msssim, sensitivity, jpeg-stability, closed-path, localization, completeness.'
 complete -c igcli -n '__igcli_in igcli evaluate' -l 'rank' -r -F -d 'Pixel ranking: signed (most positive first), abs or positive.'
 complete -c igcli -n '__igcli_in igcli evaluate' -s 'm' -l 'model' -r -F -d 'Model to score with [default: the one named in the shards].'
 complete -c igcli -n '__igcli_in igcli evaluate' -l 'weights' -r -F -d 'State-dict file to load instead of downloading (works offline).'

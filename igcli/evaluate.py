@@ -29,14 +29,14 @@ from .metrics import pic
 from .metrics.localization import best_f1_and_mae, roc_auc
 from .metrics.perturbation import INSERTION_FRACTIONS, abpc, insertion_deletion
 from .metrics.ranking import RANKINGS, has_ranking, pixel_scores
-from .metrics.stability import jpeg_stability, sensitivity
+from .metrics.stability import closed_path_error, jpeg_stability, sensitivity
 from .models import Preprocessing, load_model
 from .progress import make_reporter
 from .store import Output
 
 METRICS = ("insertion", "deletion", "abpc", "sic", "aic", "sic-msssim", "aic-msssim", "sensitivity", "jpeg-stability",
-           "localization", "completeness")
-RECOMPUTING = ("sensitivity", "jpeg-stability")
+           "closed-path", "localization", "completeness")
+RECOMPUTING = ("sensitivity", "jpeg-stability", "closed-path")
 PIC_METRICS = ("sic", "aic", "sic-msssim", "aic-msssim")
 # Values each metric contributes per image.
 METRIC_VALUES = {
@@ -46,6 +46,7 @@ METRIC_VALUES = {
     **{name: (name,) for name in ("sic", "aic", "sic-msssim", "aic-msssim")},
     "sensitivity": ("sensitivity",),
     "jpeg-stability": ("jpeg_stability",),
+    "closed-path": ("closed_path_mse",),
     "localization": ("roc_auc", "best_f1", "best_mae"),
     "completeness": ("completeness_gap",),
 }
@@ -187,6 +188,11 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
     settings = output.settings
     preprocessing = _preprocessing(settings)
     result = EvaluateResult(str(job.source), settings, job.rank, metrics, seed=job.seed)
+    if "closed-path" in metrics and settings["method"] not in ("ig", "gig", "split-ig"):
+        raise InvalidArgumentError(
+            f"--metric closed-path needs a method whose path runs between any two points (ig, gig); "
+            f"{job.source} has {settings['method']}"
+        )
     truth = GroundTruth(job.masks, job.boxes, preprocessing) if "localization" in metrics else None
     model, recompute = None, None
     device = resolve_device(job.device)
@@ -256,6 +262,11 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
             measured = sensitivity(lambda x, t: recompute(x, t, usable_paths), images, targets, usable_paths, seed)
             for k, i in enumerate(usable):
                 values[i]["sensitivity"] = float(measured[k])
+        if "closed-path" in metrics:
+            measured = closed_path_error(lambda x, t, start: recompute(x, t, usable_paths, start), images, targets,
+                                         usable_paths, seed, preprocessing.normalization)
+            for k, i in enumerate(usable):
+                values[i]["closed_path_mse"] = float(measured[k])
         if "jpeg-stability" in metrics:
             measured = jpeg_stability(lambda x, t: recompute(x, t, usable_paths), torch.stack(pixels).to(device),
                                       lambda stack: normalize(stack, preprocessing), targets)
@@ -326,8 +337,12 @@ def recompute_function(settings: dict[str, Any], loaded, device: torch.device, b
         baseline_spec = baseline_from_spec(baseline_spec[5:], loaded, device)
     normalization = loaded.preprocessing.normalization
 
-    def recompute(images: torch.Tensor, targets: torch.Tensor, paths: Sequence[str]) -> torch.Tensor:
-        baseline = batch_baseline(baseline_spec, paths, int(settings.get("seed", 0)), images.shape[1:], loaded, device)
+    def recompute(images: torch.Tensor, targets: torch.Tensor, paths: Sequence[str],
+                  baseline: torch.Tensor | None = None) -> torch.Tensor:
+        """Maps for ``images``; ``baseline`` (model-input space) replaces the recorded one when given."""
+        if baseline is None:
+            baseline = batch_baseline(baseline_spec, paths, int(settings.get("seed", 0)), images.shape[1:], loaded,
+                                      device)
         maps = attribute(loaded.module, images, targets, method=method, rule=settings.get("rule") or "riemann",
                          steps=schedule.steps if method != "vg" else 1, schedule=schedule, baseline=baseline,
                          output=settings.get("output", "prob"), batch_size=batch_size, device=device,

@@ -154,3 +154,20 @@ def test_localization_from_boxes_csv_and_voc_xml(tmp_path):
     np.testing.assert_array_equal(from_xml, expected)
     with pytest.raises(FileNotFoundError, match="no row"):
         GroundTruth(None, str(table), preprocessing)(str(tmp_path / "dog.jpg"))
+
+
+def test_closed_paths_vanish_for_a_linear_model_and_not_for_a_curved_one(tmp_path):
+    from igcli.evaluate import EvaluateJob, evaluate
+    from igcli.runner import AttributeJob, run_attribute
+
+    make_images(tmp_path / "imgs", 2)
+    for name in ("linear", "tiny"):
+        model = REGION.replace(":region", f":{name}")
+        run_attribute(AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / name, model=model,
+                                   preprocessing={"resize": 16, "crop": 16}, device="cpu", workers=0, target="0",
+                                   output="logit", method="ig", steps=8), quiet=True)
+    linear = evaluate(EvaluateJob(tmp_path / "linear", ["closed-path"], device="cpu"), quiet=True)
+    curved = evaluate(EvaluateJob(tmp_path / "tiny", ["closed-path"], device="cpu"), quiet=True)
+    # IG of a linear function is w * (end - start): the three segments cancel exactly.
+    assert linear.aggregate["closed_path_mse"]["mean"] < 1e-12
+    assert curved.aggregate["closed_path_mse"]["mean"] > 1e-9

@@ -16,7 +16,8 @@ from .app import app
     help=(
         "Score saved attribution maps: insertion and deletion (idgi.txt §4.3), ABPC and max-sensitivity "
         "(split-ig-saturation.txt §3.2), SIC/AIC with normalized entropy or MS-SSIM (idgi.txt §4.4-4.5), JPEG "
-        "stability (idgi-reproducibility.txt §4.5.2), localization against masks or "
+        "stability (idgi-reproducibility.txt §4.5.2), closed-path error (guided-ig.txt §5.1), localization "
+        "against masks or "
         "boxes (ROC-AUC, best F1, MAE; idgi.txt §4.6) and completeness. "
         "Several OUT folders are compared side by side.\n\nPixels are ranked by the channel sum of the map "
         "(--rank signed: most positive first; abs; positive); the ranking is recorded with every result."
@@ -28,7 +29,7 @@ def evaluate_command(
     sources: Annotated[List[Path], typer.Argument(help="igcli output folders (or index.h5 / shard files).",
                                                   show_default=False)],
     metric: Annotated[str, typer.Option("--metric", help="Comma-separated: insertion, deletion, abpc, sic, aic, "
-                      "sic-msssim, aic-msssim, sensitivity, jpeg-stability, localization, completeness.")] = "insertion,deletion",
+                      "sic-msssim, aic-msssim, sensitivity, jpeg-stability, closed-path, localization, completeness.")] = "insertion,deletion",
     rank: Annotated[str, typer.Option("--rank", help="Pixel ranking: signed (most positive first), abs or "
                     "positive.")] = "signed",
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to score with [default: the one "

@@ -4,6 +4,10 @@
   L-infinity ball of radius r = 0.05 around the normalised input of ||Phi(x + delta) - Phi(x)||_2 / ||Phi(x)||_2,
   the attributions recomputed with the run's settings. Noise is seeded per image, so results do not depend on
   batching.
+- ``closed-path`` (guided-ig.txt §5.1, Table 1): the attribution of a closed path A -> B -> C -> A should be
+  zero for every feature; with B, C random images (uniform pixels, seeded per image) and each segment
+  attributed by the run's method (the segment's start as its baseline), the mean over features of the squared
+  summed attribution, averaged over ``CLOSED_PATHS`` random paths (the paper uses 50 per image).
 - ``jpeg-stability`` (idgi-reproducibility.txt §4.5.2, Table 5): -ln MSE between the map of the crop the model
   sees and the map of that crop after JPEG compression at quality 75 (PIL), each map divided by its largest
   |value| first so that the number does not depend on the map's scale (the paper does not state its
@@ -23,6 +27,7 @@ from PIL import Image
 SENSITIVITY_RADIUS = 0.05
 SENSITIVITY_SAMPLES = 10
 JPEG_QUALITY = 75
+CLOSED_PATHS = 10
 
 
 def sensitivity(recompute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], images: torch.Tensor,
@@ -60,3 +65,20 @@ def jpeg_stability(recompute: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
 
     mse = (scaled(original_maps) - scaled(jpeg_maps)).square().mean(dim=1)
     return -torch.log(mse.clamp_min(1e-300)).cpu()
+
+
+def closed_path_error(recompute: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                      images: torch.Tensor, targets: torch.Tensor, paths: Sequence[str], seed: int, normalization,
+                      *, count: int = CLOSED_PATHS) -> torch.Tensor:
+    """(B,) mean squared attribution of closed paths A -> B -> C -> A; ``recompute(end, targets, start)``
+    attributes the segment from ``start`` to ``end`` (both model inputs)."""
+    generators = [torch.Generator().manual_seed((seed << 32) ^ zlib.crc32(p.encode()) ^ 0x5EED) for p in paths]
+    total = torch.zeros(images.shape[0], dtype=torch.float64)
+    for _ in range(count):
+        corners = [normalization.from_pixels(torch.stack([torch.rand(images.shape[1:], generator=g) for g in generators])
+                                             .to(images.device, images.dtype)) for _ in range(2)]
+        points = [images, *corners, images]
+        summed = sum(recompute(end, targets, start).flatten(1).to(torch.float64)
+                     for start, end in zip(points[:-1], points[1:]))
+        total += summed.square().mean(dim=1).cpu()
+    return total / count
