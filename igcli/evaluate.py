@@ -209,7 +209,6 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
     if set(RECOMPUTING) & set(metrics):
         recompute = recompute_function(settings, loaded, device, batch_size)
     total = len(output) if job.limit is None else min(job.limit, len(output))
-    black = None
     with make_reporter(total, "igcli evaluate", quiet=quiet) as reporter:
         done = 0
         for rows in output.iter_rows(["attributions", "paths", "targets", "completeness_gap"]):

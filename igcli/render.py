@@ -6,6 +6,8 @@ at a percentile of |attribution| so that a few extreme pixels do not wash out th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -69,8 +71,6 @@ def render_output(source, png_dir, *, percentile: float = 99.0, limit: int | Non
     Each picture is the crop the model saw, the heatmap and the overlay side by side (just the heatmap when the
     input file is gone). ``source`` is anything :class:`igcli.store.Output` reads. Returns the files written.
     """
-    from pathlib import Path
-
     from .baselines import Normalization
     from .data import load_rgb, preprocess_pixels
     from .models import Preprocessing
@@ -103,6 +103,16 @@ def render_output(source, png_dir, *, percentile: float = 99.0, limit: int | Non
     return written
 
 
+def _save_figure(plt, figure, path) -> Path:
+    """Lay out, write (creating the folder) and close ``figure``; the PNG's path."""
+    figure.tight_layout()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target)
+    plt.close(figure)
+    return target
+
+
 def _pyplot():
     """matplotlib's pyplot on the file-only Agg backend (works on headless cluster nodes)."""
     import matplotlib
@@ -113,11 +123,9 @@ def _pyplot():
     return plt
 
 
-def plot_schedule(path, alphas, derivative, partition, *, title: str = "") -> "Path":
+def plot_schedule(path, alphas, derivative, partition, *, title: str = "") -> Path:
     """RiemannOpt's Figure 2: the estimated |g'(alpha)| with the calibrated sample points (the left ends of the
     partition's cells, where gradients are taken) above the curve and uniform ones below it. Writes a PNG."""
-    from pathlib import Path
-
     plt = _pyplot()
     partition = np.asarray(partition, dtype=np.float64)
     steps = partition.shape[0] - 1
@@ -134,12 +142,7 @@ def plot_schedule(path, alphas, derivative, partition, *, title: str = "") -> "P
     axis.set_ylabel("|g'(alpha)|, mean over features and images")
     axis.set_title(title, fontsize=9)
     axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
-    figure.tight_layout()
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target)
-    plt.close(figure)
-    return target
+    return _save_figure(plt, figure, path)
 
 
 def _map_panel(axis, attributions, percentile: float = 99.0, title: str = "") -> None:
@@ -152,11 +155,9 @@ def _map_panel(axis, attributions, percentile: float = 99.0, title: str = "") ->
 
 
 def plot_split_image(path, picture, alphas, curve, gradient_norms, start_score, end_score, psis, alpha_star,
-                     left, right, full, *, title: str = "") -> "Path":
+                     left, right, full, *, title: str = "") -> Path:
     """Split IG's Figure 1 for one image: (a) f(alpha) with alpha* per psi, (b) ||grad f(alpha)||, then the
     image and the Left / Right / Full maps per psi. ``left``/``right``: (P, C, H, W) or (P, H, W)."""
-    from pathlib import Path
-
     plt = _pyplot()
     rows = 1 + len(psis)
     figure = plt.figure(figsize=(9, 2.6 * rows), dpi=100)
@@ -185,18 +186,12 @@ def plot_split_image(path, picture, alphas, curve, gradient_norms, start_score, 
         _map_panel(figure.add_subplot(grid[row, 1]), left[row - 1], title="Left IG")
         _map_panel(figure.add_subplot(grid[row, 2]), right[row - 1], title="Right IG")
         _map_panel(figure.add_subplot(grid[row, 3]), full, title="Full IG")
-    figure.tight_layout()
-    target = Path(path)
-    figure.savefig(target)
-    plt.close(figure)
-    return target
+    return _save_figure(plt, figure, path)
 
 
-def plot_split_aggregate(path, alphas, mean_f, mean_gradient, psis, mean_alpha_star, *, count: int) -> "Path":
+def plot_split_aggregate(path, alphas, mean_f, mean_gradient, psis, mean_alpha_star, *, count: int) -> Path:
     """Mean curves over images: f normalised to 0 at x' and 1 at x, and ||grad f|| over its path mean, with the
     mean alpha* per psi."""
-    from pathlib import Path
-
     plt = _pyplot()
     figure, (left_axis, right_axis) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
     left_axis.plot(np.concatenate([[0.0], alphas]), np.concatenate([[0.0], mean_f]), color="black")
@@ -209,19 +204,13 @@ def plot_split_aggregate(path, alphas, mean_f, mean_gradient, psis, mean_alpha_s
     right_axis.plot(alphas, mean_gradient, color="#d62728")
     right_axis.set_xlabel("alpha")
     right_axis.set_ylabel("||grad f|| / its mean along the path")
-    figure.tight_layout()
-    target = Path(path)
-    figure.savefig(target)
-    plt.close(figure)
-    return target
+    return _save_figure(plt, figure, path)
 
 
-def plot_metric_curves(path, curves: dict[str, dict[str, tuple]], *, title: str = "") -> "Path":
+def plot_metric_curves(path, curves: dict[str, dict[str, tuple]], *, title: str = "") -> Path:
     """One panel per curve metric (insertion, deletion, sic, aic, ...), one line per evaluated output.
 
     ``curves``: output label -> metric name -> (x, y)."""
-    from pathlib import Path
-
     plt = _pyplot()
     names = list(dict.fromkeys(name for per_output in curves.values() for name in per_output))
     columns = min(3, max(1, len(names)))
@@ -239,9 +228,4 @@ def plot_metric_curves(path, curves: dict[str, dict[str, tuple]], *, title: str 
     for axis in list(axes.flat)[len(names):]:
         axis.axis("off")
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target)
-    plt.close(figure)
-    return target
+    return _save_figure(plt, figure, path)

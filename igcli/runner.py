@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -42,7 +41,6 @@ from .progress import Reporter, make_reporter
 from .schedules import ScheduleFileError, cached_schedule_path, read_schedule_file
 from .store import (
     INDEX_NAME,
-    PARTIAL_PATTERN,
     SHARD_PATTERN,
     OutputError,
     ShardWriter,
