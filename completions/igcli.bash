@@ -14,12 +14,12 @@ _igcli_spec() {
         ;;
     'igcli attribute')
         subs=''
-        opts='-o --out -m --model --weights --resize --crop --mean --std --interpolation --method --rule --steps --schedule --baseline --max-sigma --fraction --max-dist --anchors --target --labels --output --seed -b --batch-size -j --workers --device --amp --dtype --reduce --shard-size --resume --overwrite --shard -q --quiet --json -h --help'
+        opts='-o --out -m --model --weights --trust-model-file --resize --crop --mean --std --interpolation --method --rule --steps --schedule --baseline --max-sigma --fraction --max-dist --anchors --target --labels --output --seed -b --batch-size -j --workers --device --amp --dtype --reduce --shard-size --resume --overwrite --shard -0 --null -q --quiet --json -h --help'
         vopts=' -o:1 --out:1 -m:1 --model:1 --weights:1 --resize:1 --crop:1 --mean:1 --std:1 --interpolation:1 --method:1 --rule:1 --steps:1 --schedule:1 --baseline:1 --max-sigma:1 --fraction:1 --max-dist:1 --anchors:1 --target:1 --labels:1 --output:1 --seed:1 -b:1 --batch-size:1 -j:1 --workers:1 --device:1 --dtype:1 --reduce:1 --shard-size:1 --shard:1 '
         ;;
     'igcli calibrate')
         subs=''
-        opts='-m --model --weights --resize --crop --mean --std --interpolation --method -n --steps -k --probe-steps --images --statistic --baseline --max-sigma --fraction --max-dist --anchors --target --labels --output --seed -b --batch-size -j --workers --device --amp -o --out --plot -q --quiet --json -h --help'
+        opts='-m --model --weights --trust-model-file --resize --crop --mean --std --interpolation --method -n --steps -k --probe-steps --images --statistic --baseline --max-sigma --fraction --max-dist --anchors --target --labels --output --seed -b --batch-size -j --workers --device --amp -o --out --plot -0 --null -q --quiet --json -h --help'
         vopts=' -m:1 --model:1 --weights:1 --resize:1 --crop:1 --mean:1 --std:1 --interpolation:1 --method:1 -n:1 --steps:1 -k:1 --probe-steps:1 --images:1 --statistic:1 --baseline:1 --max-sigma:1 --fraction:1 --max-dist:1 --anchors:1 --target:1 --labels:1 --output:1 --seed:1 -b:1 --batch-size:1 -j:1 --workers:1 --device:1 -o:1 --out:1 --plot:1 '
         ;;
     'igcli completions')
@@ -29,7 +29,7 @@ _igcli_spec() {
         ;;
     'igcli evaluate')
         subs=''
-        opts='--metric --rank -m --model --weights --masks --boxes --limit --seed -b --batch-size --device --csv --plot -q --quiet --json -h --help'
+        opts='--metric --rank -m --model --weights --trust-model-file --masks --boxes --limit --seed -b --batch-size --device --csv --plot -q --quiet --json -h --help'
         vopts=' --metric:1 --rank:1 -m:1 --model:1 --weights:1 --masks:1 --boxes:1 --limit:1 --seed:1 -b:1 --batch-size:1 --device:1 --csv:1 --plot:1 '
         ;;
     'igcli index')
@@ -44,7 +44,7 @@ _igcli_spec() {
         ;;
     'igcli split')
         subs=''
-        opts='-o --out --psi --tolerance -m --model --weights --resize --crop --mean --std --interpolation --rule --steps --schedule --baseline --target --labels --output --seed -b --batch-size -j --workers --device --amp --dtype --reduce --shard-size --resume --overwrite --shard --plot -q --quiet --json -h --help'
+        opts='-o --out --psi --tolerance -m --model --weights --trust-model-file --resize --crop --mean --std --interpolation --rule --steps --schedule --baseline --target --labels --output --seed -b --batch-size -j --workers --device --amp --dtype --reduce --shard-size --resume --overwrite --shard --plot -0 --null -q --quiet --json -h --help'
         vopts=' -o:1 --out:1 --psi:1 --tolerance:1 -m:1 --model:1 --weights:1 --resize:1 --crop:1 --mean:1 --std:1 --interpolation:1 --rule:1 --steps:1 --schedule:1 --baseline:1 --target:1 --labels:1 --output:1 --seed:1 -b:1 --batch-size:1 -j:1 --workers:1 --device:1 --dtype:1 --reduce:1 --shard-size:1 --shard:1 --plot:1 '
         ;;
     *) subs='' opts='' vopts='' ;;

@@ -20,7 +20,7 @@ _EXPORTS = {
     "describe": "igcli.api",
     "AttributeJob": "igcli.runner",
     "run_attribute": "igcli.runner",
-    "Output": "igcli.store",
+    "Output": "igcli.output",
     "load_model": "igcli.models",
     "split": "igcli.split",
     "SplitResult": "igcli.split",

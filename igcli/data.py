@@ -1,18 +1,26 @@
 """Image sources: finding inputs, splitting them across ranks, decoding and preprocessing them in workers.
 
-Inputs are image files, folders (walked recursively, common image extensions in any case) or ``-`` for
-newline-separated paths on stdin. The list is made deterministic (folders sorted) and de-duplicated, so every
-rank of a job and every resumed run sees the same list and splits it the same way.
+Inputs are image files, folders (walked recursively, common image extensions in any case, each real folder
+once however many links lead to it) or ``-`` for newline- or NUL-separated paths on stdin. The list is made
+deterministic (folders sorted) and de-duplicated, so every rank of a job and every resumed run sees the same list
+and splits it the same way.
 
 Decoding is forgiving about what a real folder holds and strict about what it cannot read: CMYK, 16-bit,
 greyscale, palette and alpha images become RGB (alpha composited over white); a truncated, empty, mislabelled
-or unreadable file becomes a *skip* with its reason, never a crash and never a silent drop.
+or unreadable file becomes a *skip* with its reason, never a crash and never a silent drop. Only regular files
+are opened (a FIFO would block the run for ever), and EXIF orientation is applied, as image viewers do.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import errno
+import io
 import os
+import re
+import signal
+import stat
 import sys
 import warnings
 from dataclasses import dataclass
@@ -21,7 +29,7 @@ from typing import Iterable, Sequence, TextIO
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .errors import InvalidArgumentError
 from .models import Preprocessing
@@ -31,13 +39,18 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 
-def discover_inputs(inputs: Sequence[str], stdin: TextIO | None = None) -> list[str]:
+def discover_inputs(inputs: Sequence[str], stdin: TextIO | None = None, *, null: bool = False) -> list[str]:
     """The ordered, de-duplicated list of image paths that ``inputs`` name.
 
     Args:
-        inputs: files (taken whatever their extension), folders (recursive, image extensions only, sorted)
-            and ``-`` (paths read from ``stdin``, one per line; blank lines and ``#`` comments ignored).
-        stdin: where ``-`` reads from (default ``sys.stdin``).
+        inputs: files (taken whatever their extension), folders (recursive, image extensions only, sorted,
+            each real folder walked once so symlink loops end) and ``-`` (paths read from ``stdin``, one per
+            line, each line verbatim but for its newline: spaces and a leading ``#`` are part of the name;
+            empty lines are ignored, as no file has an empty name).
+        stdin: where ``-`` reads from (default ``sys.stdin``). Read as bytes when it has a ``buffer`` (a real
+            stdin), so names that are not UTF-8 survive (as :func:`os.fsdecode` strings); else as text.
+        null: paths on stdin are separated by NUL bytes instead of newlines (``find -print0``), for names that
+            contain newlines.
 
     Returns:
         Paths as given (folder entries joined onto the folder as given). Paths from stdin are not checked here:
@@ -49,10 +62,8 @@ def discover_inputs(inputs: Sequence[str], stdin: TextIO | None = None) -> list[
     found: dict[str, None] = {}
     for entry in inputs:
         if entry == "-":
-            for line in (stdin or sys.stdin):
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    found.setdefault(line, None)
+            for path in _read_path_list(stdin if stdin is not None else sys.stdin, null):
+                found.setdefault(path, None)
         elif os.path.isdir(entry):
             for path in _walk_images(entry):
                 found.setdefault(path, None)
@@ -67,14 +78,56 @@ def discover_inputs(inputs: Sequence[str], stdin: TextIO | None = None) -> list[
     return list(found)
 
 
+def _read_path_list(stream: TextIO, null: bool) -> list[str]:
+    """The paths in ``stream``: entries separated by newlines (or NULs), taken verbatim, empty ones dropped.
+
+    Nothing is stripped: a file name may start or end with spaces or start with ``#``, and the list is what
+    ``find`` or ``ls`` printed. Bytes are read where the stream has them, because a name need not be UTF-8:
+    :func:`os.fsdecode` turns it into a string that :func:`open` turns back into the same bytes.
+    """
+    separator = "\0" if null else "\n"
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        entries = [os.fsdecode(entry) for entry in buffer.read().split(separator.encode())]
+    else:  # a text stream without bytes beneath (io.StringIO, a library caller's list)
+        entries = stream.read().split(separator)
+    return [entry for entry in entries if entry]
+
+
 def _walk_images(folder: str) -> Iterable[str]:
+    """The image files under ``folder``, sorted; each real directory is walked once.
+
+    Links to directories are followed (a dataset is often a folder of links to where the images live), but
+    only after the tree itself has been walked and only to directories not seen yet, by device and inode:
+    a link loop (``ln -s . loop``) then ends at once instead of multiplying the list (or never ending), and a
+    directory reached both directly and through a link keeps its real name (which ``--target label`` reads).
+    """
     paths = []
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                paths.append(os.path.join(root, name))
+    visited: set[tuple[int, int]] = set()
+    pending = [folder]  # the tree first, then the links found in it, in the order found
+    while pending:
+        top = pending.pop(0)
+        for root, dirs, files in os.walk(top):  # followlinks=False: links are queued below instead
+            key = _directory_key(root)
+            if key is None or key in visited:
+                dirs[:] = []
+                continue
+            visited.add(key)
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            pending.extend(os.path.join(root, d) for d in dirs if os.path.islink(os.path.join(root, d)))
+            for name in files:
+                if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                    paths.append(os.path.join(root, name))
     return sorted(paths)
+
+
+def _directory_key(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the directory ``path`` leads to, None when it cannot be read."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def select_part(paths: Sequence[str], index: int, count: int) -> list[str]:
@@ -91,15 +144,26 @@ def select_part(paths: Sequence[str], index: int, count: int) -> list[str]:
 class LabelResolver:
     """The true class of an image, for ``--target label``.
 
-    From ``--labels FILE`` (CSV with columns ``path,label``; paths as given on the command line, or relative to
-    the CSV's folder, or absolute) when given, else from the image's parent folder name (ImageFolder layout):
-    an integer, an ImageNet WordNet ID (``n01440764``) for 1000-class ImageNet models, or a class name of the
-    model's categories (case and ``_``/space insensitive).
+    From ``--labels FILE`` (CSV with columns ``path,label``, UTF-8 with or without a byte-order mark; paths as
+    given on the command line, or relative to the CSV's folder, or absolute) when given, else from the image's
+    parent folder name (ImageFolder layout): an integer, an ImageNet WordNet ID (``n01440764``) for 1000-class
+    ImageNet models, or a class name of the model's categories (case and ``_``/space insensitive).
+
+    An integer label must be a class of the model: not negative, and below ``num_classes`` (by default the
+    number of ``categories``, when given). One that is not is a skip with its reason, not a crash later when
+    the model's outputs are indexed with it.
     """
 
-    def __init__(self, csv_path: str | None = None, categories: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        csv_path: str | None = None,
+        categories: Sequence[str] | None = None,
+        *,
+        num_classes: int | None = None,
+    ) -> None:
         self.categories = {self._key(name): index for index, name in enumerate(categories or ())}
         self.wnids = _imagenet_wnids() if categories is not None and len(categories) == 1000 else {}
+        self.num_classes = num_classes if num_classes is not None else (len(categories) if categories else None)
         self.table: dict[str, str] | None = None
         if csv_path is not None:
             self.table = self._read_csv(csv_path)
@@ -110,11 +174,7 @@ class LabelResolver:
 
     @staticmethod
     def _read_csv(csv_path: str) -> dict[str, str]:
-        try:
-            with open(csv_path, newline="") as handle:
-                rows = list(csv.reader(handle))
-        except OSError as error:
-            raise InvalidArgumentError(f"--labels {csv_path}: {error.strerror}") from None
+        rows = read_csv_rows("--labels", csv_path)
         if rows and rows[0][:2] == ["path", "label"]:
             rows = rows[1:]
         base = os.path.dirname(os.path.abspath(csv_path))
@@ -128,11 +188,22 @@ class LabelResolver:
         return table
 
     def _parse(self, label: str) -> int | None:
-        if label.lstrip("-").isdigit():
-            return int(label)
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+        if re.fullmatch(r"-?[0-9]+", label):
+            return self._check_range(int(label))
         if label in self.wnids:
             return self.wnids[label]
         return self.categories.get(self._key(label))
+
+    def _check_range(self, index: int) -> int:
+        if index < 0:
+            raise ValueError(f"label {index} is negative")
+        if self.num_classes is not None and index >= self.num_classes:
+            classes = "class" if self.num_classes == 1 else "classes"
+            raise ValueError(
+                f"label {index} is outside the model's {self.num_classes} {classes} (0..{self.num_classes - 1})"
+            )
+        return index
 
     def __call__(self, path: str) -> int:
         """The class index of ``path``; ValueError (with a reason) when it has none."""
@@ -148,6 +219,38 @@ class LabelResolver:
         return index
 
 
+def read_csv_rows(option: str, csv_path: str) -> list[list[str]]:
+    """The rows of a CSV given by ``option`` (``--labels``, ``--boxes``); InvalidArgumentError (one line naming
+    the option and file) when it cannot be read.
+
+    The file is decoded as a whole, not while csv reads it, so a decoding error can name its line; a
+    byte-order mark (spreadsheet programs write one) is dropped, or it would be part of the first path.
+    """
+    try:
+        data = Path(csv_path).read_bytes()
+    except OSError as error:
+        raise InvalidArgumentError(f"{option} {csv_path}: {error.strerror}") from None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]  # decoded as "utf-8-sig" would, but offsets stay those of ``data``
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise InvalidArgumentError(
+            f"{option} {csv_path}: not UTF-8 text (byte 0x{data[error.start]:02x} at line {line}); save it as UTF-8"
+        ) from None
+    if "\0" in text:  # a binary file (csv itself accepts NULs since Python 3.11); no path holds a NUL
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise InvalidArgumentError(f"{option} {csv_path}: not a CSV file (a NUL byte at line {line})")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return list(reader)
+    except csv.Error as error:  # a field over csv's size limit (an unclosed quote), ...
+        raise InvalidArgumentError(
+            f"{option} {csv_path}: not a CSV file ({error} at line {reader.line_num})"
+        ) from None
+
+
 def _imagenet_wnids() -> dict[str, int]:
     text = (Path(__file__).parent / "resources" / "imagenet_wnids.txt").read_text()
     return {wnid: index for index, wnid in enumerate(text.split())}
@@ -156,17 +259,58 @@ def _imagenet_wnids() -> dict[str, int]:
 # -- decoding --------------------------------------------------------------------------------------------------
 
 
-def load_rgb(path: str) -> Image.Image:
+class NotRegularFileError(OSError):
+    """The path is a FIFO, device or socket: reading it could block for ever or never end, so it is not read."""
+
+
+def load_rgb(path: str, *, exif_transpose: bool = True) -> Image.Image:
     """Decode ``path`` fully into an 8-bit RGB image.
 
     CMYK and palette images are converted, 16-bit images scaled (not clipped) to 8 bits, alpha composited over
-    white. Raises OSError/ValueError (PIL's, or ours for sizes PIL refuses) for files that cannot be images.
+    white. With ``exif_transpose`` the EXIF orientation is applied (a phone photo stored sideways comes out
+    upright, as viewers and the people who labelled it saw it). Raises OSError/ValueError (PIL's, or ours for
+    sizes PIL refuses) for files that cannot be images, :class:`NotRegularFileError` for FIFOs, devices and
+    sockets.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as image:
+        with _open_regular(path) as handle, Image.open(handle) as image:
             image.load()  # a truncated file fails here, not later in a worker's transform
-            return _to_rgb(image)
+            return _to_rgb(_apply_exif_orientation(image) if exif_transpose else image)
+
+
+def _open_regular(path: str) -> io.BufferedReader:
+    """``path`` opened for reading in binary, or :class:`NotRegularFileError` when it is not a regular file.
+
+    The check is on the opened file (fstat), not on the name first, so nothing can swap it in between; the
+    open is non-blocking because opening a FIFO to read otherwise waits for a writer, for ever.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # follows symlinks, like open()
+    except OSError as error:
+        if error.errno == errno.ENXIO:  # a socket, or a device with nothing behind it
+            raise NotRegularFileError(errno.ENXIO, "not a regular file", path) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(errno.EINVAL, "not a regular file", path)
+        os.set_blocking(fd, True)  # an ordinary file object from here on
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _apply_exif_orientation(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says; unchanged when its EXIF block cannot be parsed, because a
+    damaged tag should not cost an image whose pixels decode."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # PIL raises SyntaxError, ValueError, struct.error, ... for broken EXIF
+        return image
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -245,7 +389,8 @@ class ImageDataset(torch.utils.data.Dataset):
         except ValueError as error:
             return Sample(index, None, -1, str(error))
         try:
-            pixels = preprocess_pixels(load_rgb(path), self.preprocessing)
+            image = load_rgb(path, exif_transpose=self.preprocessing.exif_transpose)
+            pixels = preprocess_pixels(image, self.preprocessing)
         except Image.DecompressionBombWarning:
             return Sample(index, None, -1, "image larger than PIL's decompression-bomb limit")
         except Exception as error:  # PIL raises OSError, ValueError, SyntaxError, ... for broken files
@@ -254,6 +399,9 @@ class ImageDataset(torch.utils.data.Dataset):
 
 
 def describe_decode_error(error: BaseException) -> str:
+    """The skip reason for an exception raised while reading an image: short, one line, no path."""
+    if isinstance(error, NotRegularFileError):
+        return "not a regular file (a FIFO, device or socket); only regular files are read"
     if isinstance(error, FileNotFoundError):
         return "file not found"
     if isinstance(error, PermissionError):
@@ -280,6 +428,10 @@ def collate(samples: list[Sample]) -> Batch:
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # decoding workers must not compete with the model's threads
+    # SLURM and Ctrl-C signal the whole process group: a worker dying of it would make the DataLoader raise in
+    # the main process before the main process saves its work. The main process decides, and ends the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def make_loader(

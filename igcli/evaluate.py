@@ -12,7 +12,6 @@ import csv
 import os
 import time
 import xml.etree.ElementTree as ElementTree
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,8 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .baselines import Normalization
-from .data import describe_decode_error, load_rgb, normalize, preprocess_pixels
+from .data import describe_decode_error, load_rgb, normalize, preprocess_pixels, read_csv_rows
 from .engine import default_batch_size, resolve_device
 from .errors import InvalidArgumentError
 from .metrics import pic
@@ -32,7 +30,9 @@ from .metrics.ranking import RANKINGS, has_ranking, pixel_scores
 from .metrics.stability import closed_path_error, jpeg_stability, sensitivity
 from .models import Preprocessing, load_model
 from .progress import make_reporter
-from .store import Output
+from .text import path_seed
+from .output import Output
+from .validate import OutputError
 
 METRICS = ("insertion", "deletion", "abpc", "sic", "aic", "sic-msssim", "aic-msssim", "sensitivity", "jpeg-stability",
            "closed-path", "localization", "completeness")
@@ -68,6 +68,7 @@ class EvaluateJob:
     device: str | None = None
     limit: int | None = None
     seed: int = 0  # PIC's random 1% of revealed pixels: seeded per image from (seed, path)
+    trust_model_file: bool = False  # let --model FILE be a pickled whole module (runs its code)
 
 
 @dataclass
@@ -113,9 +114,12 @@ def parse_metrics(text: str | Sequence[str]) -> list[str]:
 
 
 def _preprocessing(settings: dict[str, Any]) -> Preprocessing:
-    stored = settings["preprocessing"]
-    return Preprocessing(stored["resize"], stored["crop"], Normalization(tuple(stored["mean"]), tuple(stored["std"])),
-                         stored["interpolation"])
+    return Preprocessing.from_dict(settings["preprocessing"])
+
+
+def _overrides(stored: dict[str, Any]) -> dict[str, Any]:
+    """Recorded preprocessing as load_model overrides."""
+    return {key: stored[key] for key in ("resize", "crop", "mean", "std", "interpolation") if key in stored}
 
 
 class GroundTruth:
@@ -134,14 +138,16 @@ class GroundTruth:
         self.masks, self.boxes, self.preprocessing = masks, boxes, preprocessing
         self.table: dict[str, list[tuple[float, float, float, float]]] = {}
         if boxes is not None and os.path.isfile(boxes):
-            with open(boxes, newline="") as handle:
-                for number, row in enumerate(csv.reader(handle), start=1):
-                    if not row or row[0] == "path":
-                        continue
-                    try:
-                        self.table.setdefault(row[0], []).append(tuple(float(v) for v in row[1:5]))
-                    except (ValueError, IndexError):
-                        raise InvalidArgumentError(f"--boxes {boxes}: line {number} is not path,xmin,ymin,xmax,ymax") from None
+            for number, row in enumerate(read_csv_rows("--boxes", boxes), start=1):
+                if not row or row[0] == "path":
+                    continue
+                try:
+                    values = tuple(float(v) for v in row[1:5])
+                except ValueError:
+                    values = ()
+                if len(values) != 4 or not all(np.isfinite(values)):
+                    raise InvalidArgumentError(f"--boxes {boxes}: line {number} is not path,xmin,ymin,xmax,ymax")
+                self.table.setdefault(row[0], []).append(values)
 
     def _aligned(self, mask: Image.Image) -> np.ndarray:
         from torchvision.transforms import InterpolationMode
@@ -164,14 +170,17 @@ class GroundTruth:
             xml = Path(self.boxes) / f"{stem}.xml"
             if not xml.is_file():
                 raise FileNotFoundError(f"no {stem}.xml in --boxes {self.boxes}")
-            boxes = [tuple(float(o.find(f"bndbox/{k}").text) for k in ("xmin", "ymin", "xmax", "ymax"))
-                     for o in ElementTree.parse(xml).getroot().iter("object")]
+            try:
+                boxes = [tuple(float(o.find(f"bndbox/{k}").text) for k in ("xmin", "ymin", "xmax", "ymax"))
+                         for o in ElementTree.parse(xml).getroot().iter("object")]
+            except (ElementTree.ParseError, AttributeError, TypeError, ValueError) as error:
+                raise FileNotFoundError(f"{xml} is not Pascal VOC XML with numeric bndbox values ({error})") from None
         else:
             boxes = self.table.get(path) or self.table.get(os.path.basename(path)) or []
             if not boxes:
                 raise FileNotFoundError(f"no row for this image in --boxes {self.boxes}")
-        with Image.open(path) as original:  # boxes are in the original image's pixels
-            size = original.size
+        # Boxes are in the pixels of the image as viewers show it (EXIF orientation applied, as the model saw it).
+        size = load_rgb(path, exif_transpose=self.preprocessing.exif_transpose).size
         canvas = np.zeros((size[1], size[0]), dtype=np.uint8)
         for xmin, ymin, xmax, ymax in boxes:
             canvas[int(round(ymin)) : int(round(ymax)), int(round(xmin)) : int(round(xmax))] = 255
@@ -201,13 +210,18 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
         stored_weights = settings.get("weights") if job.model is None else None
         if stored_weights and not os.path.isfile(stored_weights):
             stored_weights = None  # made on another machine: load as the spec says, then compare hashes
-        loaded = load_model(spec, job.weights or stored_weights, preprocessing=settings["preprocessing"])
+        loaded = load_model(spec, job.weights or stored_weights, preprocessing=_overrides(settings["preprocessing"]),
+                            trust_model_file=job.trust_model_file, code_free=job.model is None)
         if job.model is None and settings.get("weights_sha256") and loaded.weights_sha256 not in (None, settings["weights_sha256"]):
             raise InvalidArgumentError(f"the weights of {spec} differ from those the maps were made with; pass --weights")
         model = loaded.module.eval().to(device)
     batch_size = job.batch_size or default_batch_size(device)
     if set(RECOMPUTING) & set(metrics):
-        recompute = recompute_function(settings, loaded, device, batch_size)
+        try:
+            recompute = recompute_function(settings, loaded, device, batch_size)
+        except (InvalidArgumentError, KeyError, TypeError, ValueError) as error:
+            raise OutputError(f"{output.shards[0]}: its settings cannot rebuild the attribution method "
+                              f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
     total = len(output) if job.limit is None else min(job.limit, len(output))
     with make_reporter(total, "igcli evaluate", quiet=quiet) as reporter:
         done = 0
@@ -239,7 +253,8 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
         pixels, usable = [], []
         for i, path in enumerate(paths):
             try:
-                pixels.append(preprocess_pixels(load_rgb(path), preprocessing))
+                pixels.append(preprocess_pixels(load_rgb(path, exif_transpose=preprocessing.exif_transpose),
+                                                preprocessing))
                 usable.append(i)
             except Exception as error:
                 reason = f"cannot reload the input image: {describe_decode_error(error)}"
@@ -295,7 +310,7 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
                 model, [pixels[position[k]].permute(1, 2, 0).numpy() for k in range(len(ranked))],
                 [scores[i].numpy() for i in ranked], [rows[i]["target"] for i in ranked],
                 lambda stack: normalize(stack, preprocessing),
-                [(seed << 32) ^ zlib.crc32(paths[i].encode()) for i in ranked], device, batch_size)
+                [path_seed(seed, paths[i]) for i in ranked], device, batch_size)
             for i, samples in zip(ranked, all_samples):
                 for name, curve in pic.image_curves(samples).items():
                     if name not in wanted:

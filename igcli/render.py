@@ -69,17 +69,15 @@ def render_output(source, png_dir, *, percentile: float = 99.0, limit: int | Non
     """Draw every row of an igcli output as ``PNG_DIR/NNNNN-STEM-tTARGET.png``.
 
     Each picture is the crop the model saw, the heatmap and the overlay side by side (just the heatmap when the
-    input file is gone). ``source`` is anything :class:`igcli.store.Output` reads. Returns the files written.
+    input file is gone). ``source`` is anything :class:`igcli.output.Output` reads. Returns the files written.
     """
-    from .baselines import Normalization
     from .data import load_rgb, preprocess_pixels
     from .models import Preprocessing
-    from .store import Output
+    from .output import Output
 
     output = Output(source)
     stored = output.settings["preprocessing"]
-    preprocessing = Preprocessing(stored["resize"], stored["crop"],
-                                  Normalization(tuple(stored["mean"]), tuple(stored["std"])), stored["interpolation"])
+    preprocessing = Preprocessing.from_dict(stored)
     folder = Path(png_dir)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -90,7 +88,8 @@ def render_output(source, png_dir, *, percentile: float = 99.0, limit: int | Non
                 return written
             heat = heatmap_on_white(attributions, percentile)
             try:
-                pixels = preprocess_pixels(load_rgb(path), preprocessing).permute(1, 2, 0).numpy()
+                pixels = preprocess_pixels(load_rgb(path, exif_transpose=preprocessing.exif_transpose),
+                                           preprocessing).permute(1, 2, 0).numpy()
                 picture = side_by_side([Image.fromarray(pixels), heat, overlay(pixels, attributions, percentile)])
             except (OSError, ValueError) as error:
                 if on_missing_image is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, TextIO
@@ -39,19 +38,23 @@ from .errors import InvalidArgumentError, NonFiniteError
 from .models import LoadedModel, file_sha256, load_model
 from .progress import Reporter, make_reporter
 from .schedules import ScheduleFileError, cached_schedule_path, read_schedule_file
+from .text import path_seed
 from .store import (
     INDEX_NAME,
     SHARD_PATTERN,
     OutputError,
     ShardWriter,
     build_index,
+    check_shards,
     completed_inputs,
     list_shards,
+    move_aside,
     next_sequence,
     remove_partials,
     shard_part,
     stored_settings,
 )
+from .locking import FolderLock
 
 REDUCTIONS = ("none", "sum", "abs-sum")
 DEFAULT_STEPS = 32
@@ -91,6 +94,8 @@ class AttributeJob:
     amp: bool = False
     seed: int = 0
     command: str = ""
+    null: bool = False  # stdin lists (-) separated by NUL bytes
+    trust_model_file: bool = False  # let --model FILE be a pickled whole module (runs its code)
 
 
 @dataclass
@@ -138,15 +143,8 @@ def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:
 # -- the output folder ------------------------------------------------------------------------------------------
 
 
-def prepare_output(out: Path, part: Part, settings: dict[str, Any], *, resume: bool, overwrite: bool) -> set[str]:
-    """Make ``out`` ready for this part and return the inputs already done (non-empty only with ``resume``).
-
-    Refuses a non-empty folder unless resuming or overwriting; with several parts, other parts' shards of the
-    same run are expected and left alone. ``overwrite`` deletes this part's shards (all of igcli's files in a
-    single-part run) and nothing else.
-    """
-    if resume and overwrite:
-        raise InvalidArgumentError("--resume and --overwrite contradict each other; choose one")
+def make_output_folder(out: Path) -> None:
+    """Create ``out`` (and parents) or say in one line why it cannot be an output folder."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"-o {out}: exists and is not a folder")
     try:
@@ -155,6 +153,23 @@ def prepare_output(out: Path, part: Part, settings: dict[str, Any], *, resume: b
         raise OutputError(f"-o {out}: cannot create the folder ({error.strerror})") from None
     if not os.access(out, os.W_OK):
         raise OutputError(f"-o {out}: folder is not writable")
+
+
+def prepare_output(out: Path, part: Part, settings: dict[str, Any], *, resume: bool, overwrite: bool,
+                   notes: list[str] | None = None) -> set[str]:
+    """Make ``out`` ready for this part and return the inputs already done (non-empty only with ``resume``).
+
+    Call it holding the part's :class:`~igcli.locking.FolderLock`. Refuses a non-empty folder unless resuming
+    or overwriting; with several parts, other parts' shards of the same run are expected and left alone.
+    ``overwrite`` deletes this part's shards (all of igcli's files in a single-part run) and nothing else.
+    ``resume`` drops this part's hidden partial shards and moves its damaged shards aside (``NAME.damaged``),
+    so their images are done again; what it did is appended to ``notes``.
+    """
+    if resume and overwrite:
+        raise InvalidArgumentError("--resume and --overwrite contradict each other; choose one")
+    make_output_folder(out)
+    notes = [] if notes is None else notes
+    shards, damaged = check_shards(out)
     mine = [p for p in list_shards(out) if shard_part(p) == part.index]
     if overwrite:
         for path in mine if part.count > 1 else list_shards(out):
@@ -165,14 +180,22 @@ def prepare_output(out: Path, part: Part, settings: dict[str, Any], *, resume: b
         return set()
     if resume:
         remove_partials(out, part.index)
-        previous = stored_settings(out)
+        for error in damaged:
+            if shard_part(error.path) == part.index or part.count == 1:
+                moved = move_aside(error.path)
+                notes.append(f"moved damaged shard {error.path.name} aside to {moved.name} ({error.problem}); its "
+                             "images are done again")
+                shards = [info for info in shards if info.path != error.path]
+            else:  # another part's images: that part's --resume repairs it
+                notes.append(f"warning: {error}; part {shard_part(error.path)}'s --resume will redo its images")
+        previous = stored_settings(shards)
         if previous is not None:
             _check_resumable(out, previous, settings)
-        return completed_inputs(out)
+        return completed_inputs([info.path for info in shards])
     entries = [name for name in os.listdir(out) if not name.startswith(".")]
     if part.count > 1:
         foreign = [n for n in entries if not (SHARD_PATTERN.match(n) or n == INDEX_NAME)]
-        previous = stored_settings(out)
+        previous = stored_settings(shards)
         if mine or foreign or (previous is not None and _differences(previous, settings)):
             raise OutputError(
                 f"-o {out}: already holds output for part {part.label} or other files; use --resume to continue "
@@ -250,7 +273,8 @@ def baseline_from_spec(spec: str, loaded: LoadedModel, device: torch.device) -> 
         elif path.endswith((".pt", ".pth")):
             tensor = torch.load(path, map_location="cpu", weights_only=True).float()
         else:
-            pixels = preprocess_pixels(load_rgb(path), loaded.preprocessing)
+            pixels = preprocess_pixels(load_rgb(path, exif_transpose=loaded.preprocessing.exif_transpose),
+                                       loaded.preprocessing)
             tensor = normalize(pixels[None], loaded.preprocessing)[0]
     except Exception as error:
         raise InvalidArgumentError(f"--baseline {path}: cannot read it ({str(error).splitlines()[0]})") from None
@@ -275,9 +299,20 @@ def _uniform_baselines(paths: Sequence[str], seed: int, shape: torch.Size, loade
     """Uniform-noise baselines seeded per image from (seed, path): independent of batching and sharding."""
     noise = []
     for path in paths:
-        generator = torch.Generator().manual_seed((seed << 32) ^ zlib.crc32(path.encode()))
+        generator = torch.Generator().manual_seed(path_seed(seed, path))
         noise.append(torch.rand(shape, generator=generator))
     return loaded.preprocessing.normalization.from_pixels(torch.stack(noise)).to(device)
+
+
+def label_resolver(labels_csv: str | None, loaded: LoadedModel, device: torch.device) -> LabelResolver:
+    """``--target label``'s resolver, knowing the model's class count (from its categories, else from one
+    forward pass), so a label outside it is a skip with its reason rather than an error that ends the run."""
+    classes = len(loaded.categories) if loaded.categories else None
+    if classes is None:
+        crop = loaded.preprocessing.crop
+        with torch.inference_mode():
+            classes = int(loaded.module.to(device)(torch.zeros(1, 3, crop, crop, device=device)).shape[-1])
+    return LabelResolver(labels_csv, loaded.categories, num_classes=classes)
 
 
 # -- streaming images ------------------------------------------------------------------------------------------
@@ -445,8 +480,9 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
         raise InvalidArgumentError(f"--workers must be >= 0, got {job.workers}")
     named_baseline = job.baseline in BASELINE_NAMES
     part = resolve_part(job.shard)
-    all_inputs = discover_inputs(job.inputs, stdin)
-    loaded = load_model(job.model, job.weights, preprocessing=job.preprocessing)
+    all_inputs = discover_inputs(job.inputs, stdin, null=job.null)
+    loaded = load_model(job.model, job.weights, preprocessing=job.preprocessing,
+                        trust_model_file=job.trust_model_file)
     schedule, steps, schedule_settings = resolve_schedule(job.schedule, job.steps, job.method, job.rule, job.model,
                                                           loaded.weights_sha256)
     method_settings = describe(job.method, job.rule, steps=steps, schedule=schedule,
@@ -478,12 +514,16 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
         "device": device.type,
     }
     group = ProcessGroup(part, device.type)
+    lock = FolderLock(job.out, part.index, part.count, job.command)
+    notes: list[str] = []
     try:
-        # Every rank checks and prepares its own part: parts only ever touch their own shards.
-        done = prepare_output(job.out, part, settings, resume=job.resume, overwrite=job.overwrite)
+        # Every rank checks and prepares its own part, holding its lock: parts only touch their own shards.
+        make_output_folder(job.out)
+        lock.acquire()
+        done = prepare_output(job.out, part, settings, resume=job.resume, overwrite=job.overwrite, notes=notes)
         mine = select_part(all_inputs, part.index, part.count)
         todo = [p for p in mine if p not in done]
-        labels = LabelResolver(job.labels, loaded.categories) if parse_target(job.target)[0] == "label" else None
+        labels = label_resolver(job.labels, loaded, device) if parse_target(job.target)[0] == "label" else None
         if job.labels and labels is None:
             raise InvalidArgumentError("--labels is only used with --target label")
         loaded.module.to(device)
@@ -492,6 +532,8 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
         interrupted = False
         loop_started = time.perf_counter()
         with make_reporter(len(todo), label, quiet=quiet, stream=progress_stream) as reporter:
+            for note in notes:
+                reporter.message(note)
             run = (_run_class or _Run)(job, loaded, device, settings, writer, reporter, schedule, steps)
             try:
                 for images, batch_labels, paths, skipped in stream_images(
@@ -506,11 +548,13 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
                 writer.close()  # complete what was computed, whatever happened
                 run.finish()
         loop_seconds = time.perf_counter() - loop_started
+        lock.release()
         group.barrier()
         index = None
         if (part.rank == 0 or part.world_size == 1) and list_shards(job.out):
             index = str(build_index(job.out))
     finally:
+        lock.release()
         group.close()
     seconds = time.perf_counter() - started
     return AttributeSummary(
@@ -558,6 +602,8 @@ class CalibrateJob:
     amp: bool = False
     out: Path | None = None  # None: the user cache (schedules.schedule_cache_dir)
     plot: Path | None = None
+    null: bool = False
+    trust_model_file: bool = False
 
 
 @dataclass
@@ -610,12 +656,13 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
         raise InvalidArgumentError(f"--steps must be a positive integer, got {job.steps}")
     describe(method, "riemann", steps=job.steps, baseline=job.baseline if job.baseline in BASELINE_NAMES else "black",
              output=job.output, seed=job.seed, **job.method_options)  # validates the options
-    all_inputs = discover_inputs(job.inputs, stdin)
+    all_inputs = discover_inputs(job.inputs, stdin, null=job.null)
     sample = sorted(random.Random(job.seed).sample(all_inputs, min(job.images, len(all_inputs))))
-    loaded = load_model(job.model, job.weights, preprocessing=job.preprocessing)
+    loaded = load_model(job.model, job.weights, preprocessing=job.preprocessing,
+                        trust_model_file=job.trust_model_file)
     device = resolve_device(job.device)
     loaded.module.to(device)
-    labels = LabelResolver(job.labels, loaded.categories) if target_mode == "label" else None
+    labels = label_resolver(job.labels, loaded, device) if target_mode == "label" else None
     baseline = baseline_from_spec(job.baseline, loaded, device) if method in ("ig", "gig") else "black"
     probes, skipped = [], []
     with make_reporter(len(sample), "igcli calibrate", quiet=quiet, stream=progress_stream) as reporter:

@@ -24,12 +24,19 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from .errors import InvalidArgumentError
+from .text import encode_text
 
 SCHEDULE_NAMES = ("left", "right", "midpoint", "trapezoid", "gauss-legendre")
 
 # Points closer than this to a boundary are treated as lying on it, so that a gradient evaluation there also
 # supplies the boundary's score f(gamma(a)) to the IDGI rule.
 _SAME_POINT_TOLERANCE = 1e-12
+# One cap on gradient evaluations for every way of asking for steps (--steps, alphas, schedule files, settings
+# read back from shards): more is almost surely a mistake, and 10^7 points would take gigabytes.
+MAX_STEPS = 100_000
+# A schedule file with MAX_STEPS alphas, weights and a calibration record is a few MB; refuse far larger ones
+# before parsing them.
+MAX_SCHEDULE_FILE_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class Schedule:
     boundaries: np.ndarray
 
     def __post_init__(self) -> None:
+        _check_count(self.name, len(self.points))
         points = np.asarray(self.points, dtype=np.float64)
         weights = np.asarray(self.weights, dtype=np.float64)
         boundaries = np.asarray(self.boundaries, dtype=np.float64)
@@ -133,6 +141,7 @@ class Schedule:
         """Left Riemann sum over the partition ``alphas`` (n + 1 values from 0 to 1): the gradient at
         alpha_i weighted by alpha_{i+1} - alpha_i (riemannopt.txt, Eq. 6). This is how a calibrated
         RiemannOpt schedule is used."""
+        _check_count(name, len(alphas) - 1)
         edges = np.asarray(alphas, dtype=np.float64)
         if edges.ndim != 1 or edges.shape[0] < 2:
             raise InvalidArgumentError(f"schedule {name!r}: need at least two alphas (0 and 1)")
@@ -147,6 +156,7 @@ class Schedule:
     @classmethod
     def explicit(cls, points: Sequence[float], weights: Sequence[float] | None = None, name: str = "explicit") -> "Schedule":
         """Any quadrature: ``points`` in [0, 1] (increasing) and ``weights`` (default equal, 1/m each)."""
+        _check_count(name, len(points))
         t = np.asarray(points, dtype=np.float64)
         if t.ndim != 1 or t.shape[0] < 1:
             raise InvalidArgumentError(f"schedule {name!r}: need at least one point")
@@ -200,8 +210,26 @@ def _boundaries_from_weights(weights: np.ndarray) -> np.ndarray:
 def _check_steps(steps: int) -> None:
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
         raise InvalidArgumentError(f"steps must be a positive integer, got {steps!r}")
-    if steps > 100_000:
-        raise InvalidArgumentError(f"steps={steps} is more than 100000; that is almost surely a mistake")
+    if steps > MAX_STEPS:
+        raise InvalidArgumentError(f"steps={steps} is more than {MAX_STEPS}; that is almost surely a mistake")
+
+
+def _check_count(name: str, points: int) -> None:
+    """The cap of :func:`_check_steps` for schedules given as points (the trapezoid rule adds one point)."""
+    if points > MAX_STEPS + 1:
+        raise InvalidArgumentError(f"schedule {name!r}: {points} points is more than {MAX_STEPS} steps; that is "
+                                   "almost surely a mistake")
+
+
+def _numbers(name: str, key: str, values: Any, limit: int) -> list[float]:
+    """A JSON list of at most ``limit`` numbers (not strings, not booleans) as floats."""
+    if not isinstance(values, list):
+        raise ScheduleFileError(f"--schedule {name}: corrupt ({key!r} is not a list of numbers)")
+    if len(values) > limit:
+        raise ScheduleFileError(f"--schedule {name}: {len(values)} {key} is more than {MAX_STEPS} steps allow")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ScheduleFileError(f"--schedule {name}: corrupt ({key!r} holds something other than numbers)")
+    return [float(v) for v in values]
 
 
 
@@ -224,7 +252,7 @@ def cached_schedule_path(model: str, method: str, steps: int) -> Path:
     the full spec when it had to change, so different specs never share a file)."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_") or "model"
     if slug != model:
-        slug = f"{slug[-60:]}-{hashlib.sha256(model.encode()).hexdigest()[:8]}"
+        slug = f"{slug[-60:]}-{hashlib.sha256(encode_text(model)).hexdigest()[:8]}"
     return schedule_cache_dir() / f"{slug}-{method}-{steps}.json"
 
 
@@ -274,19 +302,25 @@ def read_schedule_file(
     """
     name = str(path)
     try:
-        document = json.loads(Path(path).read_text())
+        if not Path(path).is_file():
+            raise FileNotFoundError(path)
+        if Path(path).stat().st_size > MAX_SCHEDULE_FILE_BYTES:
+            raise ScheduleFileError(f"--schedule {name}: {Path(path).stat().st_size} bytes is far larger than any "
+                                    f"schedule of at most {MAX_STEPS} steps")
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ScheduleFileError(f"--schedule {name}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise ScheduleFileError(f"--schedule {name}: not a readable JSON schedule file ({error})") from None
     if not isinstance(document, dict) or document.get("format") != SCHEDULE_FORMAT:
         raise ScheduleFileError(f"--schedule {name}: not an igcli schedule (format must be {SCHEDULE_FORMAT!r})")
-    try:
-        alphas = [float(a) for a in document["alphas"]]
-        weights = np.asarray([float(w) for w in document["weights"]])
-        file_steps = int(document["steps"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ScheduleFileError(f"--schedule {name}: corrupt ({error!r} missing or not numbers)") from None
+    file_steps = document.get("steps")
+    if not isinstance(file_steps, int) or isinstance(file_steps, bool) or file_steps < 1:
+        raise ScheduleFileError(f"--schedule {name}: corrupt ('steps' must be a positive integer, got {file_steps!r})")
+    if file_steps > MAX_STEPS:
+        raise ScheduleFileError(f"--schedule {name}: steps={file_steps} is more than {MAX_STEPS}")
+    alphas = _numbers(name, "alphas", document.get("alphas"), MAX_STEPS + 1)
+    weights = np.asarray(_numbers(name, "weights", document.get("weights"), MAX_STEPS))
     if len(alphas) != file_steps + 1 or weights.shape != (file_steps,):
         raise ScheduleFileError(
             f"--schedule {name}: corrupt ({len(alphas)} alphas and {weights.shape[0]} weights for {file_steps} steps)"

@@ -16,7 +16,7 @@ import torch
 from .errors import InvalidArgumentError
 from .runner import AttributeJob, AttributeSummary, _Run, batch_baseline, run_attribute
 from .split import STATISTICS, parse_psis, split
-from .store import Output
+from .output import Output
 
 
 @dataclass

@@ -10,6 +10,12 @@ Layout of ``OUT/``:
   (or a resumed run) never sees a partial one. One image's rows never straddle two shards.
 - ``index.h5``: the same per-row datasets over all shards, ``attributions`` as a virtual dataset (no copy),
   the small ones copied, plus ``shard`` (N,) and ``row`` (N,) locating each row and ``shards`` (names).
+- Strings (``paths``, skip reasons) are stored as the UTF-8 bytes of the text; a file name that is not valid
+  UTF-8 is stored as its raw bytes (read them back with ``os.fsdecode``, which :class:`Output` does).
+
+Every write runs with signals deferred (:mod:`igcli.signals`) and a shard is published only after checking
+that each dataset has exactly ``rows`` entries; a write that fails (a full disk) discards the hidden partial
+shard, so a visible shard is always whole.
 """
 
 from __future__ import annotations
@@ -18,24 +24,33 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import h5py
 import numpy as np
 
-from .errors import IgcliError, InvalidArgumentError
+from .errors import InvalidArgumentError
+from .signals import deferred
+from .text import decode_text, encode_text
+from .validate import DamagedShardError, OutputError, ShardInfo, check_shard
 
 FORMAT = "igcli-attributions/1"
 INDEX_NAME = "index.h5"
 SHARD_PATTERN = re.compile(r"^shard-(\d{5})-(\d{5})\.h5$")
 PARTIAL_PATTERN = re.compile(r"^\.shard-(\d{5})-(\d{5})\.h5\.partial$")
+# A shard moved aside as damaged keeps its sequence number taken.
+TAKEN_PATTERN = re.compile(r"^shard-(\d{5})-(\d{5})\.h5(\.damaged(-\d+)?)?$")
 STRING = h5py.string_dtype()
 
 
-class OutputError(IgcliError):
-    """The output folder cannot be written or read as igcli output."""
-
-    exit_code = 6
+def describe_os_error(error: BaseException) -> str:
+    text = str(error)
+    if "No space left" in text or "errno = 28" in text or getattr(error, "errno", None) == 28:
+        return "no space left on the device"
+    if "Disk quota" in text or getattr(error, "errno", None) == 122:
+        return "disk quota exceeded"
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def shard_name(part: int, sequence: int) -> str:
@@ -52,8 +67,8 @@ def list_shards(out_dir: str | os.PathLike) -> list[Path]:
 def _attribute_value(value: Any) -> Any:
     if value is None:
         return "none"
-    if isinstance(value, str):
-        return str(value)  # subclasses such as torch's TorchVersion confuse h5py
+    if isinstance(value, str):  # (subclasses such as torch's TorchVersion confuse h5py)
+        return encode_text(value).decode("utf-8", "backslashreplace")
     if isinstance(value, (bool, int, float, np.generic)):
         return value
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
@@ -61,18 +76,13 @@ def _attribute_value(value: Any) -> Any:
     return json.dumps(value)
 
 
-def read_settings(handle: h5py.File) -> dict[str, Any]:
-    """The run settings stored in a shard's or index's root attributes."""
-    if "settings_json" not in handle.attrs:
-        raise OutputError(f"{handle.filename}: not an igcli output file (no settings_json attribute)")
-    return json.loads(handle.attrs["settings_json"])
-
-
 class ShardWriter:
     """Writes rows into shards of about ``shard_size`` rows for one part (rank) of a run.
 
-    Rows arrive in batches (:meth:`write`); a shard is completed (fsync, rename) at the first batch boundary
-    where it holds ``shard_size`` rows or more, on :meth:`close`, and when it has only skips and the run ends.
+    Rows arrive in batches (:meth:`write`); a shard is completed (checked, fsync, rename) at the first batch
+    boundary where it holds ``shard_size`` rows or more, on :meth:`close`, and when it has only skips and the
+    run ends. Each call is all-or-nothing for the files: signals wait until it returns, and a write error (disk
+    full, quota) discards the open partial shard and raises :class:`OutputError`; completed shards stay.
 
     Args:
         out_dir: the output folder (must exist).
@@ -91,6 +101,7 @@ class ShardWriter:
         self.shard_size = shard_size
         self.sequence = first_sequence
         self.completed: list[Path] = []
+        self.discarded_rows = 0  # rows lost with a partial shard a write error discarded
         self._handle: h5py.File | None = None
         self._partial: Path | None = None
         self._rows = 0
@@ -98,12 +109,12 @@ class ShardWriter:
     def _open(self) -> h5py.File:
         if self._handle is None:
             self._partial = self.out_dir / f".{shard_name(self.part, self.sequence)}.partial"
+            self._rows = 0
             self._handle = h5py.File(self._partial, "w")
             self._handle.attrs["format"] = FORMAT
             for key, value in self.settings.items():
                 self._handle.attrs[key] = _attribute_value(value)
             self._handle.attrs["settings_json"] = json.dumps(self.settings)
-            self._rows = 0
         return self._handle
 
     @staticmethod
@@ -112,58 +123,99 @@ class ShardWriter:
             array = values
             dtype = array.dtype
         else:
-            array = np.asarray(list(values), dtype=object)
+            array = np.asarray([encode_text(v) for v in values], dtype=object)
             dtype = STRING
         if name not in group:
+            numeric = dtype is not STRING
             group.create_dataset(
                 name,
                 shape=(0, *array.shape[1:]),
                 maxshape=(None, *array.shape[1:]),
                 dtype=dtype,
                 chunks=(max(1, min(64, 2**20 // max(1, array[:1].nbytes))), *array.shape[1:]) if array.ndim else True,
+                fletcher32=numeric,  # a damaged chunk fails loudly on read instead of giving wrong maps
             )
         dataset = group[name]
         if dataset.shape[1:] != array.shape[1:]:
-            raise OutputError(f"{name}: rows of shape {array.shape[1:]} do not fit the shard's {dataset.shape[1:]}")
+            raise ValueError(f"{name}: rows of shape {array.shape[1:]} do not fit the shard's {dataset.shape[1:]}")
         start = dataset.shape[0]
         dataset.resize(start + array.shape[0], axis=0)
         dataset[start:] = array
+
+    def _guarded(self, action, *args: Any) -> Any:
+        """Run one write step with signals deferred; on failure discard the partial shard and say why."""
+        with deferred():
+            try:
+                return action(*args)
+            except (OSError, RuntimeError, ValueError, DamagedShardError) as error:  # h5py: OSError/RuntimeError
+                problem = error.problem if isinstance(error, DamagedShardError) else describe_os_error(error)
+                self.discard()
+                raise OutputError(
+                    f"{self.out_dir}: writing {shard_name(self.part, self.sequence)} failed ({problem}); finished "
+                    "shards are kept: free space (or fix the folder) and rerun with --resume"
+                ) from None
 
     def write(self, columns: dict[str, np.ndarray | Sequence[str]]) -> None:
         """Append rows: every column has the same first dimension N; ``paths`` is a sequence of str."""
         lengths = {name: len(values) for name, values in columns.items()}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"columns of different lengths: {lengths}")
-        handle = self._open()
-        for name, values in columns.items():
-            self._append(handle, name, values)
-        self._rows += next(iter(lengths.values()), 0)
+        self._guarded(self._write_columns, columns, next(iter(lengths.values()), 0))
         if self._rows >= self.shard_size:
             self.finish_shard()
 
+    def _write_columns(self, columns: dict[str, Any], count: int) -> None:
+        handle = self._open()
+        for name, values in columns.items():
+            self._append(handle, name, values)
+        self._rows += count
+
     def skip(self, path: str, reason: str) -> None:
         """Record an input that could not be used, with its reason (kept in the current shard)."""
+        self._guarded(self._write_skip, path, reason)
+
+    def _write_skip(self, path: str, reason: str) -> None:
         group = self._open().require_group("skipped")
         self._append(group, "paths", [path])
         self._append(group, "reasons", [reason])
 
     def finish_shard(self) -> Path | None:
-        """Complete the current shard (if any): attributes, flush, fsync, rename into place."""
+        """Complete the current shard (if any): check, flush, fsync, rename into place; its final path."""
         if self._handle is None:
             return None
+        return self._guarded(self._publish)
+
+    def _publish(self) -> Path:
         self._handle.attrs["rows"] = self._rows
         self._handle.attrs["complete"] = True
         self._handle.flush()
         self._handle.close()
         self._handle = None
+        check_shard(self._partial)  # every dataset has exactly `rows` entries, or nothing becomes visible
         final = self.out_dir / shard_name(self.part, self.sequence)
         with open(self._partial, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(self._partial, final)
         _fsync_folder(self.out_dir)
+        self._partial = None
         self.completed.append(final)
         self.sequence += 1
         return final
+
+    def discard(self) -> None:
+        """Drop the open partial shard (its rows were not published); the writer can go on with a new one."""
+        with deferred():
+            if self._handle is not None:
+                try:
+                    self._handle.close()
+                except Exception:  # a handle whose writes failed may fail to close too; the file goes anyway
+                    pass
+                self._handle = None
+                self.discarded_rows += self._rows
+            if self._partial is not None:
+                self._partial.unlink(missing_ok=True)
+                self._partial = None
+            self._rows = 0
 
     def close(self) -> None:
         """Complete the open shard: what was written is kept (also on an interrupt)."""
@@ -198,8 +250,8 @@ def remove_partials(out_dir: Path, part: int | None = None) -> list[Path]:
 
 
 def next_sequence(out_dir: Path, part: int) -> int:
-    """The first unused shard sequence number of ``part``."""
-    numbers = [int(SHARD_PATTERN.match(p.name).group(2)) for p in list_shards(out_dir) if SHARD_PATTERN.match(p.name).group(1) == f"{part:05d}"]
+    """The first shard sequence number of ``part`` not taken by a shard (complete or moved aside)."""
+    numbers = [int(m.group(2)) for m in map(TAKEN_PATTERN.match, os.listdir(out_dir)) if m and int(m.group(1)) == part]
     return max(numbers, default=-1) + 1
 
 
@@ -207,25 +259,46 @@ def shard_part(path: Path) -> int:
     return int(SHARD_PATTERN.match(path.name).group(1))
 
 
-def completed_inputs(out_dir: Path) -> set[str]:
-    """Input paths already handled (attributed or skipped) in the complete shards of ``out_dir``."""
-    done: set[str] = set()
+def check_shards(out_dir: Path) -> tuple[list[ShardInfo], list[DamagedShardError]]:
+    """Every visible shard of ``out_dir`` checked: (the valid ones, the problems of the others)."""
+    good, damaged = [], []
     for shard in list_shards(out_dir):
-        with h5py.File(shard, "r") as handle:
-            if "paths" in handle:
-                done.update(p.decode() if isinstance(p, bytes) else p for p in handle["paths"][:])
-            if "skipped/paths" in handle:
-                done.update(p.decode() if isinstance(p, bytes) else p for p in handle["skipped/paths"][:])
+        try:
+            good.append(check_shard(shard))
+        except DamagedShardError as error:
+            damaged.append(error)
+    return good, damaged
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a damaged shard out of the way (``NAME.damaged``, numbered if taken), never deleting it."""
+    target = path.with_name(f"{path.name}.damaged")
+    number = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.damaged-{number}")
+        number += 1
+    with deferred():
+        os.replace(path, target)
+    return target
+
+
+def completed_inputs(shards: Sequence[Path]) -> set[str]:
+    """Input paths already handled (attributed or skipped) in ``shards`` (checked ones)."""
+    done: set[str] = set()
+    for shard in shards:
+        try:
+            with h5py.File(shard, "r") as handle:
+                for name in ("paths", "skipped/paths"):
+                    if name in handle:
+                        done.update(decode_text(p) for p in handle[name][:])
+        except (OSError, ValueError) as error:
+            raise DamagedShardError(shard, f"damaged paths ({describe_os_error(error)})") from None
     return done
 
 
-def stored_settings(out_dir: Path) -> dict[str, Any] | None:
-    """Settings of the first complete shard in ``out_dir``, or None when there is none."""
-    shards = list_shards(out_dir)
-    if not shards:
-        return None
-    with h5py.File(shards[0], "r") as handle:
-        return read_settings(handle)
+def stored_settings(shards: Sequence[ShardInfo]) -> dict[str, Any] | None:
+    """Settings of the first of ``shards``, or None when there is none."""
+    return shards[0].settings if shards else None
 
 
 def build_index(out_dir: str | os.PathLike) -> Path:
@@ -240,25 +313,39 @@ def build_index(out_dir: str | os.PathLike) -> Path:
     shards = list_shards(folder)
     if not shards:
         raise OutputError(f"{folder}: no complete shards to index")
-    counts, layouts, small, skipped_paths, skipped_reasons = [], {}, {}, [], []
-    settings = None
+    infos = [check_shard(shard) for shard in shards]  # names a damaged shard instead of failing half-way
+    counts, layouts, small, skipped_paths, skipped_reasons = [info.rows for info in infos], {}, {}, [], []
+    row_shapes: dict[str, tuple] = {}
     for number, shard in enumerate(shards):
         with h5py.File(shard, "r") as handle:
-            settings = settings or read_settings(handle)
-            rows = int(handle.attrs.get("rows", 0))
-            counts.append(rows)
             if "skipped" in handle:
-                skipped_paths += [p.decode() for p in handle["skipped/paths"][:]]
-                skipped_reasons += [r.decode() for r in handle["skipped/reasons"][:]]
+                skipped_paths += list(handle["skipped/paths"][:])
+                skipped_reasons += list(handle["skipped/reasons"][:])
             for name, dataset in handle.items():
                 if not isinstance(dataset, h5py.Dataset):
                     continue
+                if row_shapes.setdefault(name, dataset.shape[1:]) != dataset.shape[1:]:
+                    raise DamagedShardError(shard, f"dataset {name!r} has rows of shape {dataset.shape[1:]}, other "
+                                                   f"shards {row_shapes[name]}; it belongs to another run")
                 if len(dataset.shape) < 3:  # per-row scalars and curves are copied; maps are linked
                     small.setdefault(name, []).append(dataset[:])
                 else:
                     layouts.setdefault(name, []).append((shard.name, dataset.shape, dataset.dtype, number))
-    total = sum(counts)
+    settings = infos[0].settings
     partial = folder / f".{INDEX_NAME}.{os.getpid()}.partial"
+    with deferred():
+        try:
+            _write_index(partial, settings, shards, counts, small, layouts, skipped_paths, skipped_reasons)
+            os.replace(partial, folder / INDEX_NAME)
+        except (OSError, RuntimeError, ValueError) as error:
+            partial.unlink(missing_ok=True)
+            raise OutputError(f"{folder / INDEX_NAME}: cannot write the index ({describe_os_error(error)}); the "
+                              "shards are intact: free space and run igcli index") from None
+    return folder / INDEX_NAME
+
+
+def _write_index(partial: Path, settings, shards, counts, small, layouts, skipped_paths, skipped_reasons) -> None:
+    total = sum(counts)
     with h5py.File(partial, "w") as index:
         index.attrs["format"] = FORMAT
         for key, value in settings.items():
@@ -283,80 +370,3 @@ def build_index(out_dir: str | os.PathLike) -> Path:
         group = index.create_group("skipped")
         group.create_dataset("paths", data=np.asarray(skipped_paths, dtype=object), dtype=STRING)
         group.create_dataset("reasons", data=np.asarray(skipped_reasons, dtype=object), dtype=STRING)
-    os.replace(partial, folder / INDEX_NAME)
-    return folder / INDEX_NAME
-
-
-# -- reading ---------------------------------------------------------------------------------------------------
-
-
-class Output:
-    """igcli output read back: an OUT folder, its ``index.h5``, or shard files.
-
-    Reads the shards directly (the index is a convenience for other tools), so it is right even while other
-    parts of a job are still adding shards.
-
-    >>> output = Output("OUT")
-    >>> output.settings["method"], len(output)
-    >>> for rows in output.iter_rows(): rows["attributions"]   # one shard's rows at a time
-    """
-
-    def __init__(self, source: str | os.PathLike | Sequence[str | os.PathLike]) -> None:
-        if isinstance(source, (str, os.PathLike)):
-            path = Path(source)
-            if path.is_dir():
-                self.shards = list_shards(path)
-            elif path.name == INDEX_NAME:
-                self.shards = list_shards(path.parent)
-            elif path.is_file():
-                self.shards = [path]
-            else:
-                raise OutputError(f"{path}: no such output folder or file")
-            if not self.shards:
-                raise OutputError(f"{path}: holds no complete igcli shards (run `igcli attribute ... -o {path}`)")
-        else:
-            self.shards = [Path(p) for p in source]
-        try:
-            with h5py.File(self.shards[0], "r") as handle:
-                self.settings = read_settings(handle)
-            self._counts = []
-            for shard in self.shards:
-                with h5py.File(shard, "r") as handle:
-                    self._counts.append(int(handle.attrs.get("rows", 0)))
-        except OSError as error:
-            raise OutputError(f"{self.shards[0]}: not readable as HDF5 ({error})") from None
-
-    def __len__(self) -> int:
-        return sum(self._counts)
-
-    def iter_rows(self, columns: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
-        """One dict per shard: column name -> array of that shard's rows (``paths`` as a list of str)."""
-        for shard, count in zip(self.shards, self._counts):
-            if count == 0:
-                continue
-            with h5py.File(shard, "r") as handle:
-                names = columns or [n for n, d in handle.items() if isinstance(d, h5py.Dataset)]
-                yield {name: _decoded(handle[name][:]) for name in names if name in handle}
-
-    def column(self, name: str) -> Any:
-        """One per-row dataset over all shards (concatenated; a list for strings)."""
-        parts = [rows[name] for rows in self.iter_rows([name])]
-        if parts and isinstance(parts[0], list):
-            return [value for part in parts for value in part]
-        return np.concatenate(parts) if parts else np.empty(0)
-
-    @property
-    def skipped(self) -> list[tuple[str, str]]:
-        """(path, reason) of every input the run could not use."""
-        found = []
-        for shard in self.shards:
-            with h5py.File(shard, "r") as handle:
-                if "skipped" in handle:
-                    found += list(zip(_decoded(handle["skipped/paths"][:]), _decoded(handle["skipped/reasons"][:])))
-        return found
-
-
-def _decoded(values: np.ndarray) -> Any:
-    if values.dtype.kind == "O":
-        return [v.decode() if isinstance(v, bytes) else v for v in values]
-    return values

@@ -21,7 +21,8 @@ from cli_helpers import ROOT, SUBPROCESS_ENV, TINY, TINY_ARGS, make_images, run_
 from igcli.data import load_rgb, normalize, preprocess_pixels
 from igcli.models import Preprocessing, load_model
 from igcli.runner import AttributeJob, run_attribute
-from igcli.store import Output, list_shards
+from igcli.output import Output
+from igcli.store import list_shards
 
 
 def read_all(out: Path) -> dict[str, dict]:

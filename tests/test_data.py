@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import socket
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +17,9 @@ from PIL import Image
 from igcli.data import (
     ImageDataset,
     LabelResolver,
+    NotRegularFileError,
     collate,
+    describe_decode_error,
     discover_inputs,
     load_rgb,
     preprocess_pixels,
@@ -27,6 +33,32 @@ def write(path, image: Image.Image, **kwargs) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, **kwargs)
     return str(path)
+
+
+def finishes_within(seconds: float, function, *args, unblock=None):
+    """``function(*args)``, failing the test (instead of hanging it) when it takes longer than ``seconds``.
+
+    It runs in a thread; on timeout ``unblock()`` is called so a regressed run can end, then the test fails.
+    """
+    result = {}
+
+    def target():
+        try:
+            result["value"] = function(*args)
+        except BaseException as error:  # re-raised in the test's thread
+            result["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        if unblock is not None:
+            unblock()
+        thread.join(seconds)
+        pytest.fail(f"{getattr(function, '__name__', function)} did not finish within {seconds} s")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 @pytest.fixture
@@ -51,7 +83,7 @@ def test_folders_are_walked_recursively_sorted_and_filtered_by_extension_in_any_
 
 
 def test_files_stdin_and_duplicates(folder):
-    stdin = io.StringIO(f"# a comment\n{folder}/a.jpeg\n\n{folder}/missing.jpg\n")
+    stdin = io.StringIO(f"{folder}/a.jpeg\n\n{folder}/missing.jpg\n")
     found = discover_inputs([f"{folder}/b/a.png", "-", f"{folder}/a.jpeg", str(folder / "notes.txt")], stdin)
     # Paths from stdin are not checked here (a missing one is skipped later, with its reason); explicit files
     # are taken whatever their extension; the second a.jpeg is dropped.
@@ -64,6 +96,47 @@ def test_missing_command_line_path_and_empty_folder_are_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidArgumentError, match="no images found"):
         discover_inputs([str(tmp_path / "empty")])
+
+
+def test_symlink_loops_are_walked_once_and_links_to_other_folders_once(folder, tmp_path):
+    os.symlink(".", folder / "loop")  # imgs/loop -> imgs
+    os.symlink("..", folder / "c" / "up")  # a second loop: with two, following links never ends
+    os.symlink("b", folder / "a_link_to_b")  # a real folder of the tree keeps its real name
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    write(outside / "o.png", Image.new("RGB", (4, 4)))
+    os.symlink(outside, folder / "ext")  # a folder outside the tree is walked, once
+    os.symlink(outside, folder / "ext_again")
+
+    def unblock():  # a regressed walk follows the loops for ever; removing them lets it end
+        for link in (folder / "loop", folder / "c" / "up"):
+            link.unlink()
+
+    found = finishes_within(20, discover_inputs, [str(folder)], unblock=unblock)
+    relative = [os.path.relpath(p, folder) for p in found]
+    assert relative == ["a.jpeg", "b/a.png", "b/z.JPG", "c/d/e.webp", "ext/o.png"]
+    assert finishes_within(20, discover_inputs, [str(folder)]) == found  # deterministic
+
+
+def test_stdin_lines_are_taken_verbatim(folder):
+    stdin = io.StringIO(" lead.jpg\ntrail.jpg \n#hash.jpg\n\n\tin tabs\t.jpg\nlast.jpg")
+    assert discover_inputs(["-"], stdin) == [" lead.jpg", "trail.jpg ", "#hash.jpg", "\tin tabs\t.jpg", "last.jpg"]
+
+
+def test_stdin_null_separated_names_may_hold_newlines():
+    stdin = io.StringIO("two\nlines.jpg\0plain.jpg\0\0 spaced .jpg\0")
+    assert discover_inputs(["-"], stdin, null=True) == ["two\nlines.jpg", "plain.jpg", " spaced .jpg"]
+
+
+def test_stdin_bytes_keep_non_utf8_names(tmp_path):
+    name = os.fsencode(tmp_path) + b"/caf\xe9.jpg"  # Latin-1, not UTF-8
+    write(Path(os.fsdecode(name)), Image.new("RGB", (4, 4)), format="JPEG")
+    found = discover_inputs(["-"], io.TextIOWrapper(io.BytesIO(name + b"\nother.jpg\n")))
+    assert found == [os.fsdecode(name), "other.jpg"]
+    assert os.fsencode(found[0]) == name  # lossless: the file itself opens
+    assert load_rgb(found[0]).size == (4, 4)
+    null = discover_inputs(["-"], io.TextIOWrapper(io.BytesIO(b"a\nb.jpg\0" + name + b"\0")), null=True)
+    assert null == ["a\nb.jpg", os.fsdecode(name)]
 
 
 def test_parts_cover_the_list_exactly_once_and_are_balanced():
@@ -123,6 +196,60 @@ def test_broken_files_become_skips_with_reasons(tmp_path):
     assert reasons[5] == "is a directory"
 
 
+def test_fifos_devices_and_sockets_are_skipped_without_blocking(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # short relative names: a socket's path is limited to about 100 bytes
+    good = write(tmp_path / "good.jpg", Image.new("RGB", (20, 20), (10, 20, 30)))
+    os.mkfifo("x.jpg")  # opening a FIFO to read waits for a writer: for ever
+    server = socket.socket(socket.AF_UNIX)
+    server.bind("s.jpg")
+    names = [good, "x.jpg", "s.jpg", "/dev/null"]
+    dataset = ImageDataset(names, Preprocessing(16, 16))
+
+    def unblock():  # a writer that comes and goes lets a regressed reader see end-of-file
+        try:
+            os.close(os.open("x.jpg", os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+    try:
+        batch = finishes_within(20, lambda: collate([dataset[i] for i in range(len(names))]), unblock=unblock)
+    finally:
+        server.close()
+    assert batch.indices == [0]
+    reason = "not a regular file (a FIFO, device or socket); only regular files are read"
+    assert dict(batch.skipped) == {1: reason, 2: reason, 3: reason}
+    with pytest.raises(NotRegularFileError) as raised:
+        load_rgb("/dev/null")
+    assert isinstance(raised.value, OSError) and describe_decode_error(raised.value) == reason
+
+
+def exif_jpeg(path, orientation: int) -> str:
+    """A 40 x 20 JPEG, left half red and right half blue, stored with EXIF ``orientation``."""
+    image = Image.new("RGB", (40, 20), (255, 0, 0))
+    image.paste((0, 0, 255), (20, 0, 40, 20))
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    return write(path, image, format="JPEG", exif=exif, quality=95)
+
+
+def test_exif_orientation_is_applied_unless_turned_off(tmp_path):
+    rotated = exif_jpeg(tmp_path / "rotated.jpg", 6)  # 6: shown turned 90 degrees clockwise
+    assert load_rgb(rotated).size == (20, 40)
+    assert load_rgb(rotated, exif_transpose=False).size == (40, 20)
+    upright = load_rgb(rotated)
+    assert upright.getpixel((10, 5))[0] > 200 and upright.getpixel((10, 35))[2] > 200  # left half now on top
+    assert load_rgb(exif_jpeg(tmp_path / "plain.jpg", 1)).size == (40, 20)
+
+    # The dataset follows the preprocessing's setting: crops of the upright image are red on top, blue below;
+    # of the stored one red on the left, blue on the right.
+    on = ImageDataset([rotated], Preprocessing(20, 20))[0].pixels
+    off = ImageDataset([rotated], Preprocessing(20, 20, exif_transpose=False))[0].pixels
+    assert on[0, 2, 10] > 200 and on[2, 17, 10] > 200
+    assert off[0, 10, 2] > 200 and off[2, 10, 17] > 200
+    assert Preprocessing().as_dict()["exif_transpose"] is True
+    assert Preprocessing(exif_transpose=False).as_dict()["exif_transpose"] is False
+
+
 def test_preprocessing_resizes_the_short_side_and_centre_crops():
     image = Image.fromarray(np.arange(40 * 60 * 3, dtype=np.uint32).reshape(40, 60, 3).astype(np.uint8))
     pixels = preprocess_pixels(image, Preprocessing(resize=20, crop=16))
@@ -150,3 +277,55 @@ def test_labels_from_folder_names_and_csv(tmp_path):
     assert from_csv("/abs/b.jpg") == 1
     with pytest.raises(ValueError, match="no row"):
         from_csv("other.jpg")
+
+
+def test_labels_outside_the_model_classes_are_skips_with_reasons(tmp_path):
+    categories = [f"class {i}" for i in range(1000)]
+    for resolve in (LabelResolver(num_classes=1000), LabelResolver(categories=categories)):
+        assert resolve("data/999/x.jpg") == 999
+        with pytest.raises(ValueError, match=r"label 5000 is outside the model's 1000 classes \(0\.\.999\)"):
+            resolve("data/5000/x.jpg")
+        with pytest.raises(ValueError, match="label -3 is negative"):
+            resolve("data/-3/x.jpg")
+    unknown = LabelResolver()  # without a class count only negative labels are known to be wrong
+    assert unknown("data/5000/x.jpg") == 5000
+    with pytest.raises(ValueError, match="label -3 is negative"):
+        unknown("data/-3/x.jpg")
+
+    paths = [write(tmp_path / label / "x.png", Image.new("RGB", (8, 8))) for label in ("7", "1000", "-1")]
+    dataset = ImageDataset(paths, Preprocessing(8, 8), LabelResolver(num_classes=1000))
+    batch = collate([dataset[i] for i in range(len(paths))])
+    assert batch.indices == [0] and batch.labels.tolist() == [7]
+    assert dict(batch.skipped) == {
+        1: "label 1000 is outside the model's 1000 classes (0..999)",
+        2: "label -1 is negative",
+    }
+
+
+def test_labels_csv_with_a_byte_order_mark(tmp_path):
+    table = tmp_path / "labels.csv"
+    table.write_text("\ufeffa.jpg,3\nb.jpg,4\n", encoding="utf-8")  # as spreadsheet programs save "CSV UTF-8"
+    resolve = LabelResolver(str(table))
+    assert resolve("a.jpg") == 3 and resolve("b.jpg") == 4
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"path,label\na.jpg,3\nb\xff.jpg,4\n", r"not UTF-8 text \(byte 0xff at line 3\); save it as UTF-8"),
+        (b"\xef\xbb\xbfa.jpg,3\n\xe9.jpg,4\n", r"not UTF-8 text \(byte 0xe9 at line 2\); save it as UTF-8"),
+        (b"path,label\na.jpg,3\nb.jpg\x00,4\n", r"not a CSV file \(a NUL byte at line 3\)"),
+        (  # a quote never closed: csv reads on until its field size limit
+            b"a.jpg,3\nb.jpg,4\n\"c.jpg,5\n" + b"x" * 200_000,
+            r"not a CSV file \(field larger than field limit \(131072\) at line \d+\)",
+        ),
+    ],
+)
+def test_unreadable_labels_csv_is_one_line_error_naming_the_file(tmp_path, content, message):
+    table = tmp_path / "labels.csv"
+    table.write_bytes(content)
+    with pytest.raises(InvalidArgumentError) as raised:
+        LabelResolver(str(table))
+    text = str(raised.value)
+    assert "\n" not in text and text.startswith(f"--labels {table}: ")
+    assert re.search(message, text), text

@@ -50,7 +50,8 @@ def test_evaluate_prefers_the_right_map_and_reports_unrankable_ones(tmp_path):
     write_output(tmp_path / "exact", paths, exact, "ig")
     write_output(tmp_path / "noise", paths, noise, "gig")
     result = run_cli("evaluate", str(tmp_path / "exact"), str(tmp_path / "noise"), "--metric",
-                     "insertion,deletion,abpc,localization,completeness", "--masks", str(masks), "--json", "--csv",
+                     "insertion,deletion,abpc,localization,completeness", "--masks", str(masks), "--json", "--model", REGION,
+                     "--csv",
                      str(tmp_path / "scores.csv"), "--quiet", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     exact_result, noise_result = json.loads(result.stdout)["results"]
@@ -64,7 +65,8 @@ def test_evaluate_prefers_the_right_map_and_reports_unrankable_ones(tmp_path):
     with open(tmp_path / "scores.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 6 and {r["method"] for r in rows} == {"ig", "gig"} and rows[0]["rank"] == "signed"
-    table = run_cli("evaluate", str(tmp_path / "exact"), "--metric", "insertion", "--rank", "abs", "--quiet")
+    table = run_cli("evaluate", str(tmp_path / "exact"), "--metric", "insertion", "--rank", "abs", "--quiet",
+                    "--model", REGION)
     assert table.returncode == 0 and "insertion_ratio" in table.stdout and "rank: abs" in table.stdout
     bad = run_cli("evaluate", str(tmp_path / "exact"), "--metric", "localization")
     assert bad.returncode == 2 and "--masks" in bad.stderr
@@ -87,7 +89,7 @@ def test_sic_aic_run_over_shards_and_count_what_they_cannot_score(tmp_path):
     maps[:, :, size // 2 - 8 : size // 2 + 8, size // 2 - 8 : size // 2 + 8] += 2.0
     write_output(tmp_path / "out", paths, maps, "ig", size=size, model=REGION.replace(":region", ":center"))
     result = run_cli("evaluate", str(tmp_path / "out"), "--metric", "sic,aic,sic-msssim,aic-msssim", "--json",
-                     "--quiet", "--device", "cpu")
+                     "--quiet", "--device", "cpu", "--model", REGION.replace(":region", ":center"))
     assert result.returncode == 0, result.stderr
     (evaluated,) = json.loads(result.stdout)["results"]
     for name in ("sic", "aic", "sic-msssim", "aic-msssim"):
@@ -100,7 +102,8 @@ def test_sic_aic_run_over_shards_and_count_what_they_cannot_score(tmp_path):
     random_maps = rng.random((3, 3, size, size))
     write_output(tmp_path / "random", paths, random_maps, "gig", size=size, model=REGION.replace(":region", ":center"))
     again = run_cli("evaluate", str(tmp_path / "out"), str(tmp_path / "random"), "--metric", "sic", "--json",
-                    "--quiet", "--device", "cpu", "--plot", str(tmp_path / "curves.png"))
+                    "--quiet", "--device", "cpu", "--plot", str(tmp_path / "curves.png"),
+                    "--model", REGION.replace(":region", ":center"))
     assert (tmp_path / "curves.png").stat().st_size > 1000
     exact_sic, random_sic = (r["aggregate"]["sic"]["value"] for r in json.loads(again.stdout)["results"])
     assert exact_sic > random_sic  # the map that covers the region the model reads wins
@@ -118,15 +121,15 @@ def test_stability_metrics_recompute_with_the_run_settings(tmp_path):
     run_attribute(AttributeJob(out=tmp_path / "vg", method="vg", **common), quiet=True)
     run_attribute(AttributeJob(out=tmp_path / "ig", method="ig", steps=4, **common), quiet=True)
     metrics = ["sensitivity", "jpeg-stability"]
-    vg = evaluate(EvaluateJob(tmp_path / "vg", metrics, device="cpu"), quiet=True)
+    vg = evaluate(EvaluateJob(tmp_path / "vg", metrics, model=model, device="cpu"), quiet=True)
     # A linear model's gradient does not move at all: sensitivity 0 and a JPEG changes nothing.
     assert vg.aggregate["sensitivity"]["mean"] == 0.0
     assert vg.aggregate["jpeg_stability"]["mean"] > 600  # -ln of a clamped zero MSE
-    ig = evaluate(EvaluateJob(tmp_path / "ig", metrics, device="cpu"), quiet=True)
+    ig = evaluate(EvaluateJob(tmp_path / "ig", metrics, model=model, device="cpu"), quiet=True)
     # IG = w * (x - x'): moving x by delta moves the map by w * delta, relative size about r / |x - x'|.
     assert 0.0 < ig.aggregate["sensitivity"]["mean"] < 0.2
     assert 0.0 < ig.aggregate["jpeg_stability"]["mean"] < 50
-    again = evaluate(EvaluateJob(tmp_path / "ig", metrics, device="cpu", batch_size=1), quiet=True)
+    again = evaluate(EvaluateJob(tmp_path / "ig", metrics, model=model, device="cpu", batch_size=1), quiet=True)
     assert again.aggregate["sensitivity"]["mean"] == pytest.approx(ig.aggregate["sensitivity"]["mean"], rel=1e-6)
 
 
@@ -166,8 +169,28 @@ def test_closed_paths_vanish_for_a_linear_model_and_not_for_a_curved_one(tmp_pat
         run_attribute(AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / name, model=model,
                                    preprocessing={"resize": 16, "crop": 16}, device="cpu", workers=0, target="0",
                                    output="logit", method="ig", steps=8), quiet=True)
-    linear = evaluate(EvaluateJob(tmp_path / "linear", ["closed-path"], device="cpu"), quiet=True)
-    curved = evaluate(EvaluateJob(tmp_path / "tiny", ["closed-path"], device="cpu"), quiet=True)
+    linear = evaluate(EvaluateJob(tmp_path / "linear", ["closed-path"], model=REGION.replace(":region", ":linear"),
+                                       device="cpu"), quiet=True)
+    curved = evaluate(EvaluateJob(tmp_path / "tiny", ["closed-path"], model=REGION.replace(":region", ":tiny"),
+                                       device="cpu"), quiet=True)
     # IG of a linear function is w * (end - start): the three segments cancel exactly.
     assert linear.aggregate["closed_path_mse"]["mean"] < 1e-12
     assert curved.aggregate["closed_path_mse"]["mean"] > 1e-9
+
+
+def test_evaluate_runs_no_code_named_by_an_output_folder(tmp_path):
+    """An output folder is data: a model spec in its settings that is a file.py factory or a pickle is refused."""
+    marker = tmp_path / "payload-ran"
+    payload = tmp_path / "payload.py"
+    payload.write_text(f"open({str(marker)!r}, 'w').close()\ndef make():\n    raise SystemExit(9)\n")
+    paths = make_images(tmp_path / "imgs", 2, size=16)
+    for spec in (f"{payload}:make", str(payload)):
+        out = tmp_path / f"out{len(spec)}"
+        write_output(out, paths, np.ones((2, 3, 16, 16)), "ig", model=spec)
+        result = run_cli("evaluate", str(out), "--metric", "insertion", "--device", "cpu", "--quiet")
+        assert result.returncode == 4, result.stderr
+        assert "named by the output folder" in result.stderr and "--model" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert not marker.exists()
+    # Metrics that need no model still work on such a folder.
+    assert run_cli("evaluate", str(out), "--metric", "completeness", "--quiet").returncode == 0

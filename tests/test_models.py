@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from igcli.models import ModelLoadError, load_model
+from igcli.models import ModelLoadError, is_code_free, load_model
 
 from fixtures.tiny_model import tiny
 
@@ -64,7 +64,7 @@ def test_torchscript_saved_module_and_factories(tmp_path):
     torch.save(model.state_dict(), tmp_path / "state.pt")
     for spec in (str(tmp_path / "scripted.pt"), str(tmp_path / "whole.pt"), "fixtures.tiny_model:tiny",
                  "tests/fixtures/tiny_model.py:tiny"):
-        loaded = load_model(spec)
+        loaded = load_model(spec, trust_model_file=spec.endswith("whole.pt"))
         torch.testing.assert_close(loaded.module(x), expected)
         assert loaded.preprocessing.crop == 224  # ImageNet defaults where the model says nothing
     with pytest.raises(ModelLoadError, match="holds a state dict"):
@@ -77,3 +77,35 @@ def test_torchscript_saved_module_and_factories(tmp_path):
     torch.save({k: torch.zeros_like(v) for k, v in model.state_dict().items()}, factory_weights)
     zeroed = load_model("fixtures.tiny_model:tiny", str(factory_weights), preprocessing={"crop": 16, "mean": None})
     assert float(zeroed.module(x).detach().abs().sum()) == 0.0 and zeroed.preprocessing.crop == 16
+
+
+class _Payload:
+    """Unpickling this runs code: it creates the file ``marker``."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickled_module_runs_no_code_without_trust_model_file(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save(_Payload(str(marker)), tmp_path / "evil.pt")
+    torch.save(tiny(), tmp_path / "whole.pt")
+    for name in ("evil.pt", "whole.pt"):
+        with pytest.raises(ModelLoadError, match="pickled whole module.*--trust-model-file"):
+            load_model(str(tmp_path / name))
+    assert not marker.exists()
+    with pytest.raises(ModelLoadError):  # with the opt-in it is unpickled (and is not a model)
+        load_model(str(tmp_path / "evil.pt"), trust_model_file=True)
+    assert marker.exists()
+
+
+def test_code_free_loading_refuses_files_and_factories(tmp_path):
+    torch.save(tiny(), tmp_path / "whole.pt")
+    for spec in (str(tmp_path / "whole.pt"), "tests/fixtures/tiny_model.py:tiny", "fixtures.tiny_model:tiny"):
+        assert not is_code_free(spec)
+        with pytest.raises(ModelLoadError, match="named by the output folder.*pass --model"):
+            load_model(spec, code_free=True)
+    assert is_code_free("resnet18") and is_code_free("efficientnet_lite0")

@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
+from igcli.output import Output
 from igcli.store import (
-    Output,
     OutputError,
     ShardWriter,
     build_index,
@@ -18,7 +18,8 @@ from igcli.store import (
 )
 
 SETTINGS = {"method": "ig", "rule": "idgi", "steps": 4, "alphas": [0.25, 0.5, 0.75, 1.0], "labels": None,
-            "preprocessing": {"resize": 16, "crop": 16}}
+            "model": "resnet18", "preprocessing": {"resize": 16, "crop": 16, "mean": [0.5] * 3, "std": [0.5] * 3,
+                                                   "interpolation": "bilinear"}}
 
 
 def rows(start: int, count: int) -> dict:
@@ -47,7 +48,7 @@ def test_shards_appear_only_when_complete_and_hold_whole_batches(tmp_path):
         assert first.attrs["method"] == "ig" and first.attrs["labels"] == "none"
         assert list(first.attrs["alphas"]) == [0.25, 0.5, 0.75, 1.0]
     assert next_sequence(tmp_path, 3) == 2 and next_sequence(tmp_path, 0) == 0
-    assert completed_inputs(tmp_path) == {f"img{i}.jpg" for i in range(7)} | {"bad.jpg"}
+    assert completed_inputs(list_shards(tmp_path)) == {f"img{i}.jpg" for i in range(7)} | {"bad.jpg"}
 
 
 def test_index_links_all_shards_and_survives_moving_the_folder(tmp_path):

@@ -31,6 +31,7 @@ def attribute_command(
                                       rich_help_panel=c.OUTPUT_PANEL)],
     model: c.ModelOption = "resnet50",
     weights: c.WeightsOption = None,
+    trust_model_file: c.TrustModelFileOption = False,
     resize: c.ResizeOption = None,
     crop: c.CropOption = None,
     mean: c.MeanOption = None,
@@ -59,6 +60,7 @@ def attribute_command(
     resume: c.ResumeOption = False,
     overwrite: c.OverwriteOption = False,
     shard: c.ShardOption = None,
+    null: c.NullOption = False,
     quiet: c.QuietOption = False,
     json_summary: c.JsonOption = False,
 ) -> None:
@@ -74,6 +76,7 @@ def attribute_command(
         out=out,
         model=model,
         weights=str(weights) if weights is not None else None,
+        trust_model_file=trust_model_file, null=null,
         preprocessing=c.preprocessing_overrides(resize, crop, mean, std, interpolation),
         method=method.value,
         rule=rule.value,

@@ -40,6 +40,7 @@ def calibrate_command(
                                                 show_default=False)],
     model: c.ModelOption = "resnet50",
     weights: c.WeightsOption = None,
+    trust_model_file: c.TrustModelFileOption = False,
     resize: c.ResizeOption = None,
     crop: c.CropOption = None,
     mean: c.MeanOption = None,
@@ -74,6 +75,7 @@ def calibrate_command(
                    show_default=False, rich_help_panel=c.OUTPUT_PANEL)] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw |g'(alpha)| with the chosen and uniform "
                     "points to this PNG.", rich_help_panel=c.OUTPUT_PANEL)] = None,
+    null: c.NullOption = False,
     quiet: c.QuietOption = False,
     json_summary: c.JsonOption = False,
 ) -> None:
@@ -86,6 +88,7 @@ def calibrate_command(
 
     job = CalibrateJob(
         inputs=inputs, model=model, weights=str(weights) if weights is not None else None,
+        trust_model_file=trust_model_file, null=null,
         preprocessing=c.preprocessing_overrides(resize, crop, mean, std, interpolation), method=method.value,
         steps=steps, probe_steps=probe_steps, images=images, seed=seed, statistic=statistic.value,
         output=output.value, baseline=baseline,

@@ -65,6 +65,17 @@ ModelOption = Annotated[
         "saved-module file, or module:factory / file.py:factory.", rich_help_panel=MODEL_PANEL,
     ),
 ]
+TrustModelFileOption = Annotated[
+    bool,
+    typer.Option("--trust-model-file", help="Allow --model FILE to be a whole pickled module. Unpickling runs any "
+                 "code its author put in the file: use only for files you made or trust. TorchScript files and "
+                 "--weights state dicts never need it.", rich_help_panel=MODEL_PANEL),
+]
+NullOption = Annotated[
+    bool,
+    typer.Option("--null", "-0", help="With -: paths on stdin are separated by NUL bytes (find -print0), for names "
+                 "that contain newlines.", rich_help_panel=DATA_PANEL),
+]
 WeightsOption = Annotated[
     Optional[Path],
     typer.Option("--weights", help="State-dict file to load instead of downloading (works offline).",

@@ -35,6 +35,7 @@ def evaluate_command(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to score with [default: the one "
                      "named in the shards].", show_default=False)] = None,
     weights: c.WeightsOption = None,
+    trust_model_file: c.TrustModelFileOption = False,
     masks: Annotated[Optional[Path], typer.Option("--masks", help="Folder of ground-truth PNG masks (nonzero = "
                      "object) named like the inputs, for localization.")] = None,
     boxes: Annotated[Optional[Path], typer.Option("--boxes", help="Bounding boxes for localization: a CSV of "
@@ -57,7 +58,7 @@ def evaluate_command(
     for source in sources:
         results.append(evaluate(EvaluateJob(source, metrics, rank, model, str(weights) if weights else None,
                                             str(masks) if masks else None, str(boxes) if boxes else None,
-                                            batch_size, device, limit, seed), quiet=quiet))
+                                            batch_size, device, limit, seed, trust_model_file), quiet=quiet))
     if csv_path is not None:
         write_csv(results, csv_path)
     if plot is not None:

@@ -18,7 +18,8 @@ def index_command(
     quiet: c.QuietPlainOption = False,
 ) -> None:
     """Rebuild OUT/index.h5 over every complete shard in OUT (each part of a job also does this when it ends)."""
-    from ..store import Output, build_index
+    from ..output import Output
+    from ..store import build_index
 
     index = build_index(out)
     if not quiet:

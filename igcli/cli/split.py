@@ -35,6 +35,7 @@ def split_command(
                          "(forward passes only) to this width in alpha.", rich_help_panel=c.METHOD_PANEL)] = 1e-4,
     model: c.ModelOption = "resnet50",
     weights: c.WeightsOption = None,
+    trust_model_file: c.TrustModelFileOption = False,
     resize: c.ResizeOption = None,
     crop: c.CropOption = None,
     mean: c.MeanOption = None,
@@ -61,6 +62,7 @@ def split_command(
     shard: c.ShardOption = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Folder for per-image Figure 1 plots (f(alpha) with "
                     "alpha*, ||grad f||, Left/Right/Full maps) and aggregate.png.", rich_help_panel=c.OUTPUT_PANEL)] = None,
+    null: c.NullOption = False,
     quiet: c.QuietOption = False,
     json_summary: c.JsonOption = False,
 ) -> None:
@@ -68,6 +70,7 @@ def split_command(
 
     job = SplitJob(
         inputs=inputs, out=out, model=model, weights=str(weights) if weights is not None else None,
+        trust_model_file=trust_model_file, null=null,
         preprocessing=c.preprocessing_overrides(resize, crop, mean, std, interpolation), method="ig",
         rule=rule.value, steps=steps, schedule=c.parse_schedule(schedule), baseline=baseline, target=target,
         labels=str(labels) if labels is not None else None, output=output.value, batch_size=batch_size,

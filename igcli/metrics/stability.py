@@ -17,12 +17,14 @@
 from __future__ import annotations
 
 import io
-import zlib
+
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+
+from ..text import path_seed
 
 SENSITIVITY_RADIUS = 0.05
 SENSITIVITY_SAMPLES = 10
@@ -35,7 +37,7 @@ def sensitivity(recompute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                 samples: int = SENSITIVITY_SAMPLES) -> torch.Tensor:
     """(B,) max-sensitivity; ``recompute(images, targets)`` returns the maps (B, ...) as the run made them."""
     reference = recompute(images, targets).flatten(1).to(torch.float64)
-    generators = [torch.Generator().manual_seed((seed << 32) ^ zlib.crc32(p.encode())) for p in paths]
+    generators = [torch.Generator().manual_seed(path_seed(seed, p)) for p in paths]
     worst = torch.zeros(images.shape[0], dtype=torch.float64)
     for _ in range(samples):
         noise = torch.stack([(torch.rand(images.shape[1:], generator=g) * 2 - 1) * radius for g in generators])
@@ -72,7 +74,7 @@ def closed_path_error(recompute: Callable[[torch.Tensor, torch.Tensor, torch.Ten
                       *, count: int = CLOSED_PATHS) -> torch.Tensor:
     """(B,) mean squared attribution of closed paths A -> B -> C -> A; ``recompute(end, targets, start)``
     attributes the segment from ``start`` to ``end`` (both model inputs)."""
-    generators = [torch.Generator().manual_seed((seed << 32) ^ zlib.crc32(p.encode()) ^ 0x5EED) for p in paths]
+    generators = [torch.Generator().manual_seed(path_seed(seed, p, 0x5EED)) for p in paths]
     total = torch.zeros(images.shape[0], dtype=torch.float64)
     for _ in range(count):
         corners = [normalization.from_pixels(torch.stack([torch.rand(images.shape[1:], generator=g) for g in generators])

@@ -1,0 +1,28 @@
+"""File names as text and bytes: lossless for names that are not valid UTF-8, and per-image seeds from them.
+
+POSIX file names are bytes; Python gives undecodable bytes back as surrogate escapes (``os.fsdecode``). igcli
+stores and hashes the original bytes, so such a name round-trips exactly and seeds the same noise everywhere.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+
+def encode_text(text: str) -> bytes:
+    """``text`` as stored: UTF-8, with undecodable file-name bytes (surrogate escapes) restored as they were."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # lone surrogates that no file name produces
+        return text.encode("utf-8", "backslashreplace")
+
+
+def decode_text(value: bytes | str) -> str:
+    """Inverse of :func:`encode_text` (``os.fsdecode`` on POSIX): every stored name round-trips exactly."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def path_seed(seed: int, path: str, salt: int = 0) -> int:
+    """A per-image seed from the run's ``seed`` and the image's path, so random baselines and noise never
+    depend on batching, sharding or resuming."""
+    return (seed << 32) ^ zlib.crc32(encode_text(path)) ^ salt

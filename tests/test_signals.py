@@ -1,0 +1,118 @@
+"""Signals at every write step: visible shards stay whole and ``--resume`` gives each image exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from cli_helpers import TINY, make_images
+from igcli.cli.common import _raise_keyboard_interrupt
+from igcli.runner import AttributeJob, run_attribute
+from igcli.signals import deferred
+from igcli.store import list_shards
+from igcli.validate import check_shard
+
+
+def test_a_signal_inside_a_deferred_block_arrives_once_after_it():
+    events = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            events.append("after kill")
+            with deferred():  # nested: still deferred
+                os.kill(os.getpid(), signal.SIGINT)
+                events.append("nested")
+            events.append("end of block")
+    assert events == ["after kill", "nested", "end of block"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_deferred_sigterm_goes_to_the_handler_that_was_installed():
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert seen == []
+        assert seen == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _job(images: Path, out: Path, resume: bool = False) -> AttributeJob:
+    return AttributeJob(inputs=[str(images)], out=out, model=TINY, preprocessing={"resize": 16, "crop": 16},
+                        method="ig", steps=4, batch_size=2, workers=0, device="cpu", shard_size=3, resume=resume)
+
+
+class WriteSteps:
+    """Counts the file-system and HDF5 steps a run takes; sends ``signum`` to this process after step ``at``."""
+
+    TARGETS = [(h5py.Dataset, "__setitem__"), (h5py.Dataset, "resize"), (h5py.AttributeManager, "__setitem__"),
+               (h5py.File, "__init__"), (h5py.File, "close"), (os, "replace"), (os, "fsync")]
+
+    def __init__(self, monkeypatch, at: int | None = None, signum: int = signal.SIGTERM) -> None:
+        self.count, self.at, self.signum = 0, at, signum
+        for owner, name in self.TARGETS:
+            monkeypatch.setattr(owner, name, self._wrap(getattr(owner, name)))
+
+    def _wrap(self, function):
+        def wrapped(*args, **kwargs):
+            result = function(*args, **kwargs)
+            self.count += 1
+            if self.count == self.at:
+                os.kill(os.getpid(), self.signum)  # handled right after this step returns
+            return result
+
+        return wrapped
+
+
+def _stored(out: Path) -> dict[str, np.ndarray]:
+    """path -> map over the visible shards, each checked against the contract; a path twice fails."""
+    found = {}
+    for shard in list_shards(out):
+        info = check_shard(shard)
+        with h5py.File(shard, "r") as handle:
+            for name, dataset in handle.items():
+                if isinstance(dataset, h5py.Dataset):
+                    assert dataset.shape[0] == info.rows, (shard, name)
+            for i, path in enumerate(handle["paths"][:] if "paths" in handle else []):
+                assert path.decode() not in found, f"{path} twice"
+                found[path.decode()] = handle["attributions"][i]
+    return found
+
+
+def test_sigterm_or_sigint_at_every_write_step_loses_nothing(tmp_path, monkeypatch):
+    images = tmp_path / "imgs"
+    make_images(images, 7)
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # as the CLI installs it
+    try:
+        with monkeypatch.context() as patch:
+            counter = WriteSteps(patch)
+            run_attribute(_job(images, tmp_path / "clean"), quiet=True)
+        clean = _stored(tmp_path / "clean")
+        assert len(clean) == 7 and counter.count > 20
+        points = sorted(set(range(1, counter.count + 1, max(1, counter.count // 24))) | {counter.count})
+        for number, at in enumerate(points):
+            out = tmp_path / f"run{at}"
+            signum = signal.SIGINT if number % 2 else signal.SIGTERM
+            with monkeypatch.context() as patch:
+                WriteSteps(patch, at, signum)
+                try:
+                    summary = run_attribute(_job(images, out), quiet=True)
+                    assert summary.interrupted or at > counter.count - 12, at  # late: index writing
+                except KeyboardInterrupt:  # outside the image loop (index): the shards are complete
+                    pass
+            partial = _stored(out)  # every visible shard whole
+            assert set(partial) <= set(clean)
+            run_attribute(_job(images, out, resume=True), quiet=True)
+            resumed = _stored(out)
+            assert sorted(resumed) == sorted(clean), at
+            for path, values in resumed.items():
+                np.testing.assert_array_equal(values, clean[path])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
