@@ -17,6 +17,7 @@ from .errors import InvalidArgumentError
 from .runner import AttributeJob, AttributeSummary, _Run, batch_baseline, run_attribute
 from .split import STATISTICS, parse_psis, split
 from .output import Output
+from .validate import OutputError
 
 
 @dataclass
@@ -151,14 +152,16 @@ def summarize_split(source: Any) -> SplitStatistics:
     output = Output(source)
     if output.settings.get("method") != "split-ig":
         raise InvalidArgumentError(f"{source}: not Split IG output (method {output.settings.get('method')!r})")
-    names = ["found", "alpha_star", *STATISTICS]
-    columns = {name: output.column(name) for name in names}
-    found = columns["found"].astype(bool)
-    means, medians = {}, {}
-    for name in ["alpha_star", *STATISTICS]:
-        values = np.where(found, columns[name], np.nan)
-        with np.errstate(all="ignore"):
-            means[name] = [float(v) for v in np.nanmean(values, axis=0)] if found.any() else []
-            medians[name] = [float(v) for v in np.nanmedian(values, axis=0)] if found.any() else []
-    return SplitStatistics(list(output.settings["psi"]), int(found.shape[0]), [int(c) for c in found.sum(axis=0)],
-                           means, medians)
+    try:
+        columns = {name: output.column(name) for name in ["found", "alpha_star", *STATISTICS]}
+        found = columns["found"].astype(bool)
+        means, medians = {}, {}
+        for name in ["alpha_star", *STATISTICS]:
+            values = np.where(found, columns[name], np.nan)
+            with np.errstate(all="ignore"):
+                means[name] = [float(v) for v in np.nanmean(values, axis=0)] if found.any() else []
+                medians[name] = [float(v) for v in np.nanmedian(values, axis=0)] if found.any() else []
+        return SplitStatistics(list(output.settings["psi"]), int(found.shape[0]),
+                               [int(c) for c in found.sum(axis=0)], means, medians)
+    except (KeyError, TypeError, ValueError) as error:  # a folder that only claims to be Split IG output
+        raise OutputError(f"{source}: Split IG statistics missing or malformed ({error})") from None

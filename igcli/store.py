@@ -30,6 +30,7 @@ import h5py
 import numpy as np
 
 from .errors import InvalidArgumentError
+from .safe_file import WriteGuardedFile
 from .signals import deferred
 from .text import decode_text, encode_text
 from .validate import DamagedShardError, OutputError, ShardInfo, check_shard
@@ -103,6 +104,7 @@ class ShardWriter:
         self.completed: list[Path] = []
         self.discarded_rows = 0  # rows lost with a partial shard a write error discarded
         self._handle: h5py.File | None = None
+        self._file: WriteGuardedFile | None = None
         self._partial: Path | None = None
         self._rows = 0
 
@@ -110,15 +112,15 @@ class ShardWriter:
         if self._handle is None:
             self._partial = self.out_dir / f".{shard_name(self.part, self.sequence)}.partial"
             self._rows = 0
-            self._handle = h5py.File(self._partial, "w")
+            self._file = WriteGuardedFile(self._partial)
+            self._handle = h5py.File(self._file, "w")
             self._handle.attrs["format"] = FORMAT
             for key, value in self.settings.items():
                 self._handle.attrs[key] = _attribute_value(value)
             self._handle.attrs["settings_json"] = json.dumps(self.settings)
         return self._handle
 
-    @staticmethod
-    def _append(group: h5py.Group, name: str, values: np.ndarray | Sequence[str]) -> None:
+    def _append(self, group: h5py.Group, name: str, values: np.ndarray | Sequence[str]) -> None:
         if isinstance(values, np.ndarray) and values.dtype.kind not in "OUS":
             array = values
             dtype = array.dtype
@@ -132,7 +134,8 @@ class ShardWriter:
                 shape=(0, *array.shape[1:]),
                 maxshape=(None, *array.shape[1:]),
                 dtype=dtype,
-                chunks=(max(1, min(64, 2**20 // max(1, array[:1].nbytes))), *array.shape[1:]) if array.ndim else True,
+                # Chunks of at most 1 MiB and one shard: HDF5 allocates whole chunks, even for a small last batch.
+                chunks=(max(1, min(64, self.shard_size, 2**20 // max(1, array[:1].nbytes))), *array.shape[1:]),
                 fletcher32=numeric,  # a damaged chunk fails loudly on read instead of giving wrong maps
             )
         dataset = group[name]
@@ -146,8 +149,13 @@ class ShardWriter:
         """Run one write step with signals deferred; on failure discard the partial shard and say why."""
         with deferred():
             try:
-                return action(*args)
+                result = action(*args)
+                if self._file is not None and self._file.error is not None:
+                    raise self._file.error
+                return result
             except (OSError, RuntimeError, ValueError, DamagedShardError) as error:  # h5py: OSError/RuntimeError
+                if self._file is not None and self._file.error is not None:
+                    error = self._file.error  # the cause, not what HDF5 made of it
                 problem = error.problem if isinstance(error, DamagedShardError) else describe_os_error(error)
                 self.discard()
                 raise OutputError(
@@ -168,6 +176,7 @@ class ShardWriter:
         handle = self._open()
         for name, values in columns.items():
             self._append(handle, name, values)
+        handle.flush()  # so a full disk shows now, not after more batches were computed into a lost shard
         self._rows += count
 
     def skip(self, path: str, reason: str) -> None:
@@ -188,13 +197,15 @@ class ShardWriter:
     def _publish(self) -> Path:
         self._handle.attrs["rows"] = self._rows
         self._handle.attrs["complete"] = True
-        self._handle.flush()
         self._handle.close()
         self._handle = None
+        self._file.sync()
+        self._file.close()
+        if self._file.error is not None:
+            raise self._file.error
+        self._file = None
         check_shard(self._partial)  # every dataset has exactly `rows` entries, or nothing becomes visible
         final = self.out_dir / shard_name(self.part, self.sequence)
-        with open(self._partial, "rb+") as handle:
-            os.fsync(handle.fileno())
         os.replace(self._partial, final)
         _fsync_folder(self.out_dir)
         self._partial = None
@@ -208,10 +219,13 @@ class ShardWriter:
             if self._handle is not None:
                 try:
                     self._handle.close()
-                except Exception:  # a handle whose writes failed may fail to close too; the file goes anyway
+                except Exception:  # the file goes anyway
                     pass
                 self._handle = None
                 self.discarded_rows += self._rows
+            if self._file is not None:
+                self._file.close()
+                self._file = None
             if self._partial is not None:
                 self._partial.unlink(missing_ok=True)
                 self._partial = None

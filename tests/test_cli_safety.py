@@ -1,0 +1,296 @@
+"""Nothing lost, nothing run: the CLI under locks, full disks, damaged or crafted files and hostile names."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from cli_helpers import ROOT, SUBPROCESS_ENV, TINY, TINY_ARGS, make_images, run_cli
+from igcli.locking import FolderLock
+from igcli.output import Output
+from igcli.store import ShardWriter, list_shards
+from igcli.validate import check_shard
+
+COMMON = [*TINY_ARGS, "--steps", "4", "--workers", "0", "--quiet"]
+
+
+def stored_paths(out: Path) -> list[str]:
+    """Every stored input (attributed or skipped), from the contract's datasets; each checked shard."""
+    found = []
+    for shard in list_shards(out):
+        check_shard(shard)
+        with h5py.File(shard, "r") as handle:
+            for name in ("paths", "skipped/paths"):
+                found += [os.fsdecode(p) for p in handle[name][:]] if name in handle else []
+    return found
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+# -- two processes on one folder ---------------------------------------------------------------------------------
+
+
+def test_a_second_run_on_a_held_part_is_refused_naming_the_holder(tmp_path):
+    make_images(tmp_path / "imgs", 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    with FolderLock(out, 0, 1, "igcli attribute imgs -o out"):
+        result = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(out), *COMMON)
+        assert result.returncode == 6
+        line = one_line(result.stderr)
+        assert f"pid {os.getpid()}" in line and "igcli attribute imgs -o out" in line and "part 0/1" in line
+        # Another part of a job splitting the inputs another way is refused too; the same split is welcome.
+        other = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(out), *COMMON, "--shard", "1/2")
+        assert other.returncode == 6 and "splits the inputs into 1 parts" in one_line(other.stderr)
+    assert list(out.iterdir()) == []  # nothing written by the refused runs; the lock file is gone with its run
+
+
+def test_two_identical_runs_started_together_never_lose_an_image(tmp_path):
+    paths = make_images(tmp_path / "imgs", 12)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "igcli", "attribute", str(tmp_path / "imgs"), "-o", str(out), *COMMON,
+               "--shard-size", "1", "-b", "1"]
+    env = {**os.environ, **SUBPROCESS_ENV}
+    processes = [subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in processes]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 6], results  # exactly one run writes; the other is refused (held, or not empty after it)
+    refused = next(text for code, text in results if code == 6)
+    assert "another igcli run" in refused or "not empty" in refused
+    assert sorted(stored_paths(out)) == sorted(str(p) for p in paths)  # every input exactly once
+
+
+# -- a full disk ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 KiB tmpfs (root and mount(8) needed; skipped where the test environment cannot mount one)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_ends_with_one_line_and_resume_completes(tmp_path, small_disk):
+    paths = make_images(tmp_path / "imgs", 40)
+    out = small_disk / "out"
+    args = ["attribute", str(tmp_path / "imgs"), "-o", str(out), *TINY_ARGS, "--crop", "64", "--resize", "64",
+            "--steps", "2", "--workers", "0", "--quiet", "--shard-size", "4", "-b", "2"]
+    result = run_cli(*args)  # 40 maps of 3 x 64 x 64 float32 need about 2 MB
+    assert result.returncode == 6, result.stderr
+    line = one_line(result.stderr)
+    assert "no space left on the device" in line and "--resume" in line
+    finished = stored_paths(out)  # every visible shard is whole
+    assert 0 < len(finished) < 40
+    assert not [name for name in os.listdir(out) if name.endswith(".partial")]  # the partial was discarded
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    resumed = run_cli(*args, "--resume", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["already_done"] == len(finished)
+    assert sorted(stored_paths(out)) == sorted(str(p) for p in paths)
+
+
+def test_a_write_error_discards_only_the_open_shard(tmp_path, monkeypatch):
+    """The same as a full disk, by fault injection where no tmpfs can be mounted: ENOSPC from h5py."""
+    writer = ShardWriter(tmp_path, 0, _settings(), shard_size=2)
+    writer.write(_rows(0, 2))  # shard 0 complete
+    writer.write(_rows(2, 1))
+    calls = {"n": 0}
+    original = h5py.Dataset.__setitem__
+
+    def failing(self, key, value):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "Can't write data (file write failed: errno = 28, error message = 'No space left on device')")
+        return original(self, key, value)
+
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", failing)
+    with pytest.raises(Exception, match="no space left on the device.*--resume") as caught:
+        writer.write(_rows(3, 1))
+    assert getattr(caught.value, "exit_code", None) == 6
+    monkeypatch.undo()
+    writer.close()  # nothing left to publish
+    assert [p.name for p in list_shards(tmp_path)] == ["shard-00000-00000.h5"]
+    assert sorted(os.listdir(tmp_path)) == ["shard-00000-00000.h5"]
+    assert writer.discarded_rows == 1
+
+
+def _settings() -> dict:
+    return {"method": "ig", "model": "resnet18", "preprocessing": {"resize": 8, "crop": 8, "mean": [0.5] * 3,
+                                                                  "std": [0.5] * 3, "interpolation": "bilinear"}}
+
+
+def _rows(start: int, count: int) -> dict:
+    return {"attributions": np.ones((count, 3, 8, 8), np.float32), "paths": [f"img{i}" for i in range(start, start + count)],
+            "targets": np.zeros(count, np.int64)}
+
+
+# -- hostile names, damaged and crafted files ----------------------------------------------------------------------
+
+
+def test_a_non_utf8_file_name_is_stored_losslessly(tmp_path):
+    folder = tmp_path / "imgs"
+    paths = make_images(folder, 3)
+    odd = os.path.join(os.fsencode(folder), b"caf\xe9-\xff.png")
+    shutil.copy(paths[1], odd)
+    out = tmp_path / "out"
+    result = run_cli("attribute", str(folder), "-o", str(out), *COMMON, "-b", "4")
+    assert result.returncode == 0, result.stderr
+    expected = sorted([str(p) for p in paths] + [os.fsdecode(odd)])
+    assert sorted(stored_paths(out)) == expected
+    assert sorted(Output(out).column("paths")) == expected  # the reader gives the name back as Python spells it
+    with h5py.File(out / "index.h5", "r") as index:
+        assert odd in list(index["paths"][:])  # the file name's own bytes
+    again = run_cli("attribute", str(folder), "-o", str(out), *COMMON, "--resume", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["already_done"] == 4
+
+
+def test_a_truncated_shard_is_named_and_resume_redoes_its_images(tmp_path):
+    paths = make_images(tmp_path / "imgs", 6)
+    out = tmp_path / "out"
+    args = ["attribute", str(tmp_path / "imgs"), "-o", str(out), *COMMON, "--shard-size", "2", "-b", "2"]
+    assert run_cli(*args).returncode == 0
+    damaged = out / "shard-00000-00001.h5"
+    with open(damaged, "r+b") as handle:
+        handle.truncate(damaged.stat().st_size // 2)
+    for command in (["index", str(out)], ["evaluate", str(out), "--metric", "completeness"],
+                    ["render", str(out), "-o", str(tmp_path / "png")]):
+        result = run_cli(*command)
+        assert result.returncode == 6, (command, result.stderr)
+        assert str(damaged) in one_line(result.stderr) and "truncated" in result.stderr
+    resumed = run_cli(*args, "--resume", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["attributed"] == 2
+    assert "moved damaged shard shard-00000-00001.h5 aside" in resumed.stderr
+    assert (out / "shard-00000-00001.h5.damaged").is_file()  # kept, not deleted
+    assert sorted(stored_paths(out)) == sorted(str(p) for p in paths)
+    assert run_cli("index", str(out)).returncode == 0
+
+
+CRAFTED = {
+    "bad settings_json": lambda h: h.attrs.__setitem__("settings_json", "{not json"),
+    "settings not an object": lambda h: h.attrs.__setitem__("settings_json", "[1, 2]"),
+    "no preprocessing": lambda h: h.attrs.__setitem__("settings_json", json.dumps({"method": "ig", "model": "x"})),
+    "missing attributions": lambda h: h.__delitem__("attributions"),
+    "short targets": lambda h: (h.__delitem__("targets"), h.create_dataset("targets", data=np.zeros(1, np.int64))),
+    "string maps": lambda h: (h.__delitem__("attributions"),
+                              h.create_dataset("attributions", data=np.array([b"a", b"b"], dtype=object),
+                                               dtype=h5py.string_dtype())),
+    "rows not a count": lambda h: h.attrs.__setitem__("rows", "two"),
+    "no complete mark": lambda h: h.attrs.__delitem__("complete"),
+    "unpaired skips": lambda h: h.create_group("skipped").create_dataset("paths", data=np.array([b"x"], dtype=object),
+                                                                         dtype=h5py.string_dtype()),
+}
+
+
+@pytest.mark.parametrize("damage", list(CRAFTED))
+def test_crafted_shards_give_one_line_naming_the_file(tmp_path, damage):
+    paths = make_images(tmp_path / "imgs", 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    writer = ShardWriter(out, 0, {**_settings(), "model": TINY}, shard_size=10)
+    writer.write({"attributions": np.ones((2, 3, 8, 8), np.float32), "paths": [str(p) for p in paths],
+                  "targets": np.zeros(2, np.int64)})
+    writer.close()
+    shard = out / "shard-00000-00000.h5"
+    with h5py.File(shard, "r+") as handle:
+        CRAFTED[damage](handle)
+    for command in (["index", str(out)], ["evaluate", str(out), "--metric", "completeness"],
+                    ["render", str(out), "-o", str(tmp_path / "png")]):
+        result = run_cli(*command)
+        assert result.returncode == 6, (command, result.stderr)
+        assert str(shard) in one_line(result.stderr)
+
+
+# -- inputs ----------------------------------------------------------------------------------------------------
+
+
+def test_null_separated_stdin_lists_and_names_kept_verbatim(tmp_path):
+    folder = tmp_path / "imgs"
+    paths = make_images(folder, 3)
+    odd = [folder / "line\nbreak.png", folder / "#hash .png", folder / " lead.png"]
+    for source, target in zip(paths, odd):
+        shutil.copy(source, target)
+    listing = "\0".join(str(p) for p in odd) + "\0"
+    result = run_cli("attribute", "-", "--null", "-o", str(tmp_path / "out"), *COMMON, input=listing)
+    assert result.returncode == 0, result.stderr
+    assert sorted(stored_paths(tmp_path / "out")) == sorted(str(p) for p in odd)
+
+
+def test_labels_outside_the_model_are_skips_and_a_bad_csv_is_one_line(tmp_path):
+    paths = make_images(tmp_path / "imgs", 4)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n" + "".join(f"{p},{label}\n" for p, label in zip(paths, (1, 5000, -3, 4))))
+    result = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(tmp_path / "out"), *COMMON, "--target", "label",
+                     "--labels", str(labels), "--json")
+    assert result.returncode == 5, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["attributed"] == 2
+    reasons = sorted(skip["reason"] for skip in summary["skipped"])
+    assert reasons == ["label -3 is negative", "label 5000 is outside the model's 5 classes (0..4)"]
+    labels.write_bytes(b"path,label\n" + os.fsencode(str(paths[0])) + b",\xff\xfe\n")
+    bad = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(tmp_path / "out2"), *COMMON, "--target", "label",
+                  "--labels", str(labels))
+    assert bad.returncode == 2 and "not UTF-8" in one_line(bad.stderr) and str(labels) in bad.stderr
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"alphas": [i / 200000 for i in range(200001)], "weights": [1 / 200000] * 200000, "steps": 200000},
+     "more than 100000"),
+    ({"alphas": "01", "weights": [1.0], "steps": 1}, "'alphas' is not a list of numbers"),
+    ({"alphas": [0.0, 1.0], "weights": [1.0], "steps": True}, "'steps' must be a positive integer"),
+    ({"alphas": [0.0, "1"], "weights": [1.0], "steps": 1}, "something other than numbers"),
+])
+def test_schedule_files_obey_the_step_cap_and_types(tmp_path, document, message):
+    make_images(tmp_path / "imgs", 1)
+    schedule = tmp_path / "schedule.json"
+    schedule.write_text(json.dumps({"format": "igcli-schedule/1", "model": TINY, "method": "ig", **document}))
+    result = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(tmp_path / "out"), *TINY_ARGS, "--schedule",
+                     str(schedule), "--quiet")
+    assert result.returncode == 2 and message in one_line(result.stderr), result.stderr
+    assert not (tmp_path / "out").exists() or not list_shards(tmp_path / "out")
+
+
+# -- signals from outside, at random moments -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signals_to_the_whole_process_group_save_and_resume(tmp_path, signum, code):
+    """As SLURM and Ctrl-C do it: the signal reaches the decoding workers too."""
+    paths = make_images(tmp_path / "imgs", 16)
+    out = tmp_path / "out"
+    args = ["attribute", str(tmp_path / "imgs"), "-o", str(out), *TINY_ARGS, "--steps", "200", "-b", "1",
+            "--shard-size", "1", "--workers", "2", "--quiet"]
+    process = subprocess.Popen([sys.executable, "-m", "igcli", *args], env={**os.environ, **SUBPROCESS_ENV},
+                               cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list_shards(out)) < 2:
+        time.sleep(0.02)
+    os.killpg(process.pid, signum)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    done = stored_paths(out)
+    assert 2 <= len(done) < 16
+    resumed = run_cli(*args, "--resume", "--workers", "0")
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(stored_paths(out)) == sorted(str(p) for p in paths)
