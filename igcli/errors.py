@@ -38,9 +38,11 @@ EXIT_CODES = {
     1: "an igcli error not covered below",
     2: "invalid argument or input (bad option value, unknown name, wrong shape, target out of range)",
     3: "NaN or infinity in inputs, model outputs or gradients",
-    4: "the model could not be loaded (unknown name, bad file, weights missing or not matching)",
+    4: "the model could not be loaded (unknown name, bad file, weights missing or not matching, a pickled module "
+       "without --trust-model-file, or a model file named only by an output folder)",
     5: "finished, but some inputs were skipped (each listed on stderr and in the output's skipped records)",
-    6: "the output folder cannot be used (not empty without --resume/--overwrite, another run's settings, unwritable)",
+    6: "the output folder cannot be used (not empty without --resume/--overwrite, another run's settings, another "
+       "run writing the same part, unwritable or full, a damaged or foreign shard)",
     130: "interrupted (SIGINT); finished shards are kept and the open one completed: rerun with --resume",
     143: "terminated (SIGTERM, e.g. a SLURM time limit); as for 130",
 }
