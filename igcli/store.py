@@ -360,27 +360,39 @@ def build_index(out_dir: str | os.PathLike) -> Path:
 
 def _write_index(partial: Path, settings, shards, counts, small, layouts, skipped_paths, skipped_reasons) -> None:
     total = sum(counts)
-    with h5py.File(partial, "w") as index:
-        index.attrs["format"] = FORMAT
-        for key, value in settings.items():
-            index.attrs[key] = _attribute_value(value)
-        index.attrs["settings_json"] = json.dumps(settings)
-        index.attrs["rows"] = total
-        index.attrs["shard_count"] = len(shards)
-        index.create_dataset("shards", data=np.asarray([s.name for s in shards], dtype=object), dtype=STRING)
-        index.create_dataset("shard", data=np.repeat(np.arange(len(shards), dtype=np.int32), counts))
-        index.create_dataset("row", data=np.concatenate([np.arange(c, dtype=np.int64) for c in counts]))
-        for name, parts in small.items():
-            data = np.concatenate(parts)
-            index.create_dataset(name, data=data, dtype=STRING if data.dtype.kind == "O" else data.dtype)
-        for name, sources in layouts.items():
-            shape, dtype = sources[0][1][1:], sources[0][2]
-            layout = h5py.VirtualLayout(shape=(total, *shape), dtype=dtype)
-            offsets = np.concatenate([[0], np.cumsum(counts)])
-            for shard_file, source_shape, _, number in sources:
-                start = int(offsets[number])
-                layout[start : start + source_shape[0]] = h5py.VirtualSource(f"./{shard_file}", name, shape=source_shape)
-            index.create_virtual_dataset(name, layout, fillvalue=np.nan if np.dtype(dtype).kind == "f" else 0)
-        group = index.create_group("skipped")
-        group.create_dataset("paths", data=np.asarray(skipped_paths, dtype=object), dtype=STRING)
-        group.create_dataset("reasons", data=np.asarray(skipped_reasons, dtype=object), dtype=STRING)
+    target = WriteGuardedFile(partial)  # a full disk must not leave HDF5 crashing at exit (see safe_file)
+    try:
+        with h5py.File(target, "w") as index:
+            _fill_index(index, settings, shards, counts, total, small, layouts, skipped_paths, skipped_reasons)
+        target.sync()
+    finally:
+        target.close()
+    if target.error is not None:
+        raise target.error
+
+
+def _fill_index(index: h5py.File, settings, shards, counts, total, small, layouts, skipped_paths,
+                skipped_reasons) -> None:
+    index.attrs["format"] = FORMAT
+    for key, value in settings.items():
+        index.attrs[key] = _attribute_value(value)
+    index.attrs["settings_json"] = json.dumps(settings)
+    index.attrs["rows"] = total
+    index.attrs["shard_count"] = len(shards)
+    index.create_dataset("shards", data=np.asarray([s.name for s in shards], dtype=object), dtype=STRING)
+    index.create_dataset("shard", data=np.repeat(np.arange(len(shards), dtype=np.int32), counts))
+    index.create_dataset("row", data=np.concatenate([np.arange(c, dtype=np.int64) for c in counts]))
+    for name, parts in small.items():
+        data = np.concatenate(parts)
+        index.create_dataset(name, data=data, dtype=STRING if data.dtype.kind == "O" else data.dtype)
+    for name, sources in layouts.items():
+        shape, dtype = sources[0][1][1:], sources[0][2]
+        layout = h5py.VirtualLayout(shape=(total, *shape), dtype=dtype)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        for shard_file, source_shape, _, number in sources:
+            start = int(offsets[number])
+            layout[start : start + source_shape[0]] = h5py.VirtualSource(f"./{shard_file}", name, shape=source_shape)
+        index.create_virtual_dataset(name, layout, fillvalue=np.nan if np.dtype(dtype).kind == "f" else 0)
+    group = index.create_group("skipped")
+    group.create_dataset("paths", data=np.asarray(skipped_paths, dtype=object), dtype=STRING)
+    group.create_dataset("reasons", data=np.asarray(skipped_reasons, dtype=object), dtype=STRING)

@@ -109,6 +109,22 @@ def test_a_full_disk_ends_with_one_line_and_resume_completes(tmp_path, small_dis
     assert sorted(stored_paths(out)) == sorted(str(p) for p in paths)
 
 
+def test_a_full_disk_while_indexing_keeps_the_shards(tmp_path, small_disk):
+    paths = make_images(tmp_path / "imgs", 4)
+    out = small_disk / "out"
+    assert run_cli("attribute", str(tmp_path / "imgs"), "-o", str(out), *COMMON, "--shard-size", "2",
+                   "-b", "2").returncode == 0
+    (out / "index.h5").unlink()
+    with open(small_disk / "filler", "wb", buffering=0) as filler:  # take every block that is left
+        with pytest.raises(OSError):
+            while True:
+                filler.write(b"\0" * 4096)
+    result = run_cli("index", str(out))
+    assert result.returncode == 6 and "no space left on the device" in one_line(result.stderr)
+    assert sorted(os.listdir(out)) == ["shard-00000-00000.h5", "shard-00000-00001.h5"]  # no partial index left
+    assert sorted(stored_paths(out)) == sorted(str(p) for p in paths)
+
+
 def test_a_write_error_discards_only_the_open_shard(tmp_path, monkeypatch):
     """The same as a full disk, by fault injection where no tmpfs can be mounted: ENOSPC from h5py."""
     writer = ShardWriter(tmp_path, 0, _settings(), shard_size=2)
