@@ -84,7 +84,7 @@ def calibrate_command(
     Estimates |g'(alpha)| of the method's integrand on calibration images, starts from the sqrt(|g'|) density
     and refines with Powell's method; the result is never worse than uniform on the bound.
     """
-    from ..runner import CalibrateJob, run_calibrate
+    from ..calibrate_job import CalibrateJob, run_calibrate
 
     job = CalibrateJob(
         inputs=inputs, model=model, weights=str(weights) if weights is not None else None,
