@@ -6,6 +6,7 @@ probes to :mod:`igcli.calibrate` (Bhattacharya et al. 2024, RiemannOpt, Algorith
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -125,19 +126,19 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
             skipped.append({"path": path, "reason": reason})
             reporter.message(f"skipped {path}: {reason}")
 
-        for images, batch_labels, paths, skips in stream_images(sample, loaded, device, labels=labels,
-                                                                 batch_size=job.batch_size, workers=job.workers,
-                                                                 on_skip=skip):
-            if paths:
-                targets = {"pred": None, "label": batch_labels, "index": target_value}[target_mode]
-                probes.append(probe_derivative(
-                    loaded.module, images, targets, method=method, probe_steps=job.probe_steps,
-                    statistic=job.statistic, output=job.output,
-                    baseline=batch_baseline(baseline, paths, job.seed, images.shape[1:], loaded, device),
-                    normalization=loaded.preprocessing.normalization, batch_size=job.batch_size, device=device,
-                    amp=job.amp, seed=job.seed, **job.method_options,
-                ))
-            reporter.advance(len(paths), skips)
+        with contextlib.closing(stream_images(sample, loaded, device, labels=labels, batch_size=job.batch_size,
+                                              workers=job.workers, on_skip=skip)) as batches:
+            for images, batch_labels, paths, skips in batches:
+                if paths:
+                    targets = {"pred": None, "label": batch_labels, "index": target_value}[target_mode]
+                    probes.append(probe_derivative(
+                        loaded.module, images, targets, method=method, probe_steps=job.probe_steps,
+                        statistic=job.statistic, output=job.output,
+                        baseline=batch_baseline(baseline, paths, job.seed, images.shape[1:], loaded, device),
+                        normalization=loaded.preprocessing.normalization, batch_size=job.batch_size, device=device,
+                        amp=job.amp, seed=job.seed, **job.method_options,
+                    ))
+                reporter.advance(len(paths), skips)
     alphas, derivative = average_probes(probes)
     curve = interpolator(alphas, derivative)
     optimized = optimize_partition(curve, job.steps)

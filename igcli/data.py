@@ -175,11 +175,12 @@ class LabelResolver:
     @staticmethod
     def _read_csv(csv_path: str) -> dict[str, str]:
         rows = read_csv_rows("--labels", csv_path)
+        first = 1
         if rows and rows[0][:2] == ["path", "label"]:
-            rows = rows[1:]
+            rows, first = rows[1:], 2
         base = os.path.dirname(os.path.abspath(csv_path))
         table = {}
-        for number, row in enumerate(rows, start=1):
+        for number, row in enumerate(rows, start=first):
             if len(row) < 2:
                 raise InvalidArgumentError(f"--labels {csv_path}: line {number} needs two columns, path,label")
             path, label = row[0].strip(), row[1].strip()
@@ -190,6 +191,8 @@ class LabelResolver:
     def _parse(self, label: str) -> int | None:
         # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
         if re.fullmatch(r"-?[0-9]+", label):
+            if len(label) > 18:  # int() refuses 4300+ digits, and no model has 10^18 classes
+                raise ValueError(f"label {label[:20]}... is outside the model's classes")
             return self._check_range(int(label))
         if label in self.wnids:
             return self.wnids[label]
@@ -431,7 +434,19 @@ def _worker_init(_: int) -> None:
     # SLURM and Ctrl-C signal the whole process group: a worker dying of it would make the DataLoader raise in
     # the main process before the main process saves its work. The main process decides, and ends the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _second_sigterm_ends_worker)
+
+
+def _second_sigterm_ends_worker(signum: int, frame: object) -> None:
+    """The group's SIGTERM is ignored; a second one (multiprocessing's terminate() at the main process's exit,
+    should the orderly shutdown not have happened) ends the worker, so that exit never waits on it."""
+    _WorkerSignals.count += 1
+    if _WorkerSignals.count > 1:
+        os._exit(0)
+
+
+class _WorkerSignals:
+    count = 0
 
 
 def make_loader(

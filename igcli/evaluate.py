@@ -28,7 +28,7 @@ from .metrics.localization import best_f1_and_mae, roc_auc
 from .metrics.perturbation import INSERTION_FRACTIONS, abpc, insertion_deletion
 from .metrics.ranking import RANKINGS, has_ranking, pixel_scores
 from .metrics.stability import closed_path_error, jpeg_stability, sensitivity
-from .models import Preprocessing, load_model
+from .models import ModelLoadError, Preprocessing, load_model
 from .progress import make_reporter
 from .text import path_seed
 from .output import Output
@@ -210,8 +210,14 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
         stored_weights = settings.get("weights") if job.model is None else None
         if stored_weights and not os.path.isfile(stored_weights):
             stored_weights = None  # made on another machine: load as the spec says, then compare hashes
-        loaded = load_model(spec, job.weights or stored_weights, preprocessing=_overrides(settings["preprocessing"]),
-                            trust_model_file=job.trust_model_file, code_free=job.model is None)
+        try:
+            loaded = load_model(spec, job.weights or stored_weights,
+                                preprocessing=_overrides(settings["preprocessing"]),
+                                trust_model_file=job.trust_model_file, code_free=job.model is None)
+        except ModelLoadError as error:
+            if job.weights or not stored_weights:
+                raise
+            raise ModelLoadError(f"the weights file named by the output folder: {error}; pass --weights FILE") from None
         if job.model is None and settings.get("weights_sha256") and loaded.weights_sha256 not in (None, settings["weights_sha256"]):
             raise InvalidArgumentError(f"the weights of {spec} differ from those the maps were made with; pass --weights")
         model = loaded.module.eval().to(device)
@@ -396,7 +402,8 @@ def _aggregate(result: EvaluateResult, metrics: list[str]) -> dict[str, dict[str
 def write_csv(results: list[EvaluateResult], path: str | os.PathLike) -> None:
     """One row per (output, image): source, rank, path, target, every metric value."""
     names = sorted({k for r in results for row in r.rows for k in row} - {"path", "target", "ranked"})
-    with open(path, "w", newline="") as handle:
+    # surrogateescape: a file name that is not UTF-8 is written back as its own bytes
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(["source", "method", "rule", "rank", "path", "target", "ranked", *names])
         for result in results:

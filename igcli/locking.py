@@ -20,6 +20,7 @@ import json
 import os
 import re
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,29 @@ def _holder_text(part_label: str, command: str) -> str:
                        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command})
 
 
-def _read_holder(path: Path) -> dict[str, Any]:
+def _open_regular(path: Path, flags: int = os.O_RDONLY) -> int | None:
+    """A descriptor for ``path`` if it is a regular file (no symlink followed, a FIFO never waited on)."""
     try:
-        holder = json.loads(path.read_text(errors="replace") or "{}")
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd
+    os.close(fd)
+    return None
+
+
+def _read_holder(path: Path) -> dict[str, Any]:
+    fd = _open_regular(path)
+    if fd is None:
+        return {}
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace") or "{}")
         return holder if isinstance(holder, dict) else {}
     except (OSError, ValueError):
         return {}
+    finally:
+        os.close(fd)
 
 
 def _describe(holder: dict[str, Any]) -> str:
@@ -74,7 +92,7 @@ class FolderLock:
 
     def acquire(self) -> None:
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open_lock_file()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as error:
@@ -88,10 +106,30 @@ class FolderLock:
             if _same_file(fd, self.path):
                 break
             os.close(fd)  # the holder removed the file as we opened it: lock the new one
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, _holder_text(self.label, self.command).encode(), 0)
         self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, _holder_text(self.label, self.command).encode(), 0)
+        except OSError as error:  # a full disk: nothing could be written here anyway
+            self.release()
+            raise OutputError(f"-o {self.folder}: cannot write {self.path.name} ({error.strerror}); free space and "
+                              "run again") from None
         self._check_other_parts()
+
+    def _open_lock_file(self) -> int:
+        """The lock file, created if need be; never through a symlink or onto a FIFO planted under its name."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as error:
+            if error.errno != errno.ELOOP:
+                raise OutputError(f"-o {self.folder}: cannot open {self.path.name} ({error.strerror})") from None
+            self.path.unlink()  # a symlink in igcli's own name: drop it rather than write where it points
+            fd = os.open(self.path, flags, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OutputError(f"-o {self.folder}: {self.path.name} is not a regular file; remove it")
+        return fd
 
     def _refusal(self, holder: dict[str, Any]) -> OutputError:
         return OutputError(f"-o {self.folder}: {_describe(holder)} is writing part {self.label} here; wait for it to "
@@ -122,9 +160,8 @@ class FolderLock:
             if not match or int(match.group(1)) == self.index:
                 continue
             other = self.folder / name
-            try:
-                fd = os.open(other, os.O_RDONLY)
-            except OSError:
+            fd = _open_regular(other)
+            if fd is None:
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

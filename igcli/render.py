@@ -6,6 +6,7 @@ at a percentile of |attribution| so that a few extreme pixels do not wash out th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -95,11 +96,17 @@ def render_output(source, png_dir, *, percentile: float = 99.0, limit: int | Non
                 if on_missing_image is not None:
                     on_missing_image(path, error)
                 picture = heat
-            name = folder / f"{row:05d}-{Path(path).stem}-t{int(target)}.png"
+            name = folder / f"{row:05d}-{_safe_stem(path)}-t{int(target)}.png"
             picture.save(name)
             written.append(name)
             row += 1
     return written
+
+
+def _safe_stem(path: str) -> str:
+    """The input's name as a short, plain file-name part: no control characters, separators or undecodable
+    bytes, at most 80 characters (a 255-byte input name plus the row number would not fit)."""
+    return re.sub(r"[^\w.-]+", "_", Path(path).stem)[:80] or "_"
 
 
 def _save_figure(plt, figure, path) -> Path:

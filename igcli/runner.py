@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -55,6 +56,7 @@ from .store import (
     stored_settings,
 )
 from .locking import FolderLock
+from .signals import deferred
 
 REDUCTIONS = ("none", "sum", "abs-sum")
 DEFAULT_STEPS = 32
@@ -169,15 +171,20 @@ def prepare_output(out: Path, part: Part, settings: dict[str, Any], *, resume: b
         raise InvalidArgumentError("--resume and --overwrite contradict each other; choose one")
     make_output_folder(out)
     notes = [] if notes is None else notes
-    shards, damaged = check_shards(out)
     mine = [p for p in list_shards(out) if shard_part(p) == part.index]
     if overwrite:
-        for path in mine if part.count > 1 else list_shards(out):
+        doomed = mine if part.count > 1 else list_shards(out)
+        strange = [p for p in doomed if p.is_dir() and not p.is_symlink()]
+        if strange:  # check before deleting anything
+            raise OutputError(f"-o {out}: {strange[0].name} is a folder, not a shard igcli wrote; move it away first")
+        if part.count == 1:
+            (out / INDEX_NAME).unlink(missing_ok=True)  # first, so no index points at deleted shards
+        for path in doomed:
             path.unlink()
         remove_partials(out, part.index if part.count > 1 else None)
-        if part.count == 1:
-            (out / INDEX_NAME).unlink(missing_ok=True)
         return set()
+    # Resuming reads this part's shards through (every chunk's checksum): damage found now is repaired now.
+    shards, damaged = check_shards(out, read_part=part.index if resume else None)
     if resume:
         remove_partials(out, part.index)
         for error in damaged:
@@ -332,19 +339,29 @@ def stream_images(
 
     Yields (images (B, C, H, W) float32 model inputs on the device or None, labels (B,) int64, paths of the
     B images, number of inputs skipped in this batch); ``on_skip(path, reason)`` is called for each skip.
+    Close the generator when done early (``contextlib.closing``): the workers are then shut down with signals
+    deferred, since a second SIGTERM during that shutdown would leave workers that the interpreter's exit
+    then waits on for ever (they ignore SIGTERM, see ``data._worker_init``).
     """
     batch_size = batch_size or default_batch_size(device)
     workers = default_workers() if workers is None else workers
     loader = make_loader(ImageDataset(paths, loaded.preprocessing, labels), batch_size, workers if paths else 0,
                          pin_memory=device.type == "cuda")
-    for batch in loader:
-        for index, reason in batch.skipped:
-            if on_skip is not None:
-                on_skip(paths[index], reason)
-        images = None
-        if batch.indices:
-            images = normalize(batch.pixels.to(device, non_blocking=True), loaded.preprocessing)
-        yield images, batch.labels, [paths[i] for i in batch.indices], len(batch.skipped)
+    batches = iter(loader)
+    try:
+        for batch in batches:
+            for index, reason in batch.skipped:
+                if on_skip is not None:
+                    on_skip(paths[index], reason)
+            images = None
+            if batch.indices:
+                images = normalize(batch.pixels.to(device, non_blocking=True), loaded.preprocessing)
+            yield images, batch.labels, [paths[i] for i in batch.indices], len(batch.skipped)
+    finally:
+        with deferred():
+            shutdown = getattr(batches, "_shutdown_workers", None)  # what the iterator's __del__ would call
+            if shutdown is not None:
+                shutdown()
 
 
 # -- the job ---------------------------------------------------------------------------------------------------
@@ -536,19 +553,18 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
                 reporter.message(note)
             run = (_run_class or _Run)(job, loaded, device, settings, writer, reporter, schedule, steps)
             try:
-                for images, batch_labels, paths, skipped in stream_images(
-                    todo, loaded, device, labels=labels, batch_size=job.batch_size, workers=job.workers, on_skip=run.skip
-                ):
-                    if paths:
-                        run.process(images, batch_labels, paths)
-                    reporter.advance(len(paths), skipped)
+                with contextlib.closing(stream_images(todo, loaded, device, labels=labels, batch_size=job.batch_size,
+                                                      workers=job.workers, on_skip=run.skip)) as batches:
+                    for images, batch_labels, paths, skipped in batches:
+                        if paths:
+                            run.process(images, batch_labels, paths)
+                        reporter.advance(len(paths), skipped)
             except KeyboardInterrupt:
                 interrupted = True
             finally:
                 writer.close()  # complete what was computed, whatever happened
                 run.finish()
         loop_seconds = time.perf_counter() - loop_started
-        lock.release()
         group.barrier()
         index = None
         if (part.rank == 0 or part.world_size == 1) and list_shards(job.out):

@@ -14,7 +14,8 @@ import os
 
 
 class WriteGuardedFile:
-    """A read/write binary file at ``path`` (created or truncated) for ``h5py.File(WriteGuardedFile(p), mode)``.
+    """A new read/write binary file at ``path`` for ``h5py.File(WriteGuardedFile(p), "w", ...)``; an entry
+    already there (a stale partial, or a symlink planted to make igcli overwrite something) is removed first.
 
     Attributes:
         error: the first OSError a write, truncate or fsync met, or None.
@@ -22,7 +23,12 @@ class WriteGuardedFile:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        # A new file, never through a link: whatever was planted under this name is replaced, not written into.
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         self.position = 0
         self.error: OSError | None = None
 

@@ -23,7 +23,7 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from .errors import IgcliError, InvalidArgumentError
 from .text import encode_text
 
 SCHEDULE_NAMES = ("left", "right", "midpoint", "trapezoid", "gauss-legendre")
@@ -242,6 +242,12 @@ class ScheduleFileError(InvalidArgumentError):
     """A schedule file is unreadable, corrupt, or made for another model, method or step count."""
 
 
+class ScheduleWriteError(IgcliError):
+    """A schedule file cannot be written (full disk, no permission); exit code 6 like any output."""
+
+    exit_code = 6
+
+
 def schedule_cache_dir() -> Path:
     """Where calibrated schedules are cached: ``$IGCLI_CACHE``, default ``~/.cache/igcli/schedules``."""
     return Path(os.environ.get("IGCLI_CACHE") or Path.home() / ".cache" / "igcli" / "schedules").expanduser()
@@ -280,10 +286,16 @@ def write_schedule_file(
         "igcli_version": igcli_version,
     }
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
+        raise InvalidArgumentError(f"-o {target}: is a folder; give the schedule file's name (e.g. {target}/ig.json)")
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(partial, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(document, indent=2) + "\n")
+        os.replace(partial, target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise ScheduleWriteError(f"{target}: cannot write the schedule ({error.strerror or error})") from None
     return target
 
 

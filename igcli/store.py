@@ -33,7 +33,7 @@ from .errors import InvalidArgumentError
 from .safe_file import WriteGuardedFile
 from .signals import deferred
 from .text import decode_text, encode_text
-from .validate import DamagedShardError, OutputError, ShardInfo, check_shard
+from .validate import DamagedShardError, OutputError, ShardInfo, check_shard, strings_digest
 
 FORMAT = "igcli-attributions/1"
 INDEX_NAME = "index.h5"
@@ -42,14 +42,20 @@ PARTIAL_PATTERN = re.compile(r"^\.shard-(\d{5})-(\d{5})\.h5\.partial$")
 # A shard moved aside as damaged keeps its sequence number taken.
 TAKEN_PATTERN = re.compile(r"^shard-(\d{5})-(\d{5})\.h5(\.damaged(-\d+)?)?$")
 STRING = h5py.string_dtype()
+# HDF5 1.8 file format: attributes may exceed 64 KiB (a schedule of 100,000 steps is recorded in settings_json).
+LIBVER = ("v108", "latest")
+
+
+SPACE_PROBLEMS = ("no space left on the device", "disk quota exceeded")
 
 
 def describe_os_error(error: BaseException) -> str:
+    """One line for a file-system or HDF5 error; a full disk or quota in words a user acts on."""
     text = str(error)
     if "No space left" in text or "errno = 28" in text or getattr(error, "errno", None) == 28:
-        return "no space left on the device"
+        return SPACE_PROBLEMS[0]
     if "Disk quota" in text or getattr(error, "errno", None) == 122:
-        return "disk quota exceeded"
+        return SPACE_PROBLEMS[1]
     lines = text.strip().splitlines()
     return lines[0] if lines else type(error).__name__
 
@@ -113,7 +119,7 @@ class ShardWriter:
             self._partial = self.out_dir / f".{shard_name(self.part, self.sequence)}.partial"
             self._rows = 0
             self._file = WriteGuardedFile(self._partial)
-            self._handle = h5py.File(self._file, "w")
+            self._handle = h5py.File(self._file, "w", libver=LIBVER)
             self._handle.attrs["format"] = FORMAT
             for key, value in self.settings.items():
                 self._handle.attrs[key] = _attribute_value(value)
@@ -158,9 +164,10 @@ class ShardWriter:
                     error = self._file.error  # the cause, not what HDF5 made of it
                 problem = error.problem if isinstance(error, DamagedShardError) else describe_os_error(error)
                 self.discard()
+                advice = "free space" if problem in SPACE_PROBLEMS else "fix that"
                 raise OutputError(
                     f"{self.out_dir}: writing {shard_name(self.part, self.sequence)} failed ({problem}); finished "
-                    "shards are kept: free space (or fix the folder) and rerun with --resume"
+                    f"shards are kept: {advice} and rerun with --resume"
                 ) from None
 
     def write(self, columns: dict[str, np.ndarray | Sequence[str]]) -> None:
@@ -196,6 +203,7 @@ class ShardWriter:
 
     def _publish(self) -> Path:
         self._handle.attrs["rows"] = self._rows
+        self._handle.attrs["strings_sha256"] = strings_digest(self._handle)
         self._handle.attrs["complete"] = True
         self._handle.close()
         self._handle = None
@@ -258,7 +266,10 @@ def remove_partials(out_dir: Path, part: int | None = None) -> list[Path]:
     for name in os.listdir(out_dir):
         match = PARTIAL_PATTERN.match(name)
         if match and (part is None or int(match.group(1)) == part):
-            (out_dir / name).unlink(missing_ok=True)
+            try:
+                (out_dir / name).unlink(missing_ok=True)
+            except OSError:  # not a file igcli left (a folder by that name): writing there will say so
+                continue
             removed.append(out_dir / name)
     return removed
 
@@ -273,12 +284,13 @@ def shard_part(path: Path) -> int:
     return int(SHARD_PATTERN.match(path.name).group(1))
 
 
-def check_shards(out_dir: Path) -> tuple[list[ShardInfo], list[DamagedShardError]]:
-    """Every visible shard of ``out_dir`` checked: (the valid ones, the problems of the others)."""
+def check_shards(out_dir: Path, read_part: int | None = None) -> tuple[list[ShardInfo], list[DamagedShardError]]:
+    """Every visible shard of ``out_dir`` checked, those of part ``read_part`` down to every chunk's
+    checksum: (the valid ones, the problems of the others)."""
     good, damaged = [], []
     for shard in list_shards(out_dir):
         try:
-            good.append(check_shard(shard))
+            good.append(check_shard(shard, read_data=shard_part(shard) == read_part))
         except DamagedShardError as error:
             damaged.append(error)
     return good, damaged
@@ -324,6 +336,12 @@ def build_index(out_dir: str | os.PathLike) -> Path:
     ``skipped/reasons`` gather all skips.
     """
     folder = Path(out_dir)
+    # Signals wait for the whole build: an interrupted run still leaves an index over every shard it published.
+    with deferred():
+        return _build_index(folder)
+
+
+def _build_index(folder: Path) -> Path:
     shards = list_shards(folder)
     if not shards:
         raise OutputError(f"{folder}: no complete shards to index")
@@ -331,38 +349,46 @@ def build_index(out_dir: str | os.PathLike) -> Path:
     counts, layouts, small, skipped_paths, skipped_reasons = [info.rows for info in infos], {}, {}, [], []
     row_shapes: dict[str, tuple] = {}
     for number, shard in enumerate(shards):
-        with h5py.File(shard, "r") as handle:
-            if "skipped" in handle:
-                skipped_paths += list(handle["skipped/paths"][:])
-                skipped_reasons += list(handle["skipped/reasons"][:])
-            for name, dataset in handle.items():
-                if not isinstance(dataset, h5py.Dataset):
-                    continue
-                if row_shapes.setdefault(name, dataset.shape[1:]) != dataset.shape[1:]:
-                    raise DamagedShardError(shard, f"dataset {name!r} has rows of shape {dataset.shape[1:]}, other "
-                                                   f"shards {row_shapes[name]}; it belongs to another run")
-                if len(dataset.shape) < 3:  # per-row scalars and curves are copied; maps are linked
-                    small.setdefault(name, []).append(dataset[:])
-                else:
-                    layouts.setdefault(name, []).append((shard.name, dataset.shape, dataset.dtype, number))
+        try:
+            _gather(shard, number, row_shapes, small, layouts, skipped_paths, skipped_reasons)
+        except (OSError, RuntimeError, ValueError) as error:  # e.g. a chunk failing its Fletcher-32 checksum
+            raise DamagedShardError(shard, f"damaged data ({describe_os_error(error)})") from None
     settings = infos[0].settings
     partial = folder / f".{INDEX_NAME}.{os.getpid()}.partial"
-    with deferred():
-        try:
-            _write_index(partial, settings, shards, counts, small, layouts, skipped_paths, skipped_reasons)
-            os.replace(partial, folder / INDEX_NAME)
-        except (OSError, RuntimeError, ValueError) as error:
-            partial.unlink(missing_ok=True)
-            raise OutputError(f"{folder / INDEX_NAME}: cannot write the index ({describe_os_error(error)}); the "
-                              "shards are intact: free space and run igcli index") from None
+    try:
+        _write_index(partial, settings, shards, counts, small, layouts, skipped_paths, skipped_reasons)
+        os.replace(partial, folder / INDEX_NAME)
+    except (OSError, RuntimeError, ValueError) as error:
+        partial.unlink(missing_ok=True)
+        problem = describe_os_error(error)
+        raise OutputError(f"{folder / INDEX_NAME}: cannot write the index ({problem}); the shards are intact: "
+                          f"{'free space and ' if problem in SPACE_PROBLEMS else ''}run igcli index") from None
     return folder / INDEX_NAME
+
+
+def _gather(shard: Path, number: int, row_shapes, small, layouts, skipped_paths, skipped_reasons) -> None:
+    """Collect one shard's rows for the index: small datasets copied, maps as virtual-dataset sources."""
+    with h5py.File(shard, "r") as handle:
+        if "skipped" in handle:
+            skipped_paths += list(handle["skipped/paths"][:])
+            skipped_reasons += list(handle["skipped/reasons"][:])
+        for name, dataset in handle.items():
+            if not isinstance(dataset, h5py.Dataset):
+                continue
+            if row_shapes.setdefault(name, dataset.shape[1:]) != dataset.shape[1:]:
+                raise DamagedShardError(shard, f"dataset {name!r} has rows of shape {dataset.shape[1:]}, other "
+                                               f"shards {row_shapes[name]}; it belongs to another run")
+            if len(dataset.shape) < 3:  # per-row scalars and curves are copied; maps are linked
+                small.setdefault(name, []).append(dataset[:])
+            else:
+                layouts.setdefault(name, []).append((shard.name, dataset.shape, dataset.dtype, number))
 
 
 def _write_index(partial: Path, settings, shards, counts, small, layouts, skipped_paths, skipped_reasons) -> None:
     total = sum(counts)
     target = WriteGuardedFile(partial)  # a full disk must not leave HDF5 crashing at exit (see safe_file)
     try:
-        with h5py.File(target, "w") as index:
+        with h5py.File(target, "w", libver=LIBVER) as index:
             _fill_index(index, settings, shards, counts, total, small, layouts, skipped_paths, skipped_reasons)
         target.sync()
     finally:

@@ -7,8 +7,11 @@ whatever is wrong into one :class:`DamagedShardError` naming the file, instead o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import numbers
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +88,8 @@ def check_settings(settings: Any) -> str | None:
     for key in ("steps", "seed"):
         if key in settings and not _is_int(settings[key]):
             return f"{key!r} is not an integer"
+    if not 0 <= settings.get("seed", 0) < 2**32:
+        return "'seed' is outside 0..2^32-1"
     if settings.get("output", "prob") not in ("prob", "logit"):
         return f"output {settings['output']!r} is neither prob nor logit"
     if settings.get("reduce", "none") not in ("none", "sum", "abs-sum"):
@@ -106,27 +111,68 @@ def check_settings(settings: Any) -> str | None:
     return None
 
 
-def check_shard(path: Path | str) -> ShardInfo:
-    """Open ``path`` and check it against the shard contract (design.md §4) without reading the maps.
+def strings_digest(handle: h5py.File) -> str:
+    """SHA-256 over the stored strings (``paths``, skipped paths and reasons): HDF5 keeps no checksum for
+    variable-length strings, and a flipped bit in a path would give one image's map another's name."""
+    digest = hashlib.sha256()
+    for name in ("paths", "skipped/paths", "skipped/reasons"):
+        if name in handle:
+            for value in handle[name][:]:
+                data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogateescape")
+                digest.update(len(data).to_bytes(8, "little") + data)
+        digest.update(b"|")
+    return digest.hexdigest()
 
-    Checks: readable HDF5 (a truncated file fails here), marked complete, settings valid, ``rows`` a count,
-    every root dataset having exactly ``rows`` entries, the required ones of the right kind, and the skipped
-    records paired.
+
+def check_shard(path: Path | str, *, read_data: bool = False) -> ShardInfo:
+    """Open ``path`` and check it against the shard contract (design.md §4).
+
+    Checks: a regular file (a FIFO would block), readable HDF5 (a truncated file fails here), marked complete,
+    settings valid, ``rows`` a count, every root entry a plain dataset stored in the file (no soft, external or
+    virtual links that could reach outside it, loop or crash HDF5), each with exactly ``rows`` entries, the
+    required ones of the right kind, the skipped records paired, and the strings' digest. With ``read_data``
+    every dataset is read too, which verifies the Fletcher-32 checksum of every chunk.
 
     Raises:
         DamagedShardError: naming the file and the first problem found.
     """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise DamagedShardError(path, "is not a regular file")
         handle = h5py.File(path, "r")
     except OSError as error:
         raise DamagedShardError(path, f"not readable as HDF5, truncated or damaged ({_first_line(error)})") from None
     try:
         with handle:
-            return _check_open_shard(Path(path), handle)
+            info = _check_open_shard(Path(path), handle)
+            if read_data:
+                for name in _dataset_names(handle):
+                    handle[name][...]
+            return info
     except DamagedShardError:
         raise
-    except (OSError, KeyError, TypeError, ValueError) as error:  # h5py raises these for damaged metadata
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError) as error:  # h5py's for damaged metadata/data
         raise DamagedShardError(path, f"damaged ({_first_line(error)})") from None
+
+
+def _dataset_names(handle: h5py.File) -> list[str]:
+    names = [name for name in handle if isinstance(handle.get(name), h5py.Dataset)]
+    return names + [f"skipped/{name}" for name in ("paths", "reasons") if "skipped" in handle]
+
+
+def _check_links(path: Path, group: h5py.Group, prefix: str = "") -> None:
+    """Every entry a hard link to a dataset (or the ``skipped`` group) whose data lives in this file."""
+    for name in group.keys():
+        link = group.get(name, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            raise DamagedShardError(path, f"{prefix}{name!r} is a {type(link).__name__}, not data stored in the file")
+        item = group[name]
+        if isinstance(item, h5py.Group):
+            if prefix or name != "skipped":
+                raise DamagedShardError(path, f"unexpected group {prefix}{name!r}")
+            _check_links(path, item, "skipped/")
+        elif item.is_virtual or item.external:
+            raise DamagedShardError(path, f"dataset {prefix}{name!r} keeps its data outside the file")
 
 
 def _check_open_shard(path: Path, handle: h5py.File) -> ShardInfo:
@@ -137,14 +183,12 @@ def _check_open_shard(path: Path, handle: h5py.File) -> ShardInfo:
     if not bool(handle.attrs.get("complete", False)):
         raise DamagedShardError(path, "is not marked complete")
     rows = int(rows)
+    _check_links(path, handle)
     for name, item in handle.items():
-        if isinstance(item, h5py.Dataset):
-            if item.ndim == 0 or item.shape[0] != rows:
-                raise DamagedShardError(path, f"dataset {name!r} has shape {item.shape}, expected {rows} rows")
-        elif name != "skipped":
-            raise DamagedShardError(path, f"unexpected group {name!r}")
+        if isinstance(item, h5py.Dataset) and (item.ndim == 0 or item.shape[0] != rows):
+            raise DamagedShardError(path, f"dataset {name!r} has shape {item.shape}, expected {rows} rows")
     if rows:
-        for name, kinds, dims in (("attributions", "f", (2, 3, 4)), ("targets", "iu", (1,))):
+        for name, kinds, dims in (("attributions", "f", (3, 4)), ("targets", "iu", (1,))):
             if name not in handle:
                 raise DamagedShardError(path, f"dataset {name!r} is missing")
             dataset = handle[name]
@@ -159,4 +203,7 @@ def _check_open_shard(path: Path, handle: h5py.File) -> ShardInfo:
                 and paths.ndim == reasons.ndim == 1 and paths.shape == reasons.shape
                 and h5py.check_string_dtype(paths.dtype) and h5py.check_string_dtype(reasons.dtype)):
             raise DamagedShardError(path, "the 'skipped' records are not two string lists of one length")
+    stored = handle.attrs.get("strings_sha256")  # absent in shards written before it was recorded
+    if stored is not None and stored != strings_digest(handle):
+        raise DamagedShardError(path, "its paths or skip records do not match their SHA-256 (damaged)")
     return ShardInfo(path, rows, settings)

@@ -310,3 +310,148 @@ def test_signals_to_the_whole_process_group_save_and_resume(tmp_path, signum, co
     resumed = run_cli(*args, "--resume", "--workers", "0")
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(stored_paths(out)) == sorted(str(p) for p in paths)
+
+
+# -- what a hostile tester found ---------------------------------------------------------------------------------
+
+
+def test_symlinks_planted_in_the_output_folder_are_never_written_through(tmp_path):
+    make_images(tmp_path / "imgs", 3)
+    out = tmp_path / "out"
+    out.mkdir()
+    victims = [tmp_path / "victim1.txt", tmp_path / "victim2.txt"]
+    for victim, name in zip(victims, (".igcli-part-00000.lock", ".shard-00000-00000.h5.partial")):
+        victim.write_text("precious")
+        (out / name).symlink_to(victim)
+    result = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(out), *COMMON)
+    assert result.returncode == 0, result.stderr
+    assert [victim.read_text() for victim in victims] == ["precious", "precious"]
+    assert not any(path.is_symlink() for path in out.iterdir())
+    assert len(stored_paths(out)) == 3
+
+
+def test_a_schedule_of_the_largest_allowed_size_is_stored(tmp_path):
+    make_images(tmp_path / "imgs", 1)
+    result = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(tmp_path / "out"), *TINY_ARGS, "--steps",
+                     "20000", "--workers", "0", "--quiet", "-b", "512")
+    assert result.returncode == 0, result.stderr
+    assert len(Output(tmp_path / "out").settings["alphas"]) == 20000
+
+
+def _flip(path: Path, dataset: str) -> None:
+    """Flip one byte in the middle of ``dataset``'s first chunk."""
+    with h5py.File(path, "r") as handle:
+        offset = handle[dataset].id.get_chunk_info(0).byte_offset + 4
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("dataset", ["attributions", "scores", "paths"])
+def test_flipped_bytes_inside_a_shard_are_found_and_resume_redoes_them(tmp_path, dataset):
+    paths = make_images(tmp_path / "imgs", 6)
+    out = tmp_path / "out"
+    args = ["attribute", str(tmp_path / "imgs"), "-o", str(out), *COMMON, "--shard-size", "2", "-b", "2"]
+    assert run_cli(*args).returncode == 0
+    damaged = out / "shard-00000-00001.h5"
+    if dataset == "paths":  # strings have no HDF5 checksum: igcli's SHA-256 over them must catch it
+        data = bytearray(damaged.read_bytes())
+        at = data.find(os.fsencode(paths[2].name))
+        data[at + 3] ^= 1
+        damaged.write_bytes(bytes(data))
+    else:
+        _flip(damaged, dataset)
+    commands = [["render", str(out), "-o", str(tmp_path / "png")]]
+    commands += [["index", str(out)]] if dataset != "attributions" else []  # the index only links the maps
+    for command in commands:
+        result = run_cli(*command)
+        assert result.returncode == 6 and str(damaged) in one_line(result.stderr), (command, result.stderr)
+    resumed = run_cli(*args, "--resume", "--json")
+    assert resumed.returncode == 0 and json.loads(resumed.stdout)["attributed"] == 2, resumed.stderr
+    assert (out / "shard-00000-00001.h5.damaged").is_file()
+    assert sorted(stored_paths(out)) == sorted(str(p) for p in paths)
+
+
+LINKS = {
+    "virtual maps reading their own file": lambda h, other: _virtual_self(h),
+    "external link": lambda h, other: h.__setitem__("scores", h5py.ExternalLink(str(other), "/scores")),
+    "soft link loop": lambda h, other: (h.__setitem__("a", h5py.SoftLink("/b")), h.__setitem__("b", h5py.SoftLink("/a"))),
+}
+
+
+def _virtual_self(handle: h5py.File) -> None:
+    shape = handle["attributions"].shape
+    del handle["attributions"]
+    layout = h5py.VirtualLayout(shape=shape, dtype=np.float32)
+    layout[:] = h5py.VirtualSource(".", "attributions", shape=shape)
+    handle.create_virtual_dataset("attributions", layout)
+
+
+@pytest.mark.parametrize("kind", list(LINKS))
+def test_links_inside_a_shard_are_refused_not_followed(tmp_path, kind):
+    paths = make_images(tmp_path / "imgs", 2)
+    out = tmp_path / "out"
+    assert run_cli("attribute", str(tmp_path / "imgs"), "-o", str(out), *COMMON).returncode == 0
+    other = tmp_path / "elsewhere.h5"
+    with h5py.File(other, "w") as handle:
+        handle["scores"] = np.zeros(2, np.float32)
+    shard = out / "shard-00000-00000.h5"
+    with h5py.File(shard, "r+") as handle:
+        LINKS[kind](handle, other)
+    for command in (["index", str(out)], ["evaluate", str(out), "--metric", "completeness"],
+                    ["render", str(out), "-o", str(tmp_path / "png")]):
+        result = run_cli(*command, timeout=60)
+        assert result.returncode == 6 and str(shard) in one_line(result.stderr), (command, result.stderr)
+    assert len(paths) == 2
+
+
+def test_a_fifo_named_like_a_shard_is_reported_not_waited_on(tmp_path):
+    make_images(tmp_path / "imgs", 2)
+    out = tmp_path / "out"
+    assert run_cli("attribute", str(tmp_path / "imgs"), "-o", str(out), *COMMON).returncode == 0
+    os.mkfifo(out / "shard-00000-00009.h5")
+    result = run_cli("index", str(out), timeout=60)
+    assert result.returncode == 6 and "not a regular file" in one_line(result.stderr)
+
+
+def test_overwrite_checks_before_deleting(tmp_path):
+    make_images(tmp_path / "imgs", 2)
+    out = tmp_path / "out"
+    assert run_cli("attribute", str(tmp_path / "imgs"), "-o", str(out), *COMMON).returncode == 0
+    (out / "shard-00000-00009.h5").mkdir()
+    result = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(out), *COMMON, "--overwrite")
+    assert result.returncode == 6 and "is a folder" in one_line(result.stderr)
+    assert (out / "shard-00000-00000.h5").is_file() and (out / "index.h5").is_file()  # nothing deleted
+
+
+def test_a_disk_full_before_anything_is_written_is_one_line(tmp_path, small_disk):
+    make_images(tmp_path / "imgs", 2)
+    with open(small_disk / "filler", "wb", buffering=0) as filler:
+        with pytest.raises(OSError):
+            while True:
+                filler.write(b"\0" * 4096)
+    for command in (["attribute", str(tmp_path / "imgs"), "-o", str(small_disk / "out"), *COMMON],
+                    ["calibrate", str(tmp_path / "imgs"), *TINY_ARGS, "--steps", "2", "--probe-steps", "4",
+                     "--workers", "0", "--quiet", "-o", str(small_disk / "schedule.json")]):
+        result = run_cli(*command)
+        assert result.returncode == 6, (command, result.stderr)
+        assert "space" in one_line(result.stderr)
+    assert set(os.listdir(small_disk)) <= {"filler", "out"}  # no partial schedule, no shard
+    assert not (small_disk / "out").exists() or os.listdir(small_disk / "out") == []
+
+
+def test_hostile_names_render_and_export(tmp_path):
+    folder = tmp_path / "imgs"
+    source = make_images(folder, 1)[0]
+    names = [b"x" * 250 + b".png", b"new\nline\tand tab.png", b"caf\xe9.png", b"-dash.png"]
+    for name in names:
+        shutil.copy(source, os.path.join(os.fsencode(folder), name))
+    out = tmp_path / "out"
+    assert run_cli("attribute", str(folder), "-o", str(out), *COMMON).returncode == 0
+    render = run_cli("render", str(out), "-o", str(tmp_path / "png"), "--quiet")
+    assert render.returncode == 0, render.stderr
+    pngs = sorted(os.listdir(tmp_path / "png"))
+    assert len(pngs) == 5 and all("\n" not in name and "\t" not in name and len(name) < 120 for name in pngs)
+    export = run_cli("evaluate", str(out), "--metric", "completeness", "--csv", str(tmp_path / "rows.csv"), "--quiet")
+    assert export.returncode == 0, export.stderr
+    assert b"caf\xe9.png" in (tmp_path / "rows.csv").read_bytes()  # the name's own bytes, as given

@@ -64,8 +64,8 @@ def calibrate_command(
     target: c.TargetOption = "pred",
     labels: c.LabelsOption = None,
     output: c.OutputOption = c.Output.prob,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the image sample and random baselines.",
-                                      rich_help_panel=c.METHOD_PANEL)] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the image sample and random "
+                                      "baselines.", rich_help_panel=c.METHOD_PANEL)] = 0,
     batch_size: c.BatchSizeOption = None,
     workers: c.WorkersOption = None,
     device: c.DeviceOption = None,

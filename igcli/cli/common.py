@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import signal
@@ -121,7 +122,8 @@ LabelsOption = Annotated[Optional[Path], typer.Option("--labels", help="CSV of p
                          rich_help_panel=METHOD_PANEL)]
 OutputOption = Annotated[Output, typer.Option("--output", help="The score explained: the target's softmax "
                                              "probability (prob) or its logit.", rich_help_panel=METHOD_PANEL)]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed for random baselines.", rich_help_panel=METHOD_PANEL)]
+SeedOption = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed for random baselines.",
+                                         rich_help_panel=METHOD_PANEL)]
 
 BatchSizeOption = Annotated[Optional[int], typer.Option("--batch-size", "-b", min=1, help="Rows per forward/backward "
                             "pass, and images per loader batch (default 32 on GPU, 4 on CPU).", rich_help_panel=DATA_PANEL)]
@@ -183,6 +185,11 @@ def method_options(method: str, **given: Any) -> dict[str, Any]:
     return {name: value for name, value in given.items() if value is not None}
 
 
+INTERRUPTED = "interrupted; files already complete are kept (attribute, split: rerun with --resume to continue)"
+# Errors writing output (disk full, quota, read-only, permission) get the output folder's exit code.
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
 def fail(message: str, code: int) -> typer.Exit:
     """Print ``igcli: error: message`` (one line) on stderr; return the Exit to raise."""
     typer.echo(f"igcli: error: {message}", err=True)
@@ -216,8 +223,10 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except IgcliError as error:
             raise fail(str(error), error.exit_code) from None
         except KeyboardInterrupt:
-            raise fail("interrupted; finished shards are kept, rerun with --resume to continue",
-                       interrupted_exit_code()) from None
+            raise fail(INTERRUPTED, interrupted_exit_code()) from None
+        except OSError as error:  # a file system failure no step above turned into its own message
+            where = f"{error.filename}: " if error.filename else ""
+            raise fail(f"{where}{error.strerror or error}", 6 if error.errno in OUTPUT_ERRNOS else 1) from None
         finally:
             signal.signal(signal.SIGTERM, previous)
 

@@ -41,8 +41,8 @@ def evaluate_command(
     boxes: Annotated[Optional[Path], typer.Option("--boxes", help="Bounding boxes for localization: a CSV of "
                      "path,xmin,ymin,xmax,ymax or a folder of Pascal VOC XML files.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Evaluate only the first N rows.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of SIC/AIC's random 1% of revealed pixels (per image "
-                    "from seed and path).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of SIC/AIC's random 1% of "
+                    "revealed pixels (per image from seed and path).")] = 0,
     batch_size: c.BatchSizeOption = None,
     device: c.DeviceOption = None,
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Also write per-image values to this CSV.")] = None,

@@ -85,8 +85,7 @@ def split_command(
     else:
         _print_table(statistics)
     if summary.interrupted:
-        raise c.fail("interrupted; finished shards are kept, rerun with --resume to continue",
-                     c.interrupted_exit_code())
+        raise c.fail(c.INTERRUPTED, c.interrupted_exit_code())
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
 
