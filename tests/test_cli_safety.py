@@ -289,9 +289,11 @@ def test_schedule_files_obey_the_step_cap_and_types(tmp_path, document, message)
 # -- signals from outside, at random moments -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signals_to_the_whole_process_group_save_and_resume(tmp_path, signum, code):
-    """As SLURM and Ctrl-C do it: the signal reaches the decoding workers too."""
+@pytest.mark.parametrize("signum, code, again", [(signal.SIGTERM, 143, False), (signal.SIGINT, 130, False),
+                                                 (signal.SIGTERM, 143, True)])
+def test_signals_to_the_whole_process_group_save_and_resume(tmp_path, signum, code, again):
+    """As SLURM and Ctrl-C do it: the signal reaches the decoding workers too; ``again``: a second signal to
+    the main process while it shuts the workers down (``timeout`` forwarding, an impatient user)."""
     paths = make_images(tmp_path / "imgs", 16)
     out = tmp_path / "out"
     args = ["attribute", str(tmp_path / "imgs"), "-o", str(out), *TINY_ARGS, "--steps", "200", "-b", "1",
@@ -302,11 +304,17 @@ def test_signals_to_the_whole_process_group_save_and_resume(tmp_path, signum, co
     while time.time() < deadline and len(list_shards(out)) < 2:
         time.sleep(0.02)
     os.killpg(process.pid, signum)
-    stderr = process.communicate(timeout=120)[1]
+    if again:
+        time.sleep(0.05)
+        process.send_signal(signum)
+    stderr = process.communicate(timeout=120)[1]  # a hang fails here
     assert process.returncode == code, stderr
     assert "Traceback" not in stderr and "--resume" in stderr
     done = stored_paths(out)
     assert 2 <= len(done) < 16
+    if (out / "index.h5").exists():  # an index, if written, covers every published shard
+        with h5py.File(out / "index.h5", "r") as index:
+            assert int(index.attrs["rows"]) == len(Output(out))
     resumed = run_cli(*args, "--resume", "--workers", "0")
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(stored_paths(out)) == sorted(str(p) for p in paths)
@@ -361,8 +369,9 @@ def test_flipped_bytes_inside_a_shard_are_found_and_resume_redoes_them(tmp_path,
         damaged.write_bytes(bytes(data))
     else:
         _flip(damaged, dataset)
-    commands = [["render", str(out), "-o", str(tmp_path / "png")]]
-    commands += [["index", str(out)]] if dataset != "attributions" else []  # the index only links the maps
+    render, index = ["render", str(out), "-o", str(tmp_path / "png")], ["index", str(out)]
+    # The index copies the small datasets and links the maps; render reads the maps and paths.
+    commands = {"attributions": [render], "scores": [index], "paths": [render, index]}[dataset]
     for command in commands:
         result = run_cli(*command)
         assert result.returncode == 6 and str(damaged) in one_line(result.stderr), (command, result.stderr)
@@ -374,7 +383,8 @@ def test_flipped_bytes_inside_a_shard_are_found_and_resume_redoes_them(tmp_path,
 
 LINKS = {
     "virtual maps reading their own file": lambda h, other: _virtual_self(h),
-    "external link": lambda h, other: h.__setitem__("scores", h5py.ExternalLink(str(other), "/scores")),
+    "external link": lambda h, other: (h.__delitem__("scores"),
+                                       h.__setitem__("scores", h5py.ExternalLink(str(other), "/scores"))),
     "soft link loop": lambda h, other: (h.__setitem__("a", h5py.SoftLink("/b")), h.__setitem__("b", h5py.SoftLink("/a"))),
 }
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cli_helpers import TINY, make_images
-from igcli.cli.common import _raise_keyboard_interrupt
+from igcli.cli.common import _raise_keyboard_interrupt, _Signals
 from igcli.runner import AttributeJob, run_attribute
 from igcli.signals import deferred
 from igcli.store import list_shards
@@ -89,7 +89,8 @@ def _stored(out: Path) -> dict[str, np.ndarray]:
 def test_sigterm_or_sigint_at_every_write_step_loses_nothing(tmp_path, monkeypatch):
     images = tmp_path / "imgs"
     make_images(images, 7)
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # as the CLI installs it
+    previous = {signum: signal.signal(signum, _raise_keyboard_interrupt)  # as the CLI installs them
+                for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         with monkeypatch.context() as patch:
             counter = WriteSteps(patch)
@@ -100,6 +101,7 @@ def test_sigterm_or_sigint_at_every_write_step_loses_nothing(tmp_path, monkeypat
         for number, at in enumerate(points):
             out = tmp_path / f"run{at}"
             signum = signal.SIGINT if number % 2 else signal.SIGTERM
+            _Signals.received = None  # as the CLI does at the start of each command
             with monkeypatch.context() as patch:
                 WriteSteps(patch, at, signum)
                 try:
@@ -115,4 +117,6 @@ def test_sigterm_or_sigint_at_every_write_step_loses_nothing(tmp_path, monkeypat
             for path, values in resumed.items():
                 np.testing.assert_array_equal(values, clean[path])
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _Signals.received = None
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

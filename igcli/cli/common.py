@@ -197,12 +197,15 @@ def fail(message: str, code: int) -> typer.Exit:
 
 
 class _Signals:
-    """The last termination signal received (SIGTERM is turned into KeyboardInterrupt so work is saved)."""
+    """The first termination signal received (SIGINT and SIGTERM are turned into KeyboardInterrupt so that work
+    is saved; later ones are ignored, so they cannot cut the saving short or kill the exit)."""
 
     received: int | None = None
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    if _Signals.received is not None:
+        return  # already stopping: igcli saves what it has and exits with the first signal's code
     _Signals.received = signum
     raise KeyboardInterrupt
 
@@ -213,11 +216,14 @@ def interrupted_exit_code() -> int:
 
 
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn igcli's errors into one line on stderr and their documented exit code; SIGTERM into an interrupt."""
+    """Turn igcli's errors into one line on stderr and their documented exit code; SIGINT and SIGTERM into
+    one interrupt (see :class:`_Signals`)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        _Signals.received = None
+        previous = {signum: signal.signal(signum, _raise_keyboard_interrupt)
+                    for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             return command(*args, **kwargs)
         except IgcliError as error:
@@ -228,7 +234,8 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             where = f"{error.filename}: " if error.filename else ""
             raise fail(f"{where}{error.strerror or error}", 6 if error.errno in OUTPUT_ERRNOS else 1) from None
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, signal.SIG_IGN if _Signals.received is not None else handler)
 
     return wrapper
 
