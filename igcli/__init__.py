@@ -35,6 +35,8 @@ _EXPORTS = {
     "ShapeError": "igcli.errors",
     "TargetError": "igcli.errors",
     "NonFiniteError": "igcli.errors",
+    "OutputError": "igcli.validate",
+    "DamagedShardError": "igcli.validate",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -48,3 +50,8 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'igcli' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API too (lazy attributes are not in globals() until used), for tab completion."""
+    return sorted(set(globals()) | set(__all__))

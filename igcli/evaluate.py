@@ -333,6 +333,7 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
                 mask = truth(paths[i])
             except (FileNotFoundError, OSError) as error:
                 result.skipped.append({"path": paths[i], "reason": f"localization: {error}"})
+                reporter.message(f"skipped {paths[i]}: localization: {error}")
                 continue
             flat = scores[i].numpy()
             values[i]["roc_auc"] = roc_auc(flat, mask)

@@ -484,3 +484,18 @@ def test_hostile_names_render_and_export(tmp_path):
     export = run_cli("evaluate", str(out), "--metric", "completeness", "--csv", str(tmp_path / "rows.csv"), "--quiet")
     assert export.returncode == 0, export.stderr
     assert b"caf\xe9.png" in (tmp_path / "rows.csv").read_bytes()  # the name's own bytes, as given
+
+
+def test_json_is_strict_and_evaluate_reports_its_skips_on_stderr(tmp_path):
+    paths = make_images(tmp_path / "imgs", 2)
+    out = tmp_path / "out"
+    assert run_cli("attribute", str(tmp_path / "imgs"), "-o", str(out), *COMMON).returncode == 0
+    (tmp_path / "boxes.csv").write_text("elsewhere.jpg,0,0,4,4\n")  # no image has a box: no localization value
+    result = run_cli("evaluate", str(out), "--metric", "localization,completeness", "--boxes",
+                     str(tmp_path / "boxes.csv"), "--json", "--quiet", "--model", TINY, "--device", "cpu")
+    assert result.returncode == 5, result.stderr
+    assert f"skipped {paths[1]}: localization: no row for this image" in result.stderr
+    document = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"{name} in --json output"))
+    aggregate = document["results"][0]["aggregate"]
+    assert aggregate["completeness_gap"]["count"] == 2
+    assert aggregate["roc_auc"]["count"] == 0 and aggregate["roc_auc"]["mean"] is None  # NaN before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import math
 import signal
 import sys
 from enum import Enum
@@ -241,5 +242,17 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def print_json(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    """``data`` on stdout as strict JSON: NaN and infinities (a metric with no values) become null, which
+    ``jq`` and every JSON parser accept, unlike Python's ``NaN``."""
+    sys.stdout.write(json.dumps(_finite_or_null(data), indent=2, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    return value
