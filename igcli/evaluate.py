@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import describe_decode_error, load_rgb, normalize, preprocess_pixels, read_csv_rows
+from .data import describe_decode_error, load_rgb, normalize, preprocess_pixels
+from .labels import read_csv_rows
 from .engine import default_batch_size, resolve_device
 from .errors import InvalidArgumentError
 from .metrics import pic

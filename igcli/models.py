@@ -36,9 +36,9 @@ from torch import nn
 
 from .baselines import Normalization
 from .errors import IgcliError
+from .validate import INTERPOLATIONS
 
 IMAGENET_NORMALIZATION = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 
 class ModelLoadError(IgcliError):

@@ -24,7 +24,6 @@ from .api import _resolve_method, attribute, describe
 from .baselines import BASELINE_NAMES
 from .data import (
     ImageDataset,
-    LabelResolver,
     default_workers,
     discover_inputs,
     load_rgb,
@@ -36,10 +35,12 @@ from .data import (
 from .distributed import Part, ProcessGroup, resolve_part
 from .engine import default_batch_size, resolve_device
 from .errors import InvalidArgumentError, NonFiniteError
+from .labels import LabelResolver
+from .locking import FolderLock
 from .models import LoadedModel, file_sha256, load_model
 from .progress import Reporter, make_reporter
 from .schedules import ScheduleFileError, cached_schedule_path, read_schedule_file
-from .text import path_seed
+from .signals import deferred
 from .store import (
     INDEX_NAME,
     SHARD_PATTERN,
@@ -55,10 +56,9 @@ from .store import (
     shard_part,
     stored_settings,
 )
-from .locking import FolderLock
-from .signals import deferred
+from .text import path_seed
+from .validate import REDUCTIONS
 
-REDUCTIONS = ("none", "sum", "abs-sum")
 DEFAULT_STEPS = 32
 STORAGE_DTYPES = ("float32", "float16")
 EXIT_SKIPPED = 5

@@ -20,7 +20,10 @@ import h5py
 
 from .errors import IgcliError
 
+# The recorded settings' vocabularies, defined here (torch-free, as reading output must stay) and used by
+# the writers too.
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+REDUCTIONS = ("none", "sum", "abs-sum")
 
 
 class OutputError(IgcliError):
@@ -92,7 +95,7 @@ def check_settings(settings: Any) -> str | None:
         return "'seed' is outside 0..2^32-1"
     if settings.get("output", "prob") not in ("prob", "logit"):
         return f"output {settings['output']!r} is neither prob nor logit"
-    if settings.get("reduce", "none") not in ("none", "sum", "abs-sum"):
+    if settings.get("reduce", "none") not in REDUCTIONS:
         return f"reduce {settings['reduce']!r} is not none, sum or abs-sum"
     stored = settings.get("preprocessing")
     if not isinstance(stored, dict):

@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 from PIL import Image
+
+from igcli.store import list_shards
+from igcli.validate import check_shard
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = str(ROOT / "tests" / "fixtures" / "tiny_model.py") + ":tiny"
@@ -44,3 +48,30 @@ def make_images(folder: Path, count: int, size: int = 20, seed: int = 0, prefix:
         Image.fromarray(pixels).save(path)
         paths.append(path)
     return sorted(paths)
+
+
+# The tiny model, 4 steps, decoding in the main process, no progress output.
+COMMON = [*TINY_ARGS, "--steps", "4", "--workers", "0", "--quiet"]
+
+
+def stored_paths(out: Path) -> list[str]:
+    """Every stored input (attributed or skipped), from the contract's datasets; each checked shard."""
+    found = []
+    for shard in list_shards(out):
+        check_shard(shard)
+        with h5py.File(shard, "r") as handle:
+            for name in ("paths", "skipped/paths"):
+                found += [os.fsdecode(p) for p in handle[name][:]] if name in handle else []
+    return found
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def shard_settings() -> dict:
+    """The least settings a shard must record to pass igcli's checks."""
+    return {"method": "ig", "model": "resnet18", "preprocessing": {"resize": 8, "crop": 8, "mean": [0.5] * 3,
+                                                                  "std": [0.5] * 3, "interpolation": "bilinear"}}

@@ -1,6 +1,10 @@
-"""Tiny models with known integrals, built in the tests (no downloads, deterministic)."""
+"""Tiny models with known integrals, built in the tests (no downloads, deterministic), and a tiny disk."""
 
 from __future__ import annotations
+
+import os
+import shutil
+import subprocess
 
 import pytest
 import torch
@@ -64,3 +68,16 @@ def convnet() -> nn.Module:
 def images() -> torch.Tensor:
     generator = torch.Generator().manual_seed(1)
     return torch.rand((4, 3, 16, 16), generator=generator)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 KiB tmpfs (root and mount(8) needed; skipped where the test environment cannot mount one)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)

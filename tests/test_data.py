@@ -16,7 +16,6 @@ from PIL import Image
 
 from igcli.data import (
     ImageDataset,
-    LabelResolver,
     NotRegularFileError,
     collate,
     describe_decode_error,
@@ -25,6 +24,7 @@ from igcli.data import (
     preprocess_pixels,
     select_part,
 )
+from igcli.labels import LabelResolver
 from igcli.errors import InvalidArgumentError
 from igcli.models import Preprocessing
 
