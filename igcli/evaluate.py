@@ -313,13 +313,14 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
                 values[i]["abpc"] = float(measured["abpc"][k])
         wanted = [m for m in PIC_METRICS if m in metrics]
         if wanted:  # the bokeh images of every ranked image of the chunk go through the model together
+            levels = [level for level in pic.LEVELS if any(pic.level_of(name) == level for name in wanted)]
             all_samples = pic.measure_batch(
                 model, [pixels[position[k]].permute(1, 2, 0).numpy() for k in range(len(ranked))],
                 [scores[i].numpy() for i in ranked], [rows[i]["target"] for i in ranked],
                 lambda stack: normalize(stack, preprocessing),
-                [path_seed(seed, paths[i]) for i in ranked], device, batch_size)
+                [path_seed(seed, paths[i]) for i in ranked], device, batch_size, levels)
             for i, samples in zip(ranked, all_samples):
-                for name, curve in pic.image_curves(samples).items():
+                for name, curve in pic.image_curves(samples, levels).items():
                     if name not in wanted:
                         continue
                     if isinstance(curve, str):

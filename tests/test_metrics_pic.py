@@ -92,7 +92,12 @@ def test_information_levels_and_aggregation():
         pic.curve(np.array([1.0]), np.array([0.5]), 2.0, 2.0, 0.0, 1.0)
 
 
-def test_measuring_images_together_equals_one_at_a_time():
+def test_measuring_images_together_equals_one_at_a_time(monkeypatch):
+    import zlib
+
+    # Batching must build and score the same images; a cheap lossless size (zlib) stands in for the WebP
+    # encodes (0.3 s each here), which act on one image at a time either way.
+    monkeypatch.setattr(pic, "webp_size", lambda pixels: len(zlib.compress(pixels.tobytes(), 1)))
     pictures = [picture(4), picture(5)]
     scores = [np.random.default_rng(k).random((SIZE, SIZE)) for k in (4, 5)]
     device = torch.device("cpu")
@@ -101,3 +106,21 @@ def test_measuring_images_together_equals_one_at_a_time():
         alone = pic.measure(Quadrant(), pictures[k], scores[k], k, to_input, seed=4 + k, device=device, batch_size=3)
         for field in ("entropy", "msssim", "probability", "correct"):
             np.testing.assert_allclose(getattr(together[k], field), getattr(alone, field), rtol=1e-6)
+
+
+def test_only_the_information_levels_asked_for_are_measured(monkeypatch):
+    encoded = []
+    monkeypatch.setattr(pic, "webp_size", lambda pixels: encoded.append(1) or 1)
+    args = (Quadrant(), [picture(6)], [np.random.default_rng(6).random((SIZE, SIZE))], [0], to_input, [6],
+            torch.device("cpu"), 8)
+    (both,) = pic.measure_batch(*args)
+    assert len(encoded) == len(pic.PIC_FRACTIONS) + 2
+    (msssim_only,) = pic.measure_batch(*args, levels=("msssim",))
+    assert len(encoded) == len(pic.PIC_FRACTIONS) + 2  # no WebP encode for MS-SSIM metrics
+    assert np.isnan(msssim_only.entropy).all()
+    np.testing.assert_array_equal(msssim_only.msssim, both.msssim)
+    assert set(pic.image_curves(msssim_only, ("msssim",))) == {"sic-msssim", "aic-msssim"}
+    (entropy_only,) = pic.measure_batch(*args, levels=("entropy",))
+    assert np.isnan(entropy_only.msssim).all() and not np.isnan(entropy_only.entropy).any()
+    assert [pic.level_of(name) for name in ("sic", "aic", "sic-msssim", "aic-msssim")] == [
+        "entropy", "entropy", "msssim", "msssim"]

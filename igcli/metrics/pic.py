@@ -78,10 +78,11 @@ def measure(model: Callable, pixels: np.ndarray, scores: np.ndarray, target: int
 
 def measure_batch(model: Callable, pictures: Sequence[np.ndarray], scores: Sequence[np.ndarray],
                   targets: Sequence[int], to_input: Callable, seeds: Sequence[int], device: torch.device,
-                  batch_size: int) -> list[PicSamples]:
+                  batch_size: int, levels: Sequence[str] = LEVELS) -> list[PicSamples]:
     """Build the fully blurred, bokeh and original images of several images ((H, W, 3) uint8 each, scores
     (H, W)) and measure them; all images of all pictures go through the model together, ``batch_size`` at a
-    time. ``to_input`` maps (N, 3, H, W) uint8 pixels on ``device`` to model inputs."""
+    time. ``to_input`` maps (N, 3, H, W) uint8 pixels on ``device`` to model inputs. Only the information
+    ``levels`` asked for are measured (the WebP encodes dominate the cost); the others are NaN."""
     from pytorch_msssim import ms_ssim
 
     stacks = []
@@ -105,16 +106,19 @@ def measure_batch(model: Callable, pictures: Sequence[np.ndarray], scores: Seque
                 logits = logits[0]
             probabilities.append(torch.softmax(logits.float(), dim=1).gather(1, row_targets[rows, None])[:, 0])
             predictions.append(logits.argmax(dim=1) == row_targets[rows])
-            similarities.append(ms_ssim(stack[rows].float(), stack[originals[rows]].float(), data_range=255,
-                                        size_average=False))
+            if "msssim" in levels:
+                similarities.append(ms_ssim(stack[rows].float(), stack[originals[rows]].float(), data_range=255,
+                                            size_average=False))
     probability = torch.cat(probabilities).double().cpu().numpy()
     correct = torch.cat(predictions).cpu().numpy()
-    similarity = torch.cat(similarities).double().cpu().numpy()
+    similarity = (torch.cat(similarities).double().cpu().numpy() if similarities
+                  else np.full(len(images), np.nan))
     samples = []
     for k, images_of_picture in enumerate(stacks):
         rows = slice(k * per_picture, (k + 1) * per_picture)
         samples.append(PicSamples(
-            entropy=np.array([webp_size(image) for image in images_of_picture], dtype=np.float64),
+            entropy=(np.array([webp_size(image) for image in images_of_picture], dtype=np.float64)
+                     if "entropy" in levels else np.full(per_picture, np.nan)),
             msssim=similarity[rows],
             probability=probability[rows],
             correct=correct[rows],
@@ -149,12 +153,17 @@ def curve_grid() -> np.ndarray:
     return np.append(np.linspace(0.0, 1.0, CURVE_POINTS, endpoint=False), 1.0)
 
 
-def image_curves(samples: PicSamples) -> dict[str, np.ndarray | str]:
-    """The four curves of one image (sic/aic x entropy/msssim), or the reason it cannot be scored."""
+def level_of(metric: str) -> str:
+    """The information level a PIC metric name measures with: ``sic-msssim`` -> ``msssim``, ``aic`` -> ``entropy``."""
+    return "msssim" if metric.endswith("-msssim") else "entropy"
+
+
+def image_curves(samples: PicSamples, levels: Sequence[str] = LEVELS) -> dict[str, np.ndarray | str]:
+    """The curves of one image (sic/aic x each of ``levels``), or the reason it cannot be scored."""
     out: dict[str, np.ndarray | str] = {}
-    for level in LEVELS:
+    for level in levels:
         levels = samples.entropy if level == "entropy" else samples.msssim
-        suffix = "" if level == "entropy" else "-msssim"
+        suffix = "" if level == "entropy" else "-msssim"  # level_of inverts this
         for name, values in (("sic", samples.probability), ("aic", samples.correct.astype(np.float64))):
             try:
                 out[name + suffix] = curve(levels[1:-1], values[1:-1], float(levels[0]), float(levels[-1]),
