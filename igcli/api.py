@@ -1,8 +1,8 @@
 """The public library API: ``igcli.attribute``.
 
-Every method is path x schedule x rule (design.md §1): ``ig`` walks the straight line from a baseline,
-``blurig`` the blur path, ``gig`` Guided IG's adaptive path; ``riemann`` or ``idgi`` turns the gradients
-met on the way into attributions. ``vg`` is the plain gradient at the input.
+Every method is path x schedule x rule (README, "What is computed, exactly"): ``ig`` walks the straight line
+from a baseline, ``blurig`` the blur path, ``gig`` Guided IG's adaptive path; ``riemann`` or ``idgi`` turns the
+gradients met on the way into attributions. ``vg`` is the plain gradient at the input.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .schedules import Schedule, ScheduleSpec, make_schedule
 METHOD_NAMES = ("vg", "ig", "blurig", "gig")
 
 # Options each method accepts, with defaults (PAIR's reference values: max_sigma 50, fraction 0.25,
-# max_dist 0.02; guided-ig.txt §4.3 for anchors).
+# max_dist 0.02; Kapishnikov et al. 2021, §4.3 for anchors).
 METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "vg": {},
     "ig": {"baseline_sigma": 50.0},
@@ -46,7 +46,7 @@ class AttributionResult:
         scores: (B,) float32, f(x): the target's softmax probability (``output="prob"``) or logit.
         baseline_scores: (B,) float32, f at the path start (the baseline; the fully blurred image for Blur IG);
             NaN for ``vg``.
-        completeness_gap: (B,) float32, |sum(attr) - (f(x) - f(x'))| / |f(x) - f(x')| (design.md §7);
+        completeness_gap: (B,) float32, |sum(attr) - (f(x) - f(x'))| / |f(x) - f(x')|;
             NaN for ``vg`` and where f(x) = f(x').
         settings: the method, rule, schedule and options that produced the maps.
     """

@@ -1,7 +1,7 @@
 """Baselines x' for the straight and guided paths, made in pixel space and normalised like the inputs.
 
 A "black" baseline must be black for the model, i.e. (0 - mean) / std after normalisation, not a tensor of
-zeros in normalised space (idgi.txt §4.1 and PAIR use a black image). ``Normalization`` carries the model's
+zeros in normalised space (Yang et al. 2023, §4.1 and PAIR use a black image). ``Normalization`` carries the model's
 per-channel mean and std so that pixel-space baselines land in the model's input space.
 """
 

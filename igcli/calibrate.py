@@ -1,4 +1,4 @@
-"""RiemannOpt (riemannopt.txt §3): sample points that minimise the Riemann-sum error bound for a model.
+"""RiemannOpt (Swain and Singhi 2024, §3): sample points that minimise the Riemann-sum error bound for a model.
 
 1. **Probe** (Algorithm 1): on calibration images, evaluate the method's integrand
    g(alpha) = grad f(gamma(alpha)) * gamma'(alpha) at k equispaced alphas, take finite differences
@@ -201,7 +201,7 @@ class ErrorBound:
         return float(np.sum(np.maximum(cells, 0.0)))
 
     def eq9(self, partition: np.ndarray) -> float:
-        """riemannopt.txt Eq. 9: 1/2 sum_i |g'(a_i)| (a_{i+1} - a_i)^2."""
+        """Swain and Singhi 2024, Eq. 9: 1/2 sum_i |g'(a_i)| (a_{i+1} - a_i)^2."""
         partition = np.asarray(partition, np.float64)
         return float(0.5 * np.sum(np.abs(self.derivative(partition[:-1])) * np.diff(partition) ** 2))
 

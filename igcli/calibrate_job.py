@@ -155,7 +155,8 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
         "target": job.target,
         "options": {k: v for k, v in job.method_options.items()},
         "preprocessing": loaded.preprocessing.as_dict(),
-        "objective": "riemannopt.txt Eq. 9 in remainder form: sum_i int_{a_i}^{a_{i+1}} (a_{i+1} - t) |g'(t)| dt",
+        "objective": "Swain and Singhi 2024, Eq. 9 in remainder form: "
+                     "sum_i int_{a_i}^{a_{i+1}} (a_{i+1} - t) |g'(t)| dt",
         "objective_before": optimized.objective_uniform,
         "objective_start": optimized.objective_start,
         "objective_powell": optimized.objective_powell,

@@ -168,7 +168,7 @@ def integrate_guided_path(
     max_dist: float,
     anchors: int,
 ) -> torch.Tensor:
-    """Guided IG (guided-ig.txt §4.2-4.3) for a batch, accumulating into ``rule.attributions``.
+    """Guided IG (Kapishnikov et al. 2021, §4.2-4.3) for a batch, accumulating into ``rule.attributions``.
 
     Gradients are taken at the start of every step (the path is built from them), so only the schedule's
     boundaries matter: step k moves from a_k to a_{k+1} in L1 fraction. With ``anchors`` > 0 the steps are

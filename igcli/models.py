@@ -1,4 +1,4 @@
-"""Model specs -> (module, preprocessing) (design.md §3).
+"""Model specs -> (module, preprocessing).
 
 ``--model`` accepts:
 

@@ -3,8 +3,8 @@
 Both are accumulators over cells, so memory does not grow with the number of steps.
 
 - ``riemann``: attr += g_k * dx_k, where dx_k is the cell's displacement: w_k * gamma'(t_k) on fixed paths,
-  x_{k+1} - x_k on Guided IG's (idgi.txt Eq. 6).
-- ``idgi``: attr += g_k^2 * (f(x_{k+1}) - f(x_k)) / sum(g_k^2) (idgi.txt Algorithm 1, line 5): each cell
+  x_{k+1} - x_k on Guided IG's (Yang et al. 2023, Eq. 6).
+- ``idgi``: attr += g_k^2 * (f(x_{k+1}) - f(x_k)) / sum(g_k^2) (Yang et al. 2023, Algorithm 1, line 5): each cell
   explains exactly its change in f, along the gradient direction only. Completeness holds to float precision.
 """
 

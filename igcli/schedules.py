@@ -8,7 +8,7 @@ where the gradient is taken at the cell's left end). Boundaries are the running 
 for every schedule here brackets each point (for Gauss-Legendre this is the Chebyshev-Markov-Stieltjes
 separation theorem).
 
-RiemannOpt schedules (riemannopt.txt, Eq. 6) are left sums over a chosen partition: ``from_alphas``.
+RiemannOpt schedules (Swain and Singhi 2024, Eq. 6) are left sums over a chosen partition: ``from_alphas``.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ class Schedule:
     @classmethod
     def from_alphas(cls, alphas: Sequence[float], name: str = "alphas") -> "Schedule":
         """Left Riemann sum over the partition ``alphas`` (n + 1 values from 0 to 1): the gradient at
-        alpha_i weighted by alpha_{i+1} - alpha_i (riemannopt.txt, Eq. 6). This is how a calibrated
+        alpha_i weighted by alpha_{i+1} - alpha_i (Swain and Singhi 2024, Eq. 6). This is how a calibrated
         RiemannOpt schedule is used."""
         _check_count(name, len(alphas) - 1)
         edges = np.asarray(alphas, dtype=np.float64)
@@ -233,7 +233,7 @@ def _numbers(name: str, key: str, values: Any, limit: int) -> list[float]:
 
 
 
-# -- calibrated schedule files (design.md §5) --------------------------------------------------------------------
+# -- calibrated schedule files (README, igcli calibrate) -------------------------------------------------------------
 
 SCHEDULE_FORMAT = "igcli-schedule/1"
 
@@ -307,7 +307,7 @@ def read_schedule_file(
     method: str | None = None,
     steps: int | None = None,
 ) -> tuple[Schedule, dict[str, Any]]:
-    """Load a schedule file as a left-sum :class:`Schedule` (riemannopt.txt Eq. 6) and its JSON document.
+    """Load a schedule file as a left-sum :class:`Schedule` (Swain and Singhi 2024, Eq. 6) and its JSON document.
 
     The expectations given (model spec, weights hash, path method, steps) must match the file's, or
     :class:`ScheduleFileError` says which does not.

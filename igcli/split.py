@@ -1,4 +1,4 @@
-"""Split IG (split-ig-saturation.txt): where the path saturates, and IG on either side of that point.
+"""Split IG (Miglani et al. 2020): where the path saturates, and IG on either side of that point.
 
 For a threshold psi the saturation point is (Eq. 1)
 

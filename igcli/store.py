@@ -1,4 +1,4 @@
-"""HDF5 output: shards written atomically, an index over them, and reading it all back (design.md §4).
+"""HDF5 output: shards written atomically, an index over them, and reading it all back (README, Output format).
 
 Layout of ``OUT/``:
 

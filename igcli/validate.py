@@ -128,7 +128,7 @@ def strings_digest(handle: h5py.File) -> str:
 
 
 def check_shard(path: Path | str, *, read_data: bool = False) -> ShardInfo:
-    """Open ``path`` and check it against the shard contract (design.md §4).
+    """Open ``path`` and check it against the shard contract (README, Output format).
 
     Checks: a regular file (a FIFO would block), readable HDF5 (a truncated file fails here), marked complete,
     settings valid, ``rows`` a count, every root entry a plain dataset stored in the file (no soft, external or

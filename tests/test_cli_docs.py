@@ -1,14 +1,16 @@
-"""The shipped shell completions and man page: up to date, valid, complete, and working in their shells.
+"""The shipped completions and man page are up to date and complete; the environment table matches the code;
+no help, error or README text cites a file the reader does not have.
 
 Expectations come from the Click command tree (the CLI's options change; these tests follow them), apart from a
 few anchors such as ``--method`` and ``gig``. When a test here fails after a CLI change: python -m igcli.cli.docs
+(How the completions behave, and ``--help``, is tested in test_cli_help.py.)
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -22,17 +24,12 @@ import typer.main
 from igcli import __version__
 from igcli.cli import docs
 from igcli.cli.app import app
+from igcli.environment import ENVIRONMENT
 from igcli.errors import EXIT_CODES
 
 ROOT = Path(__file__).resolve().parents[1]
 REGENERATE = "run python -m igcli.cli.docs"
-BASH_SCRIPT = ROOT / docs.SCRIPT_FILES["bash"]
-ZSH_SCRIPT = ROOT / docs.SCRIPT_FILES["zsh"]
-FISH_SCRIPT = ROOT / docs.SCRIPT_FILES["fish"]
 MAN_PAGE = ROOT / docs.MAN_FILE
-ENVIRONMENT = ["SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "RANK", "WORLD_SIZE",
-               "LOCAL_RANK", "IGCLI_CACHE", "TORCH_HOME"]
-SHELL_ENV = {key: value for key, value in os.environ.items() if key not in ("BASH_ENV", "ENV")}
 
 
 # -- the Click tree, walked here independently of igcli.cli.docs ---------------------------------------------
@@ -123,50 +120,7 @@ def test_completions_command_prints_the_shipped_script(shell):
     assert result.stdout == (ROOT / docs.SCRIPT_FILES[shell]).read_text(encoding="utf-8")
 
 
-# -- every command and option in every file -------------------------------------------------------------------
-
-
-def word_in(word: str, text: str) -> bool:
-    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text) is not None
-
-
-@pytest.mark.parametrize("shell", docs.SHELLS)
-def test_scripts_mention_every_command_option_and_choice(shell):
-    text = (ROOT / docs.SCRIPT_FILES[shell]).read_text(encoding="utf-8")
-    assert word_in("--method", text) or "-l 'method'" in text
-    assert word_in("gig", text)
-    for path, command, ctx in COMMANDS:
-        for name in subcommand_names(command, ctx):
-            assert word_in(name, text), f"{shell}: subcommand {name} missing"
-        for name in option_names(command, ctx):
-            if shell == "fish":
-                expected = f"-l '{name[2:]}'" if name.startswith("--") else f"-s '{name[1:]}'"
-                assert expected in text, f"fish: {' '.join(path)} {name} missing"
-            else:
-                assert word_in(name, text), f"{shell}: {' '.join(path)} {name} missing"
-        for param in command.get_params(ctx):
-            for value in choices(param) or ():
-                assert word_in(value, text), f"{shell}: {' '.join(path)} {param.name} choice {value} missing"
-
-
-def zsh_function(text: str, path: tuple[str, ...]) -> str:
-    name = "_" + "_".join(part.replace("-", "_") for part in path)
-    match = re.search(rf"^{re.escape(name)}\(\) {{\n(.*?)^}}", text, re.M | re.S)
-    assert match, f"zsh: no function {name}"
-    return match.group(1)
-
-
-def test_zsh_functions_have_their_commands_options_with_help():
-    text = ZSH_SCRIPT.read_text(encoding="utf-8")
-    for path, command, ctx in COMMANDS:
-        body = zsh_function(text, path)
-        for name in option_names(command, ctx):
-            assert re.search(rf"\){re.escape(name)}[=+]?\[", body), f"zsh: {' '.join(path)} {name} missing"
-        for option in params(command, ctx, "option"):
-            if option.help:  # descriptions: the help text, with zsh's specials escaped
-                assert option.help.split()[0].replace(":", "\\:") in body
-        for name in subcommand_names(command, ctx):
-            assert f"'{name}:" in body
+# -- the man page ---------------------------------------------------------------------------------------------
 
 
 def man_sections(text: str) -> dict[str, str]:
@@ -202,11 +156,11 @@ def test_man_page_documents_every_command_option_exit_code_and_variable():
             for value in choices(param) or ():
                 assert f"\\fB{value.replace('-', chr(92) + '-')}\\fR" in section
             if param.param_type_name == "argument":
-                assert str(param.metavar or param.name.upper()) in section
+                assert str(param.metavar or param.name.upper()).rstrip(".") in section
     for code in EXIT_CODES:
         assert f".B {code}\n" in sections["EXIT STATUS"]
-    for variable in ENVIRONMENT:
-        assert f".B {variable}\n" in sections["ENVIRONMENT"]
+    listed = re.findall(r"^\.B (\S+)$", sections["ENVIRONMENT"], flags=re.M)
+    assert listed == [variable.name for variable in ENVIRONMENT]
 
 
 def test_man_page_header_is_versioned_not_dated():
@@ -233,91 +187,88 @@ def test_man_page_renders_without_warnings():
     assert "EXIT STATUS" in page and "--method" in page and "igcli attribute imgs/ -o out" in page
 
 
-# -- the scripts in their shells ------------------------------------------------------------------------------
 
 
-def test_bash_script_parses():
-    result = subprocess.run(["bash", "-n", str(BASH_SCRIPT)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+def test_man_page_shows_help_metavars():
+    text = unroff(MAN_PAGE.read_text(encoding="utf-8"))
+    assert "\\fBigcli attribute\\fR \\fB-o\\fR \\fIOUT\\fR [\\fIOPTIONS\\fR] \\fIIMAGES...\\fR" in text
+    assert "\\fB--shard\\fR \\fIi/n\\fR" in text and "\\fB--steps\\fR \\fIN\\fR" in text
+    assert "\\fB--resume\\fR\n" in text  # a flag: no metavar
+    assert "[vg|ig|blurig|gig|idgi]" in text
 
 
-def bash_complete(cases: list[list[str]], cwd: Path | None = None) -> list[list[str]]:
-    """COMPREPLY of the shipped bash function for each list of words (the last one being completed)."""
-    lines = [f"source {shlex.quote(str(BASH_SCRIPT))}"]
-    for words in cases:
-        lines.append(f"COMP_WORDS=({' '.join(shlex.quote(word) for word in words)}); COMP_CWORD={len(words) - 1}; "
-                     "COMPREPLY=(); _igcli 2>/dev/null; printf '%s\\n' \"${COMPREPLY[*]}\"")
-    result = subprocess.run(["bash", "--norc", "--noprofile", "-c", "\n".join(lines)], capture_output=True,
-                            text=True, cwd=cwd, env=SHELL_ENV)
-    assert result.returncode == 0, result.stderr
-    return [line.split() for line in result.stdout.split("\n")[: len(cases)]]
+# -- the environment variables --------------------------------------------------------------------------------
+
+# A read of the environment: os.environ[...] / .get(...) / getenv(...), or of the env mapping resolve_part takes.
+# The name is a string literal, or a constant assigned one at the top of the same file (NAME = "VALUE").
+ENV_READ = re.compile(r"""(?:\b(?:os\.environ|environ|env)(?:\.get\(|\[)|\bgetenv\()\s*(?:["']([A-Z_][A-Z0-9_]*)["']"""
+                      r"""|([A-Z_][A-Z0-9_]*)\b)|["']([A-Z_][A-Z0-9_]*)["']\s+in\s+(?:os\.environ|environ|env)\b""")
 
 
-def test_bash_completes_the_anchors(tmp_path):
-    (tmp_path / "cat.jpg").touch()
-    (tmp_path / "imgs").mkdir()
-    got = bash_complete(
-        [
-            ["igcli", ""],
-            ["igcli", "attribute", "--me"],
-            ["igcli", "attribute", "--method", ""],
-            ["igcli", "attribute", "-o", "out", "--method", "g"],
-            ["igcli", "attribute", "--method=g"],
-            ["igcli", "attribute", "--method", "=", "g"],
-            ["igcli", "attribute", "-o", ""],
-            ["igcli", "attribute", "--steps", ""],
-            ["igcli", "attribute", "-q", "--steps", "8", ""],
-            ["igcli", "render", "c"],
-        ],
-        cwd=tmp_path,
-    )
-    assert set(got[0]) == set(subcommand_names(*COMMANDS_BY_NAME["igcli"]))
-    assert "--method" in got[1] and "--mean" in got[1]
-    assert "gig" in got[2]
-    assert got[3] == ["gig"] and got[4] == ["--method=gig"] and got[5] == ["gig"]
-    assert sorted(got[6]) == ["cat.jpg", "imgs"]  # --out: files and folders
-    assert got[7] == []  # numbers: nothing
-    assert sorted(got[8]) == ["cat.jpg", "imgs"]  # INPUTS
-    assert got[9] == ["cat.jpg"]  # SOURCE
+def environment_reads() -> dict[str, set[str]]:
+    """Variable name -> the igcli files (relative to the repository) whose code reads it."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "igcli").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        constants = dict(re.findall(r"""^([A-Z_][A-Z0-9_]*) = ["']([^"']+)["']""", text, flags=re.M))
+        for match in ENV_READ.finditer(text):
+            name = match.group(1) or match.group(3) or constants[match.group(2)]
+            found.setdefault(name, set()).add(path.relative_to(ROOT).as_posix())
+    return found
 
 
-def test_bash_completes_every_option_and_choice():
-    cases, expected = [], []
-    for path, command, ctx in COMMANDS:
-        cases.append([*path, "-"])
-        expected.append(sorted(name for name in option_names(command, ctx) if name.startswith("-")))
-        for option in params(command, ctx, "option"):
-            if takes_value(option) and choices(option):
-                for name in option.opts:
-                    cases.append([*path, name, ""])
-                    expected.append(sorted(choices(option)))
-    got = bash_complete(cases)
-    for case, want, have in zip(cases, expected, got):
-        assert sorted(have) == want, " ".join(case)
+def test_environment_scan_finds_known_reads():
+    reads = environment_reads()  # the scan itself: it must see both styles of read
+    assert "igcli/schedules.py" in reads["IGCLI_CACHE"] and "igcli/distributed.py" in reads["SLURM_ARRAY_TASK_ID"]
+    assert "igcli/distributed.py" in reads["SLURM_ARRAY_TASK_MIN"] and "igcli/cli/app.py" in reads["_IGCLI_COMPLETE"]
 
 
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
-def test_zsh_script_parses():
-    result = subprocess.run(["zsh", "-n", str(ZSH_SCRIPT)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+def test_environment_table_is_what_the_code_reads():
+    reads = environment_reads()
+    ours = {variable.name: variable.read_in for variable in ENVIRONMENT if variable.read_in.startswith("igcli/")}
+    assert set(ours) == set(reads), "igcli/environment.py and the code disagree"
+    for name, where in ours.items():
+        assert where in reads[name], f"{name} is not read in {where} but in {sorted(reads[name])}"
+    others = [variable for variable in ENVIRONMENT if not variable.read_in.startswith("igcli/")]
+    assert [variable.name for variable in others] == ["TORCH_HOME"]  # read by torch.hub on igcli's behalf
 
 
-@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
-def test_fish_script_parses_and_completes(tmp_path):
-    result = subprocess.run(["fish", "--no-execute", str(FISH_SCRIPT)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    (tmp_path / "cat.jpg").touch()
-    lines = ["igcli ", "igcli attribute --me", "igcli attribute --method ", "igcli attribute --steps ",
-             "igcli attribute -o out "]
-    script = [f"source '{FISH_SCRIPT}'"]
-    for line in lines:
-        script += ["echo @@", f"complete -C '{line}'"]
-    result = subprocess.run(["fish", "--no-config", "-c", "\n".join(script)], capture_output=True, text=True,
-                            cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    got = [[row.split("\t")[0] for row in block.strip().splitlines()] for block in result.stdout.split("@@\n")[1:]]
-    assert set(got[0]) == set(subcommand_names(*COMMANDS_BY_NAME["igcli"]))
-    assert "--method" in got[1]
-    assert "gig" in got[2]
-    assert got[3] == []
-    assert got[4] == ["cat.jpg"]
+def test_readme_lists_the_environment_table():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Environment\n", 1)[1].split("\n## ", 1)[0]
+    assert re.findall(r"^\| `([^`]+)` \|", section, flags=re.M) == [variable.name for variable in ENVIRONMENT]
+
+
+# -- citations ------------------------------------------------------------------------------------------------
+
+# A citation of a local copy of a paper (idgi.txt §4.3, riemannopt.txt Eq. 9, papers/...).
+FILE_CITATION = re.compile(r"\.txt,?\s*(§|Eq\.|Table|Algorithm|Fig)|papers/|\b[\w-]+\.txt\)")
+
+
+def test_citation_pattern():
+    for text in ["insertion (idgi.txt §4.3)", "riemannopt.txt, Eq. 6", "see papers/idgi.txt", "(split-ig.txt)"]:
+        assert FILE_CITATION.search(text), text
+    for text in ["insertion (Yang et al. 2023, §4.3)", "resources/imagenet_wnids.txt"]:
+        assert not FILE_CITATION.search(text), text
+
+
+def test_no_text_in_igcli_or_readme_cites_a_local_paper_file():
+    cited = []
+    for path in sorted((ROOT / "igcli").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):  # help, errors, docstrings, comments aside
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and FILE_CITATION.search(node.value):
+                cited.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if "#" in line and FILE_CITATION.search(line.split("#", 1)[1]):
+                cited.append(f"{path.relative_to(ROOT)}:{number} (comment)")
+    for number, line in enumerate((ROOT / "README.md").read_text(encoding="utf-8").splitlines(), 1):
+        if FILE_CITATION.search(line):
+            cited.append(f"README.md:{number}")
+    assert not cited, "cite the paper (authors, year, section; README References), not a file: " + ", ".join(cited)
+
+
+def test_readme_references_the_five_papers():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    references = readme.split("\n## References\n", 1)[1]
+    for arxiv in ["2303.14242", "2106.09788", "2410.04118", "2010.12697", "2409.09043"]:
+        assert f"[arXiv:{arxiv}](https://arxiv.org/abs/{arxiv})" in references

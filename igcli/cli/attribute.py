@@ -26,8 +26,8 @@ from .app import app
 @c.handle_errors
 def attribute_command(
     inputs: Annotated[List[str], typer.Argument(help="Image files, folders (recursive) or - for paths on stdin.",
-                                                show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the HDF5 shards.",
+                                                show_default=False, metavar="IMAGES")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="OUT", help="Output folder for the HDF5 shards.",
                                       rich_help_panel=c.OUTPUT_PANEL)],
     model: c.ModelOption = "resnet50",
     weights: c.WeightsOption = None,

@@ -37,7 +37,7 @@ class Statistic(str, Enum):
 @c.handle_errors
 def calibrate_command(
     inputs: Annotated[List[str], typer.Argument(help="Calibration image files, folders or - for paths on stdin.",
-                                                show_default=False)],
+                                                show_default=False, metavar="IMAGES")],
     model: c.ModelOption = "resnet50",
     weights: c.WeightsOption = None,
     trust_model_file: c.TrustModelFileOption = False,
@@ -72,9 +72,9 @@ def calibrate_command(
     amp: c.AmpOption = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Schedule file to write [default: the user "
                    "cache, $IGCLI_CACHE or ~/.cache/igcli/schedules, where --schedule auto finds it].",
-                   show_default=False, rich_help_panel=c.OUTPUT_PANEL)] = None,
+                   show_default=False, rich_help_panel=c.OUTPUT_PANEL, metavar="FILE")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw |g'(alpha)| with the chosen and uniform "
-                    "points to this PNG.", rich_help_panel=c.OUTPUT_PANEL)] = None,
+                    "points to this PNG.", rich_help_panel=c.OUTPUT_PANEL, metavar="FILE")] = None,
     null: c.NullOption = False,
     quiet: c.QuietOption = False,
     json_summary: c.JsonOption = False,

@@ -80,7 +80,7 @@ NullOption = Annotated[
 ]
 WeightsOption = Annotated[
     Optional[Path],
-    typer.Option("--weights", help="State-dict file to load instead of downloading (works offline).",
+    typer.Option("--weights", metavar="FILE", help="State-dict file to load instead of downloading (works offline).",
                  rich_help_panel=MODEL_PANEL),
 ]
 ResizeOption = Annotated[Optional[int], typer.Option("--resize", help="Resize the short side to this many pixels "
@@ -88,8 +88,9 @@ ResizeOption = Annotated[Optional[int], typer.Option("--resize", help="Resize th
 CropOption = Annotated[Optional[int], typer.Option("--crop", help="Centre-crop size in pixels (default: from the "
                        "weights, else 224).", rich_help_panel=MODEL_PANEL)]
 MeanOption = Annotated[Optional[str], typer.Option("--mean", help="Per-channel normalisation mean, e.g. "
-                       "0.485,0.456,0.406 (default: from the weights, else ImageNet's).", rich_help_panel=MODEL_PANEL)]
-StdOption = Annotated[Optional[str], typer.Option("--std", help="Per-channel normalisation std, e.g. "
+                       "0.485,0.456,0.406 (default: from the weights, else ImageNet's).", rich_help_panel=MODEL_PANEL,
+                       metavar="R,G,B")]
+StdOption = Annotated[Optional[str], typer.Option("--std", metavar="R,G,B", help="Per-channel normalisation std, e.g. "
                       "0.229,0.224,0.225 (default: from the weights, else ImageNet's).", rich_help_panel=MODEL_PANEL)]
 InterpolationOption = Annotated[Optional[Interpolation], typer.Option("--interpolation", help="Resize "
                                 "interpolation (default: from the weights, else bilinear).", rich_help_panel=MODEL_PANEL)]
@@ -110,17 +111,17 @@ BaselineOption = Annotated[str, typer.Option("--baseline", help="black, white, b
                                             ".npy/.pt tensor in model-input space) for ig/gig.",
                                             rich_help_panel=METHOD_PANEL)]
 MaxSigmaOption = Annotated[Optional[float], typer.Option("--max-sigma", help="Blur IG: blur sigma at the path start, "
-                           "pixels [50].", rich_help_panel=METHOD_PANEL)]
+                           "pixels [50].", rich_help_panel=METHOD_PANEL, metavar="SIGMA")]
 FractionOption = Annotated[Optional[float], typer.Option("--fraction", help="Guided IG: fraction of features moved "
                            "per step [0.25].", rich_help_panel=METHOD_PANEL)]
 MaxDistOption = Annotated[Optional[float], typer.Option("--max-dist", help="Guided IG: largest L1 distance from the "
-                          "straight path, relative [0.02].", rich_help_panel=METHOD_PANEL)]
+                          "straight path, relative [0.02].", rich_help_panel=METHOD_PANEL, metavar="DIST")]
 AnchorsOption = Annotated[Optional[int], typer.Option("--anchors", help="Guided IG: anchor points on the straight "
                           "path (0 = none) [0].", rich_help_panel=METHOD_PANEL)]
 TargetOption = Annotated[str, typer.Option("--target", help="Class to explain: pred, label (from the parent folder "
                          "or --labels), a class INDEX, or topK.", rich_help_panel=METHOD_PANEL)]
 LabelsOption = Annotated[Optional[Path], typer.Option("--labels", help="CSV of path,label for --target label.",
-                         rich_help_panel=METHOD_PANEL)]
+                         rich_help_panel=METHOD_PANEL, metavar="FILE")]
 OutputOption = Annotated[Output, typer.Option("--output", help="The score explained: the target's softmax "
                                              "probability (prob) or its logit.", rich_help_panel=METHOD_PANEL)]
 SeedOption = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed for random baselines.",
@@ -146,7 +147,7 @@ ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue a run in 
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace igcli's files in OUT (this part's only, "
                             "with --shard).", rich_help_panel=OUTPUT_PANEL)]
 ShardOption = Annotated[Optional[str], typer.Option("--shard", help="Take part i of n of the inputs, e.g. 0/4 "
-                        "(default: from SLURM_ARRAY_TASK_ID/COUNT).", rich_help_panel=OUTPUT_PANEL)]
+                        "(default: from SLURM_ARRAY_TASK_ID/COUNT).", rich_help_panel=OUTPUT_PANEL, metavar="i/n")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output (skipped inputs and errors "
                         "are still reported).", rich_help_panel=OUTPUT_PANEL)]
 QuietPlainOption = Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")]

@@ -1,4 +1,4 @@
-"""``igcli completions SHELL``: print the static completion script for bash, zsh or fish."""
+"""``igcli completions SHELL``: print the completion script for bash, zsh or fish (Typer's, see docs.py)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ INSTALL = {
 
 _HELP = "\n\n".join(
     [
-        "Print the completion script for SHELL on stdout. It completes subcommands, options, choices and file "
-        "names without starting Python. Install it once (create the folder first):",
+        "Print the completion script for SHELL on stdout. On TAB it asks igcli for the subcommands, options and "
+        "choices that fit (file names where a file is expected). Install it once (create the folder first):",
         *(f"{shell}: {install} ({note})." for shell, (install, note) in INSTALL.items()),
     ]
 )

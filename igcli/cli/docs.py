@@ -1,12 +1,14 @@
-"""Shell completion scripts and the man page, generated from the CLI's Click command tree.
+"""The shell completion scripts and the man page, generated from the CLI's Click command tree.
 
 ``python -m igcli.cli.docs [--root DIR] [--check]`` writes (or checks) ``completions/igcli.bash``,
 ``completions/_igcli`` (zsh), ``completions/igcli.fish`` and ``man/igcli.1``; ``tests/test_cli_docs.py`` fails
-when the committed files are out of date. The scripts are static: completing a word never starts Python.
+when the committed files are out of date.
 
-Everything about commands and options comes from the Click parameters (``opts``, ``secondary_opts``, ``help``,
-``default``, ``is_flag``, ``nargs``, ``multiple`` and the type); only the install paths, the environment variables
-and the examples are written here (the install paths in ``completion.py``). No torch here, at module level or anywhere.
+The completion scripts are Typer's: on TAB they run ``igcli`` with ``_IGCLI_COMPLETE`` set, and Click's parser
+answers from the very command tree that runs, so they cannot drift from the CLI. The man page reads the same tree
+(names, help, metavars, defaults, choices and ranges); only the install paths (``completion.py``), the environment
+variables (:mod:`igcli.environment`) and the examples are written elsewhere. No torch here, at module level or
+anywhere.
 """
 
 from __future__ import annotations
@@ -19,28 +21,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from . import helptext
+
 PROG = "igcli"
 SHELLS = ("bash", "zsh", "fish")
 SCRIPT_FILES = {"bash": "completions/igcli.bash", "zsh": "completions/_igcli", "fish": "completions/igcli.fish"}
 MAN_FILE = "man/igcli.1"
-
-ENVIRONMENT = {
-    "SLURM_ARRAY_TASK_ID": "With SLURM_ARRAY_TASK_COUNT and without --shard: this job array task takes part "
-    "SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT parts of the inputs (the array must be "
-    "contiguous, e.g. --array=0-N).",
-    "SLURM_ARRAY_TASK_COUNT": "The number of parts the inputs are split into across a SLURM job array.",
-    "SLURM_ARRAY_TASK_MIN": "The first task id of the SLURM job array (default 0), subtracted from "
-    "SLURM_ARRAY_TASK_ID.",
-    "RANK": "Under torchrun: this process's rank; each rank takes its own sub-part of the job's part of the "
-    "inputs (default 0).",
-    "WORLD_SIZE": "Under torchrun: the number of ranks (default 1).",
-    "LOCAL_RANK": "Under torchrun: the rank on this node; with GPUs the rank runs on cuda:LOCAL_RANK (default 0).",
-    # Not read by igcli's code as of this writing (reported to the maintainers); documented as such.
-    "IGCLI_CACHE": "Reserved for igcli's own cache folder; this version does not read it (downloaded model "
-    "weights are cached by torch hub, see TORCH_HOME).",
-    "TORCH_HOME": "torch's folder: torchvision weights are downloaded to, and found offline in, "
-    "$TORCH_HOME/hub/checkpoints (default ~/.cache/torch/hub/checkpoints).",
-}
 
 EXAMPLES = (
     ("Attribute every image under imgs/ with EfficientNet-Lite0, integrated gradients and the IDGI rule, writing "
@@ -60,18 +46,17 @@ EXAMPLES = (
 
 @dataclass(frozen=True)
 class Param:
-    """One option or argument, as the generators need it."""
+    """One option or argument, as the man page shows it."""
 
     name: str
     opts: tuple[str, ...]  # option names (empty for an argument)
     secondary_opts: tuple[str, ...]  # the off switch of an on/off flag (--no-x)
-    metavar: str
+    metavar: str  # as in --help: N, FILE, [vg|ig], IMAGES... (empty for flags)
     help: str
     takes_value: bool
     nargs: int  # values per occurrence (-1: any number, arguments only)
     multiple: bool
     required: bool
-    kind: str  # values: "choice", "file", "dir", "text" (free text: completes files), "number" or "none" (flag)
     choices: tuple[str, ...]
     default: str | None  # as shown, None: nothing to show
     range: str | None  # e.g. "x >= 1"
@@ -96,22 +81,14 @@ class Command:
     def name(self) -> str:
         return " ".join(self.path)
 
-    @property
-    def value_options(self) -> list[Param]:
-        return [option for option in self.options if option.takes_value]
-
     def walk(self) -> list[Command]:
         return [self, *(command for child in self.commands for command in child.walk())]
-
-
-def _choice_text(choice: Any) -> str:
-    return str(choice.value) if isinstance(choice, Enum) else str(choice)
 
 
 def _default_text(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(_default_text(item) for item in value)
-    return _choice_text(value)
+    return str(value.value) if isinstance(value, Enum) else str(value)
 
 
 def _range_text(low: Any, high: Any) -> str | None:
@@ -124,55 +101,9 @@ def _range_text(low: Any, high: Any) -> str | None:
     return None
 
 
-def _value_type(param: Any) -> tuple[str, tuple[str, ...], str | None]:
-    """(kind, choices, range) of a parameter's values, from Typer's type descriptor or Click's ``type``."""
-    desc = getattr(param, "type_descriptor", None)
-    if desc is not None:  # Typer >= 0.2x builds its own Click copy, which describes types by annotation
-        if desc.is_choice:
-            return "choice", tuple(_choice_text(choice) for choice in desc.choices or ()), None
-        if desc.is_file:
-            return "file", (), None
-        if desc.is_path:
-            info = desc.parameter_info
-            only_dirs = getattr(info, "dir_okay", True) and not getattr(info, "file_okay", True)
-            return ("dir" if only_dirs else "file"), (), None
-        annotation = desc.annotation
-        if desc.is_list or desc.is_tuple:
-            element_types = set(getattr(annotation, "__args__", None) or (str,))
-            annotation = element_types.pop() if len(element_types) == 1 else str
-        if annotation is bool:
-            return "choice", ("true", "false"), None
-        if annotation in (int, float):
-            return "number", (), _range_text(getattr(param, "min", None), getattr(param, "max", None))
-        return "text", (), None
-    value_type = param.type  # Click's ParamType: duck-typed, so Click itself need not be imported here
-    type_name = getattr(value_type, "name", "")
-    if getattr(value_type, "choices", None) is not None:
-        return "choice", tuple(_choice_text(choice) for choice in value_type.choices), None
-    if type_name in ("path", "file", "filename"):
-        return "file", (), None
-    if type_name == "directory":
-        return "dir", (), None
-    if type_name == "boolean":
-        return "choice", ("true", "false"), None
-    if type_name in ("integer", "float", "integer range", "float range"):
-        return "number", (), _range_text(getattr(value_type, "min", None), getattr(value_type, "max", None))
-    return "text", (), None
-
-
-def _metavar(param: Any, is_option: bool) -> str:
-    if getattr(param, "metavar", None):
-        return str(param.metavar)
-    if is_option:
-        longs = [opt for opt in param.opts if opt.startswith("--")] or list(_sorted_names(param.opts))
-        return longs[0].lstrip("-").replace("-", "_").upper()
-    return str(param.name).upper()
-
-
 def _param(param: Any) -> Param:
     is_option = getattr(param, "param_type_name", "") == "option"
-    is_flag = is_option and bool(getattr(param, "is_flag", False) or getattr(param, "count", False))
-    kind, choices, value_range = ("none", (), None) if is_flag else _value_type(param)
+    is_flag = helptext.is_flag(param)
     default = None
     show_default = getattr(param, "show_default", None)
     if isinstance(show_default, str):
@@ -188,16 +119,15 @@ def _param(param: Any) -> Param:
         name=str(param.name),
         opts=_sorted_names(param.opts) if is_option else (),
         secondary_opts=_sorted_names(param.secondary_opts) if is_option else (),
-        metavar=_metavar(param, is_option),
+        metavar=(helptext.metavar(param) or "") if is_option else helptext.argument_name(param),
         help=_clean(getattr(param, "help", None) or ""),
         takes_value=not is_flag,
         nargs=int(param.nargs),
         multiple=bool(getattr(param, "multiple", False)),
         required=bool(param.required),
-        kind=kind,
-        choices=choices,
+        choices=helptext.choices(param) or (),
         default=default,
-        range=value_range,
+        range=None if is_flag else _range_text(getattr(param, "min", None), getattr(param, "max", None)),
         panel=getattr(param, "rich_help_panel", None),
     )
 
@@ -233,7 +163,7 @@ def _command(click_command: Any, ctx: Any, path: tuple[str, ...]) -> Command:
 
 
 def command_tree() -> Command:
-    """The ``igcli`` command and its subcommands, read from the Typer app's Click command."""
+    """The ``igcli`` command and its subcommands, with help texts as written (not escaped for Rich)."""
     import typer.main
 
     from .app import app
@@ -249,413 +179,33 @@ def _header(comment: str, shell: str) -> str:
 
     install, note = INSTALL[shell]
     return (
-        f"{comment} {shell} completion for {PROG} {__version__} (static: completing never starts Python).\n"
-        f"{comment} Generated from the CLI by `python -m igcli.cli.docs`; do not edit.\n"
+        f"{comment} {shell} completion for {PROG} {__version__}: on TAB it asks igcli (with _IGCLI_COMPLETE set).\n"
+        f"{comment} Generated by `python -m igcli.cli.docs` (the same as `igcli completions {shell}`); do not edit.\n"
         f"{comment} Install: {install}\n"
         f"{comment}   ({note}).\n"
     )
 
 
-def _positional_slots(command: Command) -> list[tuple[int, int | None, Param]]:
-    """(first position, number of positions or None for 'all the rest', argument) for each argument."""
-    slots, position = [], 0
-    for argument in command.arguments:
-        if argument.nargs < 0:
-            slots.append((position, None, argument))
-            break
-        slots.append((position, argument.nargs, argument))
-        position += argument.nargs
-    return slots
-
-
-# -- bash -----------------------------------------------------------------------------------------------------
-
-
-def _sq(text: str) -> str:
-    """A single-quoted word for bash and zsh."""
-    return "'" + text.replace("'", "'\\''") + "'"
-
-
-def _bash_value(param: Param) -> str:
-    if param.kind == "choice":
-        return f"_{PROG}_words " + " ".join(_sq(choice) for choice in param.choices)
-    if param.kind == "dir":
-        return f"_{PROG}_dirs"
-    if param.kind in ("file", "text"):
-        return f"_{PROG}_files"
-    return ":"  # numbers: nothing to offer
-
-
-def _bash(tree: Command) -> str:
-    f = f"_{PROG}"
-    lines = [
-        "# -*- shell-script -*-",
-        _header("#", "bash").rstrip("\n"),
-        "",
-        f"# {f}_spec COMMAND: its subcommands, its options and the options taking values (NAME:COUNT).",
-        f"{f}_spec() {{",
-        "    case $1 in",
-    ]
-    for command in tree.walk():
-        value_options = " ".join(f"{name}:{option.nargs}" for option in command.value_options for name in option.names)
-        lines += [
-            f"    {_sq(command.name)})",
-            f"        subs={_sq(' '.join(child.path[-1] for child in command.commands))}",
-            f"        opts={_sq(' '.join(name for option in command.options for name in option.names))}",
-            f"        vopts={_sq(' ' + value_options + ' ')}",
-            "        ;;",
-        ]
-    lines += [
-        "    *) subs='' opts='' vopts='' ;;",
-        "    esac",
-        "}",
-        "",
-        f"# {f}_value COMMAND OPTION: completes OPTION's value (nothing for numbers).",
-        f"{f}_value() {{",
-        '    case "$1 $2" in',
-    ]
-    for command in tree.walk():
-        for option in command.value_options:
-            patterns = "|".join(_sq(f"{command.name} {name}") for name in option.names)
-            lines.append(f"    {patterns}) {_bash_value(option)} ;;")
-    lines += [
-        "    esac",
-        "}",
-        "",
-        f"# {f}_argument COMMAND N: completes the positional argument at position N (from 0).",
-        f"{f}_argument() {{",
-        "    case $1 in",
-    ]
-    for command in tree.walk():
-        if not command.arguments:
-            continue
-        lines.append(f"    {_sq(command.name)})")
-        for first, count, argument in _positional_slots(command):
-            test = f"$2 >= {first}" if count is None else f"$2 >= {first} && $2 < {first + count}"
-            lines.append(f"        if (({test})); then {_bash_value(argument)}; return; fi  # {argument.metavar}")
-        lines.append("        ;;")
-    lines += [
-        "    esac",
-        "}",
-        "",
-        f"{f}_words() {{",
-        '    local word; COMPREPLY=()',
-        '    for word in "$@"; do [[ $word == "$cur"* ]] && COMPREPLY+=("$prefix$word"); done',
-        "}",
-        "",
-        f"{f}_files() {{",
-        '    if [[ -z $prefix ]] && declare -F _filedir >/dev/null; then _filedir; return; fi  # bash-completion',
-        "    compopt -o filenames 2>/dev/null",
-        '    local name; COMPREPLY=()',
-        '    while IFS= read -r name; do COMPREPLY+=("$prefix$name"); done < <(compgen -f -- "$cur")',
-        "}",
-        "",
-        f"{f}_dirs() {{",
-        '    if [[ -z $prefix ]] && declare -F _filedir >/dev/null; then _filedir -d; return; fi',
-        "    compopt -o filenames 2>/dev/null",
-        '    local name; COMPREPLY=()',
-        '    while IFS= read -r name; do COMPREPLY+=("$prefix$name"); done < <(compgen -d -- "$cur")',
-        "}",
-        "",
-        f"{f}() {{",
-        '    local cur=${COMP_WORDS[COMP_CWORD]} prefix="" cmd=' + PROG + ' option="" word i skip=0 npos=0 dashdash=0',
-        "    local subs opts vopts",
-        "    COMPREPLY=()",
-        f'    {f}_spec "$cmd"',
-        "    for ((i = 1; i < COMP_CWORD; i++)); do",
-        "        word=${COMP_WORDS[i]}",
-        "        if ((skip > 0)); then",
-        "            [[ $word == = ]] && continue  # --option=value, split at '=' (COMP_WORDBREAKS)",
-        "            skip=$((skip - 1))",
-        "            continue",
-        "        fi",
-        "        if ((dashdash)) || [[ $word != -?* ]]; then  # '-' alone is an argument (stdin)",
-        '            if ((!dashdash)) && [[ " $subs " == *" $word "* ]]; then',
-        '                cmd="$cmd $word" npos=0',
-        f'                {f}_spec "$cmd"',
-        "            else",
-        "                npos=$((npos + 1))",
-        "            fi",
-        "        elif [[ $word == -- ]]; then",
-        "            dashdash=1",
-        '        elif [[ $vopts == *" $word:"* ]]; then',
-        '            option=$word skip=${vopts#* "$word":} skip=${skip%% *}',
-        "        fi",
-        "    done",
-        "    if ((skip > 0)); then",
-        "        [[ $cur == = ]] && cur=''",
-        f'        {f}_value "$cmd" "$option"',
-        "        return",
-        "    fi",
-        "    if ((!dashdash)) && [[ $cur == -* ]]; then",
-        '        if [[ $cur == --*=* && $vopts == *" ${cur%%=*}:"* ]]; then  # "=" not in COMP_WORDBREAKS',
-        '            prefix=${cur%%=*}= option=${cur%%=*} cur=${cur#*=}',
-        f'            {f}_value "$cmd" "$option"',
-        "        else",
-        '            COMPREPLY=($(compgen -W "$opts" -- "$cur"))',
-        "        fi",
-        "        return",
-        "    fi",
-        "    if [[ -n $subs ]] && ((!dashdash)); then",
-        '        COMPREPLY=($(compgen -W "$subs" -- "$cur"))',
-        "        return",
-        "    fi",
-        f'    {f}_argument "$cmd" "$npos"',
-        "}",
-        "",
-        f"complete -F {f} {PROG}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-# -- zsh ------------------------------------------------------------------------------------------------------
-
-
-def _zsh_escape(text: str, specials: str) -> str:
-    return "".join("\\" + char if char in specials else char for char in text)
-
-
-def _zsh_action(param: Param) -> str:
-    if param.kind == "choice":
-        return "(" + " ".join(_zsh_escape(choice, "\\ ()'\":") for choice in param.choices) + ")"
-    if param.kind == "dir":
-        return "_files -/"
-    if param.kind in ("file", "text"):
-        return "_files"
-    return " "  # numbers: show the message, offer nothing
-
-
-def _zsh_function_name(command: Command) -> str:
-    return "_" + "_".join(part.replace("-", "_") for part in command.path)
-
-
-def _zsh_option_specs(command: Command) -> list[str]:
-    specs = []
-    for option in command.options:
-        exclusions = "" if option.multiple else "(" + " ".join(option.names) + ")"
-        star = "*" if option.multiple else ""
-        description = "[" + _zsh_escape(option.help, "\\[]:") + "]"
-        values = ""
-        if option.takes_value:
-            message = _zsh_escape(option.metavar, "\\:")
-            values = f":{message}:{_zsh_action(option)}" * max(option.nargs, 1)
-        for name in option.names:
-            suffix = ""
-            if option.takes_value and name in option.opts:
-                suffix = "=" if name.startswith("--") else "+"
-            specs.append(_sq(f"{exclusions}{star}{name}{suffix}{description}{values}"))
-    return specs
-
-
-def _zsh_argument_specs(command: Command) -> list[str]:
-    specs = []
-    for first, count, argument in _positional_slots(command):
-        message = _zsh_escape(argument.metavar, "\\:")
-        if count is None:
-            specs.append(_sq(f"*:{message}:{_zsh_action(argument)}"))
-            continue
-        for position in range(first + 1, first + count + 1):
-            optional = "" if argument.required else ":"
-            specs.append(_sq(f"{position}:{optional}{message}:{_zsh_action(argument)}"))
-    return specs
-
-
-def _zsh_function(command: Command) -> list[str]:
-    name = _zsh_function_name(command)
-    specs = _zsh_option_specs(command)
-    if not command.commands:
-        specs += _zsh_argument_specs(command)
-        lines = [f"{name}() {{", "    _arguments -s -S \\"]
-        lines += [f"        {spec} \\" for spec in specs[:-1]] + ([f"        {specs[-1]}"] if specs else [])
-        if not specs:
-            lines[-1] = "    _arguments -s -S"
-        return lines + ["}"]
-    lines = [
-        f"{name}() {{",
-        '    local curcontext="$curcontext" state state_descr line ret=1',
-        "    typeset -A opt_args",
-        "    _arguments -C -s -S \\",
-        *(f"        {spec} \\" for spec in specs),
-        "        '1:command:->command' \\",
-        "        '*::argument:->argument' && ret=0",
-        "    case $state in",
-        "    command)",
-        "        local -a commands",
-        "        commands=(",
-        *(f"            {_sq(_zsh_escape(child.path[-1], chr(92) + ':') + ':' + child.short_help)}"
-          for child in command.commands),
-        "        )",
-        f"        _describe -t commands {_sq(command.name + ' command')} commands && ret=0",
-        "        ;;",
-        "    argument)",
-        f'        curcontext="${{curcontext%:*:*}}:{"-".join(command.path)}-$words[1]:"',
-        "        case $words[1] in",
-        *(f"        {_sq(child.path[-1])}) {_zsh_function_name(child)} && ret=0 ;;" for child in command.commands),
-        "        esac",
-        "        ;;",
-        "    esac",
-        "    return ret",
-        "}",
-    ]
-    return lines
-
-
-def _zsh(tree: Command) -> str:
-    lines = [f"#compdef {PROG}", _header("#", "zsh").rstrip("\n")]
-    for command in reversed(tree.walk()):
-        lines += ["", *_zsh_function(command)]
-    root = _zsh_function_name(tree)
-    lines += [
-        "",
-        f'if [[ "$funcstack[1]" == {root} ]]; then',
-        f'    {root} "$@"  # autoloaded from $fpath',
-        "else",
-        f"    compdef {root} {PROG}  # sourced",
-        "fi",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-# -- fish -----------------------------------------------------------------------------------------------------
-
-
-def _fish_quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _fish_names(param: Param) -> str:
-    parts = []
-    for name in param.names:
-        if name.startswith("--"):
-            parts.append(f"-l {_fish_quote(name[2:])}")
-        elif len(name) == 2:
-            parts.append(f"-s {_fish_quote(name[1:])}")
-        else:
-            parts.append(f"-o {_fish_quote(name[1:])}")  # single-dash long option
-    return " ".join(parts)
-
-
-def _fish_words(words: Sequence[str]) -> str:
-    """An -a argument: fish splits it into words like a command line."""
-    return _fish_quote(" ".join(re.sub(r"([^\w./:,=+@%-])", r"\\\1", word) for word in words))
-
-
-def _fish_value(param: Param) -> str:
-    if param.kind == "choice":
-        return f"-x -a {_fish_words(param.choices)}"
-    if param.kind == "dir":
-        return "-x -a '(__fish_complete_directories (commandline -ct))'"
-    if param.kind in ("file", "text"):
-        return "-r -F"
-    return "-x"  # numbers: nothing to offer
-
-
-def _fish(tree: Command) -> str:
-    f = f"__{PROG}"
-    lines = [
-        _header("#", "fish").rstrip("\n"),
-        "",
-        f"# {f}_subcommands COMMAND: its subcommands.",
-        f"function {f}_subcommands",
-        '    switch "$argv"',
-    ]
-    for command in tree.walk():
-        if command.commands:
-            lines += [f"        case {_fish_quote(command.name)}",
-                      "            printf '%s\\n' " + " ".join(_fish_quote(c.path[-1]) for c in command.commands)]
-    lines += [
-        "    end",
-        "end",
-        "",
-        f"# {f}_arity COMMAND OPTION: how many values OPTION takes (0 for flags and unknown words).",
-        f"function {f}_arity",
-        '    switch "$argv"',
-    ]
-    by_arity: dict[int, list[str]] = {}
-    for command in tree.walk():
-        for option in command.value_options:
-            by_arity.setdefault(option.nargs, []).extend(f"{command.name} {name}" for name in option.names)
-    for arity, words in sorted(by_arity.items()):
-        lines += [f"        case {' '.join(_fish_quote(word) for word in words)}", f"            echo {arity}"]
-    lines += [
-        "        case '*'",
-        "            echo 0",
-        "    end",
-        "end",
-        "",
-        "# The command the cursor is in (igcli, igcli attribute, ...), how many arguments it already has and how many",
-        "# values the option before the cursor still takes.",
-        f"function {f}_state",
-        "    set -l words (commandline -opc)",
-        "    set -e words[1]",
-        f"    set -l cmd {PROG}",
-        "    set -l skip 0",
-        "    set -l npos 0",
-        "    set -l dashdash 0",
-        "    for word in $words",
-        "        if test $skip -gt 0",
-        "            set skip (math $skip - 1)",
-        "        else if test $dashdash -eq 0; and string match -q -- '-?*' $word",
-        "            if test $word = --",
-        "                set dashdash 1",
-        "            else",
-        f"                set skip ({f}_arity $cmd $word)",
-        "            end",
-        f"        else if test $dashdash -eq 0; and contains -- $word ({f}_subcommands $cmd)",
-        '            set cmd "$cmd $word"',
-        "            set npos 0",
-        "        else",
-        "            set npos (math $npos + 1)",
-        "        end",
-        "    end",
-        "    printf '%s\\n' $cmd $npos $skip",
-        "end",
-        "",
-        "# True in COMMAND (its words as arguments).",
-        f"function {f}_in",
-        f"    set -l state ({f}_state)",
-        '    test "$state[1]" = "$argv"',
-        "end",
-        "",
-        "# True at argument positions FIRST..LAST (from 0; LAST -1: no end) of COMMAND: FIRST LAST COMMAND...",
-        f"function {f}_argument",
-        f"    set -l state ({f}_state)",
-        '    test "$state[1]" = "$argv[3..-1]"; and test $state[3] -eq 0; and test $state[2] -ge $argv[1]',
-        "    and begin; test $argv[2] -lt 0; or test $state[2] -le $argv[2]; end",
-        "end",
-        "",
-        f"complete -c {PROG} -f  # no file names unless an option or argument takes them",
-    ]
-    for command in tree.walk():
-        condition = f"-n {_fish_quote(f'{f}_in ' + command.name)}"
-        lines += ["", f"# {command.name}"]
-        for child in command.commands:
-            lines.append(f"complete -c {PROG} {condition} -a {_fish_quote(child.path[-1])} "
-                         f"-d {_fish_quote(child.short_help)}")
-        for option in command.options:
-            value = f" {_fish_value(option)}" if option.takes_value else ""
-            lines.append(f"complete -c {PROG} {condition} {_fish_names(option)}{value} -d {_fish_quote(option.help)}")
-        for first, count, argument in _positional_slots(command):
-            last = -1 if count is None else first + count - 1
-            argument_condition = f"-n {_fish_quote(f'{f}_argument {first} {last} ' + command.name)}"
-            if argument.kind == "choice":
-                value = f"-a {_fish_words(argument.choices)} -d {_fish_quote(argument.help or argument.metavar)}"
-            elif argument.kind == "dir":
-                value = "-a '(__fish_complete_directories (commandline -ct))'"
-            elif argument.kind in ("file", "text"):
-                value = "-F"
-            else:
-                continue
-            lines.append(f"complete -c {PROG} {argument_condition} {value}  # {argument.metavar}")
-    return "\n".join(lines) + "\n"
+# -- completion scripts ---------------------------------------------------------------------------------------
 
 
 def completion_script(shell: str) -> str:
-    """The static completion script for ``shell`` (bash, zsh or fish)."""
-    generators: dict[str, Callable[[Command], str]] = {"bash": _bash, "zsh": _zsh, "fish": _fish}
-    if shell not in generators:
+    """The completion script for ``shell`` (bash, zsh or fish): Typer's own, which asks ``igcli`` itself (with
+    ``_IGCLI_COMPLETE`` set) for the candidates, so they always match the installed CLI."""
+    from typer._completion_shared import get_completion_script
+
+    from .app import COMPLETE_VAR
+
+    if shell not in SHELLS:
         raise ValueError(f"unknown shell {shell!r}: expected one of {', '.join(SHELLS)}")
-    return generators[shell](command_tree())
+    script = get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell)
+    if shell == "zsh":
+        # Typer's script starts with a blank line, but compinit only autoloads files whose first line is
+        # #compdef; and autoloaded, the file is _igcli's body, which must complete as well as register.
+        script = script.replace(f"#compdef {PROG}\n", "").strip()
+        return (f"#compdef {PROG}\n{_header('#', shell)}\n{script}\n"
+                f'if [[ "$funcstack[1]" == _{PROG} ]]; then _{PROG}_completion "$@"; fi  # autoloaded from $fpath\n')
+    return f"{_header('#', shell)}\n{script}\n"
 
 
 # -- man page -------------------------------------------------------------------------------------------------
@@ -706,8 +256,6 @@ def _option_tag(option: Param) -> str:
 
 def _argument_text(argument: Param) -> str:
     text = f"\\fI{_roff(argument.metavar)}\\fR"
-    if argument.nargs < 0:
-        text += "..."
     return text if argument.required else f"[{text}]"
 
 
@@ -727,7 +275,7 @@ def _usage(command: Command) -> str:
 
 def _param_details(param: Param) -> list[str]:
     details = []
-    if param.kind == "choice" and param.takes_value:
+    if param.choices and param.takes_value:
         details.append("One of: " + ", ".join(f"\\fB{_roff(choice, code=True)}\\fR" for choice in param.choices) + ".")
     if param.range:
         details.append(f"Range: {_roff(param.range)}.")
@@ -773,6 +321,7 @@ def _options_section(command: Command, heading: Callable[[str], list[str]]) -> l
 def man_page() -> str:
     """The roff source of igcli(1): every command, argument and option, exit status, environment, examples."""
     from .. import __version__
+    from ..environment import ENVIRONMENT
     from ..errors import EXIT_CODES
     from .completion import INSTALL
 
@@ -807,8 +356,8 @@ def man_page() -> str:
     for code, meaning in EXIT_CODES.items():
         lines += [".TP", f".B {code}", _roff(meaning[:1].upper() + meaning[1:] + ".")]
     lines += [".SH ENVIRONMENT"]
-    for name, meaning in ENVIRONMENT.items():
-        lines += [".TP", f".B {name}", _roff(meaning)]
+    for variable in ENVIRONMENT:
+        lines += [".TP", f".B {_roff(variable.name)}", _roff(variable.meaning)]
     lines += [".SH FILES"]
     for shell in SHELLS:
         install, note = INSTALL[shell]

@@ -14,11 +14,11 @@ from .app import app
 @app.command(
     "evaluate",
     help=(
-        "Score saved attribution maps: insertion and deletion (idgi.txt §4.3), ABPC and max-sensitivity "
-        "(split-ig-saturation.txt §3.2), SIC/AIC with normalized entropy or MS-SSIM (idgi.txt §4.4-4.5), JPEG "
-        "stability (idgi-reproducibility.txt §4.5.2), closed-path error (guided-ig.txt §5.1), localization "
-        "against masks or "
-        "boxes (ROC-AUC, best F1, MAE; idgi.txt §4.6) and completeness. "
+        "Score saved attribution maps: insertion and deletion (Yang et al. 2023, §4.3), ABPC and "
+        "max-sensitivity (Miglani et al. 2020, §3.2), SIC/AIC with normalized entropy or MS-SSIM (Yang et al. "
+        "2023, §4.4-4.5), JPEG stability (Singhi and Kumari 2024, §4.5.2), closed-path error (Kapishnikov et al. "
+        "2021, §5.1), localization against masks or boxes (ROC-AUC, best F1, MAE; Yang et al. 2023, §4.6) and "
+        "completeness; the papers are listed under References in the README. "
         "Several OUT folders are compared side by side.\n\nPixels are ranked by the channel sum of the map "
         "(--rank signed: most positive first; abs; positive); the ranking is recorded with every result."
     ),
@@ -27,7 +27,7 @@ from .app import app
 @c.handle_errors
 def evaluate_command(
     sources: Annotated[List[Path], typer.Argument(help="igcli output folders (or index.h5 / shard files).",
-                                                  show_default=False)],
+                                                  show_default=False, metavar="OUT")],
     metric: Annotated[str, typer.Option("--metric", help="Comma-separated: insertion, deletion, abpc, sic, aic, "
                       "sic-msssim, aic-msssim, sensitivity, jpeg-stability, closed-path, localization, completeness.")] = "insertion,deletion",
     rank: Annotated[str, typer.Option("--rank", help="Pixel ranking: signed (most positive first), abs or "
@@ -37,17 +37,18 @@ def evaluate_command(
     weights: c.WeightsOption = None,
     trust_model_file: c.TrustModelFileOption = False,
     masks: Annotated[Optional[Path], typer.Option("--masks", help="Folder of ground-truth PNG masks (nonzero = "
-                     "object) named like the inputs, for localization.")] = None,
+                     "object) named like the inputs, for localization.", metavar="DIR")] = None,
     boxes: Annotated[Optional[Path], typer.Option("--boxes", help="Bounding boxes for localization: a CSV of "
-                     "path,xmin,ymin,xmax,ymax or a folder of Pascal VOC XML files.")] = None,
+                     "path,xmin,ymin,xmax,ymax or a folder of Pascal VOC XML files.", metavar="PATH")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Evaluate only the first N rows.")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of SIC/AIC's random 1% of "
                     "revealed pixels (per image from seed and path).")] = 0,
     batch_size: c.BatchSizeOption = None,
     device: c.DeviceOption = None,
-    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Also write per-image values to this CSV.")] = None,
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Also write per-image values to this CSV.",
+                    metavar="FILE")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw the aggregate curves (insertion, deletion, "
-                    "SIC/AIC) of every output to this PNG.")] = None,
+                    "SIC/AIC) of every output to this PNG.", metavar="FILE")] = None,
     quiet: c.QuietOption = False,
     json_summary: c.JsonOption = False,
 ) -> None:

@@ -14,9 +14,9 @@ from .app import app
 @app.command("render")
 @c.handle_errors
 def render_command(
-    source: Annotated[Path, typer.Argument(help="An igcli output folder, its index.h5 or a shard file.",
+    source: Annotated[Path, typer.Argument(metavar="OUT", help="An igcli output folder, its index.h5 or a shard file.",
                                            show_default=False)],
-    png_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the PNG files.")],
+    png_dir: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Folder for the PNG files.")],
     percentile: Annotated[float, typer.Option("--percentile", min=0.0, max=100.0, help="|attribution| at this "
                           "percentile gets full colour; larger values are clipped.")] = 99.0,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Draw only the first N rows.")] = None,

@@ -26,7 +26,7 @@ from .app import app
 @c.handle_errors
 def split_command(
     inputs: Annotated[List[str], typer.Argument(help="Image files, folders (recursive) or - for paths on stdin.",
-                                                show_default=False)],
+                                                show_default=False, metavar="IMAGES")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the HDF5 shards.",
                                       rich_help_panel=c.OUTPUT_PANEL)],
     psi: Annotated[str, typer.Option("--psi", help="Saturation threshold(s) in (0, 1), comma-separated.",
@@ -61,7 +61,8 @@ def split_command(
     overwrite: c.OverwriteOption = False,
     shard: c.ShardOption = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Folder for per-image Figure 1 plots (f(alpha) with "
-                    "alpha*, ||grad f||, Left/Right/Full maps) and aggregate.png.", rich_help_panel=c.OUTPUT_PANEL)] = None,
+                    "alpha*, ||grad f||, Left/Right/Full maps) and aggregate.png.", rich_help_panel=c.OUTPUT_PANEL,
+                    metavar="DIR")] = None,
     null: c.NullOption = False,
     quiet: c.QuietOption = False,
     json_summary: c.JsonOption = False,

@@ -1,4 +1,4 @@
-"""Weakly supervised localization (idgi.txt §4.6): how well a map separates object pixels from the rest.
+"""Weakly supervised localization (Yang et al. 2023, §4.6): how well a map separates object pixels from the rest.
 
 Per image, against a ground-truth mask (True = object): ROC-AUC of the pixel scores (Mann-Whitney, ties
 counted half), and over every threshold on the scores the best F1 and the lowest MAE (mean absolute error

@@ -1,4 +1,4 @@
-"""Perturbation metrics: insertion and deletion (idgi.txt §4.3) and ABPC (split-ig-saturation.txt §3.2).
+"""Perturbation metrics: insertion and deletion (Yang et al. 2023, §4.3) and ABPC (Miglani et al. 2020, §3.2).
 
 - ``insertion``: start from a black image and put back the top 0%, 5%, ..., 100% pixels (all channels) of the
   input; ``deletion``: start from the input and set them to black. The area under the target's softmax

@@ -1,11 +1,11 @@
-"""Performance information curves (idgi.txt §4.4-4.5, after XRAI; reference: PAIR ``saliency.metrics.pic``).
+"""Performance information curves (Yang et al. 2023, §4.4-4.5, after XRAI; reference: PAIR ``saliency.metrics.pic``).
 
-For one image and map: a blurred base (PIL Gaussian blur, radius 20 pixels, idgi.txt §4.4) and "bokeh" images
+For one image and map: a blurred base (PIL Gaussian blur, radius 20 pixels, Yang et al. 2023, §4.4) and "bokeh" images
 that reveal the original pixels where the map is at or above its (1 - t) quantile, for 25 fractions t from 0
 to 1, plus a seeded random 1% of pixels (PAIR's ``random_mask``, so the "fully blurred" image is threshold 0).
 Each bokeh image gets an information level, normalised between the fully blurred image (0) and the original
 (1): the lossless WebP size (``entropy``, PAIR's ``estimate_image_entropy``) or MS-SSIM against the original
-(``msssim``, idgi.txt §4.5; computed with ``pytorch_msssim``). Its model score is normalised the same way:
+(``msssim``, Yang et al. 2023, §4.5; computed with ``pytorch_msssim``). Its model score is normalised the same way:
 the softmax probability of the target (SIC) or whether the prediction is the target (AIC), kept monotone.
 Per image the curve is interpolated at 100 levels as PAIR does; SIC aggregates images by the median curve,
 AIC by the mean; the area under the aggregate curve is the score.

@@ -1,14 +1,14 @@
 """Stability: how much a map moves when the input barely does.
 
-- ``sensitivity`` (split-ig-saturation.txt §3.2, after Yeh et al.): max over 10 samples delta uniform in the
+- ``sensitivity`` (Miglani et al. 2020, §3.2, after Yeh et al.): max over 10 samples delta uniform in the
   L-infinity ball of radius r = 0.05 around the normalised input of ||Phi(x + delta) - Phi(x)||_2 / ||Phi(x)||_2,
   the attributions recomputed with the run's settings. Noise is seeded per image, so results do not depend on
   batching.
-- ``closed-path`` (guided-ig.txt §5.1, Table 1): the attribution of a closed path A -> B -> C -> A should be
+- ``closed-path`` (Kapishnikov et al. 2021, §5.1, Table 1): the attribution of a closed path A -> B -> C -> A should be
   zero for every feature; with B, C random images (uniform pixels, seeded per image) and each segment
   attributed by the run's method (the segment's start as its baseline), the mean over features of the squared
   summed attribution, averaged over ``CLOSED_PATHS`` random paths (the paper uses 50 per image).
-- ``jpeg-stability`` (idgi-reproducibility.txt §4.5.2, Table 5): -ln MSE between the map of the crop the model
+- ``jpeg-stability`` (Singhi and Kumari 2024, §4.5.2, Table 5): -ln MSE between the map of the crop the model
   sees and the map of that crop after JPEG compression at quality 75 (PIL), each map divided by its largest
   |value| first so that the number does not depend on the map's scale (the paper does not state its
   normalisation; this is ours).

@@ -1,6 +1,6 @@
 """The Blur IG path: the input blurred by a Gaussian whose width shrinks from ``max_sigma`` to 0.
 
-Blur IG (Xu et al. 2020; idgi.txt Eq. 4-5, riemannopt.txt Eq. 2-3) integrates along
+Blur IG (Xu et al. 2020; Yang et al. 2023, Eq. 4-5, Swain and Singhi 2024, Eq. 2-3) integrates along
 gamma(alpha) = G_sigma(alpha) * x with sigma(alpha) = max_sigma (1 - alpha), linear in sigma as in PAIR's
 reference code. The blur is separable, so on an H x W image it is M_H X M_W^T with M a (size x size) matrix
 that holds the truncated, normalised 1-D Gaussian kernel of ``scipy.ndimage.gaussian_filter`` (radius

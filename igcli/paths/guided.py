@@ -1,4 +1,4 @@
-"""The Guided IG path (guided-ig.txt §4.2, Eq. 4-6; bounded variant §4.3), batched over images.
+"""The Guided IG path (Kapishnikov et al. 2021, §4.2, Eq. 4-6; bounded variant §4.3), batched over images.
 
 At every step the features with the smallest |gradient| among those not yet at their target move toward
 the input, until the L1 distance to the segment end has shrunk to its scheduled value. PAIR's reference
@@ -40,7 +40,7 @@ def plan_steps(boundaries: list[float], anchors: int) -> list[GuidedStep]:
     """The sequence of steps for a schedule's ``boundaries`` (a_0 = 0 < ... < a_n = 1).
 
     Without anchors, step j moves to a_{j+1}. With K anchors the n steps are spread as evenly as possible
-    over K + 1 equal segments of the straight line, uniform within each segment (guided-ig.txt §4.3).
+    over K + 1 equal segments of the straight line, uniform within each segment (Kapishnikov et al. 2021, §4.3).
     """
     steps = len(boundaries) - 1
     if anchors == 0:

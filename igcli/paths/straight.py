@@ -1,4 +1,4 @@
-"""The straight-line path of Integrated Gradients: gamma(alpha) = x' + alpha (x - x') (idgi.txt Eq. 1)."""
+"""The straight-line path of Integrated Gradients: gamma(alpha) = x' + alpha (x - x') (Yang et al. 2023, Eq. 1)."""
 
 from __future__ import annotations
 
