@@ -8,7 +8,7 @@ Run by hand (not a test):
 For IG (black baseline) and Blur IG on EfficientNet-Lite0 (softmax output, predicted class): estimate |g'| on
 --calibration photos (Algorithm 1, 128 probe points), calibrate a schedule for each step count, then on
 --held-out other photos report the mean relative completeness error |sum(attr) - (f(x) - f(x'))| / |f(x) - f(x')|
-(riemannopt.txt §4.2) for uniform right-Riemann, Gauss-Legendre and calibrated schedules (Table 1's setting).
+(Swain and Singhi 2024 §4.2) for uniform right-Riemann, Gauss-Legendre and calibrated schedules (Table 1's setting).
 The probe is shared by all step counts; `igcli calibrate` computes the same thing one step count at a time.
 """
 

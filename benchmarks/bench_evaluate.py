@@ -8,7 +8,7 @@ Run by hand (not a test):
 EfficientNet-Lite0, 32 steps, predicted class, softmax output. Attributes each variant with `igcli attribute`
 into benchmarks/_work/eval-*/ (reused when present), then evaluates all six with insertion ranked `signed` and
 `abs`, and SIC/AIC with both information levels; then times each metric alone on --speed-images images.
-Prints Markdown for benchmarks/RESULTS.md beside the direction of effect in idgi.txt Tables 1-3.
+Prints Markdown for benchmarks/RESULTS.md beside the direction of effect in Yang et al. 2023 Tables 1-3.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Run by hand (not a test):
     pip install -e '.[bench]'
     python benchmarks/bench_split.py --data ../shared/data/imagenet-sample --images 16
 
-As in split-ig-saturation.txt: logit of the labelled class, black (0 pixel) baseline, 200-step right Riemann
+As in Miglani et al. 2020: logit of the labelled class, black (0 pixel) baseline, 200-step right Riemann
 sums, psi 0.9, 0.95, 0.99. Prints the command, its statistics and the paper's numbers for ResNet-50 and
 Inception-v3 beside them (Markdown, for benchmarks/RESULTS.md).
 """
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 WORK = Path(__file__).parent / "_work"
-PAPER = {  # split-ig-saturation.txt Tables 1-3 (Table 3 at psi = 0.9 only)
+PAPER = {  # Miglani et al. 2020 Tables 1-3 (Table 3 at psi = 0.9 only)
     "ratio_l2": {"ResNet-50": [1.7684, 1.4467, 1.0505], "Inception-v3": [2.4843, 2.0840, 1.5706]},
     "ratio_l1": {"ResNet-50": [1.8207, 1.4896, 1.0711], "Inception-v3": [2.5371, 2.1291, 1.6021]},
     "alpha_star": {"ResNet-50": [0.382, 0.464, 0.606], "Inception-v3": [0.280, 0.355, 0.493]},

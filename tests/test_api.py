@@ -79,7 +79,7 @@ def test_idgi_is_complete_to_float_precision_on_every_path(convnet, images, meth
 
 
 def test_idgi_equals_algorithm_1_written_out(convnet, images):
-    # idgi.txt Algorithm 1 on IG's path x_j = x' + (j/n)(x - x'), gradient at x_j, d = f(x_{j+1}) - f(x_j)
+    # Yang et al. 2023 Algorithm 1 on IG's path x_j = x' + (j/n)(x - x'), gradient at x_j, d = f(x_{j+1}) - f(x_j)
     n, target = 5, 2
     result = igcli.attribute(convnet, images, target, rule="idgi", steps=n, schedule="left")
     baseline = torch.zeros_like(images)
@@ -125,7 +125,7 @@ def test_guided_ig_with_many_anchors_is_close_to_ig(convnet, images):
 
 
 def test_unbounded_guided_ig_takes_another_path_than_ig(convnet, images):
-    # (Its Riemann completeness gap can be large: riemannopt.txt Table 1 reports 0.6-0.8 for GIG.)
+    # (Its Riemann completeness gap can be large: Swain and Singhi 2024 Table 1 reports 0.6-0.8 for GIG.)
     gig = igcli.attribute(convnet, images, method="gig", steps=64, max_dist=1.0, fraction=0.1)
     ig = igcli.attribute(convnet, images, method="ig", steps=64, schedule="left")
     assert not torch.allclose(gig.attributions, ig.attributions, rtol=1e-2)

@@ -22,7 +22,7 @@ import pytest
 import typer.main
 
 from igcli import __version__
-from igcli.cli import docs
+from igcli.cli import docs, manpage
 from igcli.cli.app import app
 from igcli.environment import ENVIRONMENT
 from igcli.errors import EXIT_CODES
@@ -170,12 +170,12 @@ def test_man_page_header_is_versioned_not_dated():
 
 
 def test_roff_escaping():
-    assert docs._roff(".starts with a dot") == "\\&.starts with a dot"
-    assert docs._roff("'quoted") == "\\&'quoted"
-    assert docs._roff("a\\b") == "a\\eb"
-    assert docs._roff("use --rule idgi, -q or -, not gauss-legendre") == \
+    assert manpage._roff(".starts with a dot") == "\\&.starts with a dot"
+    assert manpage._roff("'quoted") == "\\&'quoted"
+    assert manpage._roff("a\\b") == "a\\eb"
+    assert manpage._roff("use --rule idgi, -q or -, not gauss-legendre") == \
         "use \\-\\-rule idgi, \\-q or \\-, not gauss-legendre"
-    assert docs._roff("-o out", code=True) == "\\-o out"
+    assert manpage._roff("-o out", code=True) == "\\-o out"
 
 
 @pytest.mark.skipif(shutil.which("groff") is None, reason="groff is not installed")

@@ -42,7 +42,7 @@ def test_sic_and_aic_equal_pairs_compute_pic_metric(seed, monkeypatch):
     ours = pic.image_curves(samples)
 
     base = pic.blurred_base(pixels)
-    # Our bokeh construction (PIL blur, idgi.txt §4.4) in place of PAIR's interpolation blur; the rest is PAIR's.
+    # Our bokeh construction (PIL blur, Yang et al. 2023 §4.4) in place of PAIR's interpolation blur; the rest is PAIR's.
     monkeypatch.setattr(reference, "create_blurred_image",
                         lambda full_img, pixel_mask, method="linear": np.where(pixel_mask[..., None], full_img, base))
 

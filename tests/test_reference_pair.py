@@ -3,7 +3,7 @@
 PAIR explains one HWC NumPy image through ``call_model_function``; igcli explains CHW torch batches. The
 adapter below wraps the same tiny float64 torch model for PAIR, so both libraries see the same function and
 any difference comes from the attribution code. Also here: a plain single-image NumPy Guided IG written from
-guided-ig.txt §4.2-4.3 and PAIR's loop, against which igcli's batched Guided IG is checked image by image.
+Kapishnikov et al. 2021 §4.2-4.3 and PAIR's loop, against which igcli's batched Guided IG is checked image by image.
 
 Measured values quoted in the comments were taken on CPU (torch 2.x, NumPy 2.4, SciPy 1.17).
 """
@@ -224,7 +224,7 @@ def pair_guided_ig_mask(model, image, baseline, target, steps, fraction, max_dis
 def numpy_guided_ig(x_input, x_baseline, gradient, steps, fraction, max_dist, anchors=0):
     """Guided IG for one image (any shape), written out plainly.
 
-    guided-ig.txt §4.2: at every step the features with the smallest |dF/dx_i| among those that have not
+    Kapishnikov et al. 2021 §4.2: at every step the features with the smallest |dF/dx_i| among those that have not
     reached their target move toward the input until the L1 distance to the end has shrunk by 1/steps of the
     total. The bound (PAIR): in alpha units no feature may lag behind alpha - max_dist (it is pulled up to
     it) or run ahead of alpha + max_dist (moved features stop there). Anchors (§4.3) cut the straight line into

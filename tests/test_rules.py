@@ -14,7 +14,7 @@ def test_riemann_adds_gradient_times_displacement_per_image():
 
 
 def test_idgi_step_is_the_papers_formula():
-    # idgi.txt Algorithm 1, line 5: I += g * g * d / (g . g)
+    # Yang et al. 2023 Algorithm 1, line 5: I += g * g * d / (g . g)
     rule = IdgiRule(torch.Size((1, 1, 1, 3)), torch.device("cpu"))
     g = torch.tensor([[[[1.0, -2.0, 2.0]]]])
     rule.add(torch.tensor([0]), g, None, torch.tensor([0.9]))
