@@ -94,7 +94,7 @@ class _SplitRun(_Run):
         self.curve_alphas = result.curve_alphas
 
     def _plot_rows(self, result: Any, paths: list[str], images: torch.Tensor) -> None:
-        from .render import plot_split_image
+        from .figures import plot_split_image
 
         pixels = self.loaded.preprocessing.normalization.to_pixels(images).clamp(0, 1)
         for i, path in enumerate(paths):
@@ -110,7 +110,7 @@ class _SplitRun(_Run):
 
     def finish(self) -> None:
         if self.job.plot is not None and self.curve_count:
-            from .render import plot_split_aggregate
+            from .figures import plot_split_aggregate
 
             plot_split_aggregate(
                 Path(self.job.plot) / "aggregate.png", self.curve_alphas, self.curve_sums["f"] / self.curve_count,
