@@ -39,8 +39,8 @@ _igcli_spec() {
         ;;
     'igcli render')
         subs=''
-        opts='-o --out --percentile --limit -q --quiet -h --help'
-        vopts=' -o:1 --out:1 --percentile:1 --limit:1 '
+        opts='-o --out --percentile --limit --sheet --bare -q --quiet -h --help'
+        vopts=' -o:1 --out:1 --percentile:1 --limit:1 --sheet:1 '
         ;;
     'igcli split')
         subs=''
@@ -123,6 +123,7 @@ _igcli_value() {
     'igcli render -o'|'igcli render --out') _igcli_files ;;
     'igcli render --percentile') : ;;
     'igcli render --limit') : ;;
+    'igcli render --sheet') _igcli_files ;;
     'igcli split -o'|'igcli split --out') _igcli_files ;;
     'igcli split --psi') _igcli_files ;;
     'igcli split --tolerance') : ;;
