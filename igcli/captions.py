@@ -151,7 +151,9 @@ def titled_picture(panels: Sequence[Image.Image], lines: Sequence[str], scale: f
     canvas = Image.new("RGB", (width, top + panels[0].height + MARGIN), WHITE)
     draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(lines):
-        write(draw, (MARGIN, MARGIN + i * LINE), line, width - 2 * MARGIN, INK if i == 0 else FAINT)
+        # The first line (what is explained) in ink, the others (how) smaller and grey.
+        colour, font_size = (INK, FONT_SIZE) if i == 0 else (FAINT, FONT_SIZE - 1)
+        write(draw, (MARGIN, MARGIN + i * LINE), line, width - 2 * MARGIN, colour, font_size=font_size)
     paste_row(canvas, top, panels, scale, heatmap)
     return canvas
 
@@ -171,7 +173,7 @@ def sheet(rows: Sequence[tuple[Sequence[Image.Image], str, float]], header: str,
     names = ("input (the crop the model sees)", "attribution (red: for, blue: against)", "overlay")
     for column, name in enumerate(names[:len(panels[0])]):
         centre = MARGIN + column * (size + GAP) + size // 2
-        write(draw, (centre, MARGIN + LINE), name, size, FAINT, anchor="ma")
+        write(draw, (centre, MARGIN + LINE), name, size, FAINT, anchor="ma", font_size=FONT_SIZE - 1)
     for row, ((_, title, scale), images) in enumerate(zip(rows, panels)):
         y = top + row * step
         write(draw, (MARGIN, y), title, width - 2 * MARGIN, INK)
@@ -179,10 +181,11 @@ def sheet(rows: Sequence[tuple[Sequence[Image.Image], str, float]], header: str,
     return canvas
 
 
-def write(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, width: int, fill, anchor: str = "la") -> None:
+def write(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, width: int, fill, anchor: str = "la",
+          font_size: int = FONT_SIZE) -> None:
     """``text`` at ``xy``, cut with an ellipsis to fit ``width`` pixels (a picture's size never depends on a
     long file name)."""
-    face = font(FONT_SIZE if fill == INK else FONT_SIZE - 1)
+    face = font(font_size)
     if draw.textlength(text, font=face) > width:
         low, high = 0, len(text)
         while low < high:  # the longest prefix that fits with the ellipsis
