@@ -28,7 +28,7 @@ FONT_SIZE = 13
 LINE = FONT_SIZE + 5
 BAR_GAP, BAR_WIDTH, LABEL_WIDTH = 10, 14, 70
 ROW_GAP = 12  # between the rows of a sheet
-WHITE, INK, FAINT = (255, 255, 255), (20, 20, 20), (110, 110, 110)
+WHITE, INK, FAINT, MISSING = (255, 255, 255), (20, 20, 20), (110, 110, 110), (225, 225, 225)
 
 
 def class_text(target: int, categories: Sequence[str] | None) -> str:
@@ -111,6 +111,15 @@ def enlarge(panel: Image.Image) -> Image.Image:
     """``panel`` at :func:`panel_size` (nearest neighbour: model pixels stay sharp squares)."""
     width, height = panel_size(panel.width), panel_size(panel.height)
     return panel if (width, height) == panel.size else panel.resize((width, height), Image.Resampling.NEAREST)
+
+
+def missing_panel(size: tuple[int, int]) -> Image.Image:
+    """A grey panel at the drawn size of a ``size`` (width, height) panel, saying the input image is missing."""
+    panel = Image.new("RGB", (panel_size(size[0]), panel_size(size[1])), MISSING)
+    draw = ImageDraw.Draw(panel)
+    write(draw, (panel.width // 2, panel.height // 2), "input image not readable", panel.width - 8, FAINT,
+          anchor="mm", font_size=FONT_SIZE - 1)
+    return panel
 
 
 def colour_bar(height: int, scale: float, heatmap) -> Image.Image:

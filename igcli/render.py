@@ -166,8 +166,10 @@ def render_output(source, png_dir=None, *, percentile: float = 99.0, limit: int 
 
 
 def _without_image(heat: Image.Image) -> list[Image.Image]:
-    """Panels for a row whose input cannot be reloaded: grey where the crop and the overlay would be."""
-    blank = Image.new("RGB", heat.size, (225, 225, 225))
+    """Panels for a row whose input cannot be reloaded: grey, saying so, where the crop and the overlay would be."""
+    from .captions import missing_panel
+
+    blank = missing_panel(heat.size)
     return [blank, heat, blank]
 
 
