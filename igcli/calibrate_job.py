@@ -171,7 +171,7 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
                                   alphas=optimized.alphas, calibration=calibration, igcli_version=__version__)
     plot = None
     if job.plot is not None:
-        from .render import plot_schedule
+        from .figures import plot_schedule
 
         plot = str(plot_schedule(job.plot, alphas, derivative, optimized.alphas,
                                  title=f"{job.model} {method}: |g'(alpha)| and {job.steps} sample points"))

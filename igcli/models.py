@@ -152,6 +152,19 @@ def efficientnet_lite0(weights: str | None = None) -> LoadedModel:
 IGCLI_MODELS: dict[str, Callable[[str | None], LoadedModel]] = {"efficientnet_lite0": efficientnet_lite0}
 
 
+def model_categories(spec: str) -> tuple[str, ...] | None:
+    """Class names of the model ``spec`` names, without building it or loading weights (offline and fast):
+    ImageNet's for igcli models, the weights' ``meta["categories"]`` for torchvision names, None otherwise
+    (a model file or factory: its classes are unknown until it runs, and igcli runs no code to name them)."""
+    if spec in IGCLI_MODELS:
+        return imagenet_categories()
+    if not is_code_free(spec):
+        return None
+    import torchvision
+
+    return tuple(torchvision.models.get_model_weights(spec).DEFAULT.meta.get("categories") or ()) or None
+
+
 def torchvision_classifiers() -> list[str]:
     """Names of torchvision's ImageNet classifiers (``torchvision.models.list_models``)."""
     import torchvision

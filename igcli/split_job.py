@@ -94,23 +94,27 @@ class _SplitRun(_Run):
         self.curve_alphas = result.curve_alphas
 
     def _plot_rows(self, result: Any, paths: list[str], images: torch.Tensor) -> None:
-        from .render import plot_split_image
+        from .captions import class_text, printable
+        from .figures import plot_split_image
+        from .render import _safe_stem
 
         pixels = self.loaded.preprocessing.normalization.to_pixels(images).clamp(0, 1)
         for i, path in enumerate(paths):
-            name = f"{self.rows - len(paths) + i:05d}-{Path(path).stem}-t{int(result.targets[i])}.png"
+            name = f"{self.rows - len(paths) + i:05d}-{_safe_stem(path)}-t{int(result.targets[i])}.png"
             plot_split_image(
                 Path(self.job.plot) / name,
                 (pixels[i].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8),
                 result.curve_alphas, result.curve_scores[i], result.curve_gradient_norms[i],
                 float(result.baseline_scores[i]), float(result.scores[i]), result.psis, result.alpha_star[i],
                 result.left[i].cpu().numpy(), result.right[i].cpu().numpy(), result.full[i].cpu().numpy(),
-                title=f"{Path(path).name}: class {int(result.targets[i])}, {self.job.output}",
+                title=(f"{printable(Path(path).name)}: {class_text(int(result.targets[i]), self.loaded.categories)}, "
+                       f"{self.job.output} f(x) = {float(result.scores[i]):.3g}, f(x') = {float(result.baseline_scores[i]):.3g}"),
+                score_name="probability" if self.job.output == "prob" else self.job.output,
             )
 
     def finish(self) -> None:
         if self.job.plot is not None and self.curve_count:
-            from .render import plot_split_aggregate
+            from .figures import plot_split_aggregate
 
             plot_split_aggregate(
                 Path(self.job.plot) / "aggregate.png", self.curve_alphas, self.curve_sums["f"] / self.curve_count,

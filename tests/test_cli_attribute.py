@@ -266,12 +266,12 @@ def test_uniform_baseline_does_not_depend_on_batching(tmp_path):
 def test_render_draws_every_row(tmp_path):
     make_images(tmp_path / "imgs", 2)
     run_attribute(job(tmp_path, "out"), quiet=True)
-    result = run_cli("render", str(tmp_path / "out"), "-o", str(tmp_path / "png"))
+    result = run_cli("render", str(tmp_path / "out"), "-o", str(tmp_path / "png"), "--bare")
     assert result.returncode == 0, result.stderr
     files = sorted((tmp_path / "png").iterdir())
     assert [f.name.split("-")[0] for f in files] == ["00000", "00001"]
     with Image.open(files[0]) as picture:
-        assert picture.size == (16 * 3 + 8, 16)  # crop | heatmap | overlay
+        assert picture.size == (16 * 3 + 8, 16)  # crop | heatmap | overlay, at the model's resolution
 
 
 def test_index_command_rebuilds_the_index(tmp_path):

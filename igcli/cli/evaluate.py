@@ -63,7 +63,7 @@ def evaluate_command(
     if csv_path is not None:
         write_csv(results, csv_path)
     if plot is not None:
-        from ..render import plot_metric_curves
+        from ..figures import plot_metric_curves
 
         curves = {f"{Path(r.source).name} ({r.settings.get('method')}"
                   f"{' + ' + r.settings['rule'] if r.settings.get('rule') not in (None, 'riemann') else ''})":

@@ -16,18 +16,31 @@ from .app import app
 def render_command(
     source: Annotated[Path, typer.Argument(metavar="OUT", help="An igcli output folder, its index.h5 or a shard file.",
                                            show_default=False)],
-    png_dir: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Folder for the PNG files.")],
+    png_dir: Annotated[Optional[Path], typer.Option("--out", "-o", metavar="DIR", help="Folder for one PNG per row.",
+                       show_default=False)] = None,
     percentile: Annotated[float, typer.Option("--percentile", min=0.0, max=100.0, help="|attribution| at this "
                           "percentile gets full colour; larger values are clipped.")] = 99.0,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Draw only the first N rows.")] = None,
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", metavar="FILE", help="Also draw the rows as one contact sheet, "
+                     "FILE.png: per row its title, image | heatmap | overlay and colour bar (at most 100 rows; "
+                     "see --limit).", show_default=False)] = None,
+    bare: Annotated[bool, typer.Option("--bare", help="Per-row PNGs without title, colour bar or enlargement: "
+                    "the panels at the model's resolution, for composing figures yourself.")] = False,
     quiet: c.QuietPlainOption = False,
 ) -> None:
-    """Draw each map as the crop the model saw | signed heatmap | overlay (red: for the class, blue: against)."""
+    """Draw each map as the crop the model saw | signed heatmap | overlay (red: for the class, blue: against),
+    titled with file, class, score and method, and a colour bar of the clip value."""
     from ..render import render_output
 
     def missing(path: str, error: Exception) -> None:
         typer.echo(f"igcli: warning: {path}: cannot read the input image ({error}); drawing the heatmap alone", err=True)
 
-    written = render_output(source, png_dir, percentile=percentile, limit=limit, on_missing_image=missing)
-    if not quiet:
-        typer.echo(f"wrote {len(written)} PNG files to {png_dir}", err=True)
+    if png_dir is None and sheet is None:
+        raise c.fail("render needs -o DIR (one PNG per row), --sheet FILE.png (one picture), or both", 2)
+    written = render_output(source, png_dir, percentile=percentile, limit=limit, on_missing_image=missing,
+                            bare=bare, sheet=sheet)
+    sheet_written = sheet is not None and bool(written)  # the sheet is last; none for an output of no rows
+    if not quiet and png_dir is not None:
+        typer.echo(f"wrote {len(written) - sheet_written} PNG files to {png_dir}", err=True)
+    if not quiet and sheet_written:
+        typer.echo(f"wrote the sheet {sheet}", err=True)
