@@ -66,30 +66,34 @@ def heatmap_on_white(attributions: np.ndarray, percentile: float = 99.0) -> Imag
 
 
 def render_output(source, png_dir, *, percentile: float = 99.0, limit: int | None = None,
-                  on_missing_image=None) -> list:
+                  on_missing_image=None, root=None) -> list:
     """Draw every row of an igcli output as ``PNG_DIR/NNNNN-STEM-tTARGET.png``.
 
     Each picture is the crop the model saw, the heatmap and the overlay side by side (just the heatmap when the
-    input file is gone). ``source`` is anything :class:`igcli.output.Output` reads. Returns the files written.
+    input file is gone). ``source`` is anything :class:`igcli.output.Output` reads; ``root`` is where the input
+    images are now when they moved (``--root``, see :func:`igcli.output.locate_image`). Returns the files
+    written; ``on_missing_image(path, error)`` is told of each image that cannot be read (``path`` as given;
+    the error names the file looked at).
     """
     from .data import load_rgb, preprocess_pixels
     from .models import Preprocessing
-    from .output import Output
+    from .output import IMAGE_PATHS, Output
 
-    output = Output(source)
+    output = Output(source, root=root)
     stored = output.settings["preprocessing"]
     preprocessing = Preprocessing.from_dict(stored)
     folder = Path(png_dir)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     row = 0
-    for rows in output.iter_rows(["attributions", "paths", "targets"]):
-        for attributions, path, target in zip(rows["attributions"], rows["paths"], rows["targets"]):
+    for rows in output.iter_rows(["attributions", "paths", IMAGE_PATHS, "targets"]):
+        for attributions, path, image_path, target in zip(rows["attributions"], rows["paths"], rows[IMAGE_PATHS],
+                                                          rows["targets"]):
             if limit is not None and row >= limit:
                 return written
             heat = heatmap_on_white(attributions, percentile)
             try:
-                pixels = preprocess_pixels(load_rgb(path, exif_transpose=preprocessing.exif_transpose),
+                pixels = preprocess_pixels(load_rgb(image_path, exif_transpose=preprocessing.exif_transpose),
                                            preprocessing).permute(1, 2, 0).numpy()
                 picture = side_by_side([Image.fromarray(pixels), heat, overlay(pixels, attributions, percentile)])
             except (OSError, ValueError) as error:

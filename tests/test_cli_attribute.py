@@ -23,6 +23,7 @@ from igcli.models import Preprocessing, load_model
 from igcli.runner import AttributeJob, run_attribute
 from igcli.output import Output
 from igcli.store import list_shards
+from igcli.validate import check_shard
 
 
 def read_all(out: Path) -> dict[str, dict]:
@@ -42,15 +43,20 @@ def test_end_to_end_shards_follow_the_contract_and_equal_the_library(tmp_path):
     paths = make_images(tmp_path / "imgs", 5)
     out = tmp_path / "out"
     result = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(out), *TINY_ARGS, "--method", "ig", "--rule",
-                     "idgi", "--steps", "8", "-b", "2", "--shard-size", "3", "--json", "-j", "1")  # batches of 2: shards of 4 + 1
+                     "idgi", "--steps", "8", "-b", "4", "--shard-size", "2", "--json", "-j", "1")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["attributed"] == 5 and summary["skipped"] == [] and summary["exit_code"] == 0
-    assert sorted(p.name for p in out.iterdir()) == ["index.h5", "shard-00000-00000.h5", "shard-00000-00001.h5"]
+    # Batches of 4 are split at the shard size: shards of 2, 2 and 1 rows.
+    assert sorted(p.name for p in out.iterdir()) == ["index.h5", *(f"shard-00000-0000{i}.h5" for i in range(3))]
+    assert [check_shard(shard).rows for shard in list_shards(out)] == [2, 2, 1]
     with h5py.File(out / "shard-00000-00000.h5", "r") as shard:
         attrs = dict(shard.attrs)
-        assert shard["attributions"].shape == (4, 3, 16, 16) and shard["attributions"].dtype == np.float32
+        assert shard["attributions"].shape == (2, 3, 16, 16) and shard["attributions"].dtype == np.float32
         assert shard["paths"].dtype.kind == "O" and shard["targets"].dtype == np.int64
+        # The inputs as given (absolute here, as given so) and as absolute paths; the folder given.
+        assert [p.decode() for p in shard["abs_paths"][:]] == [str(p) for p in paths[:2]]
+        assert attrs["input_root"] == str(tmp_path / "imgs")
     for key in ("method", "rule", "path", "steps", "schedule", "model", "output", "igcli_version", "torch_version", "command"):
         assert key in attrs, key
     assert (attrs["method"], attrs["rule"], attrs["path"], attrs["steps"]) == ("ig", "idgi", "straight", 8)

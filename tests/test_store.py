@@ -32,19 +32,23 @@ def rows(start: int, count: int) -> dict:
     }
 
 
-def test_shards_appear_only_when_complete_and_hold_whole_batches(tmp_path):
+def test_shards_appear_only_when_complete_and_hold_at_most_shard_size_rows(tmp_path):
     writer = ShardWriter(tmp_path, part=3, settings=SETTINGS, shard_size=4)
     writer.write(rows(0, 3))
     assert list_shards(tmp_path) == []  # still being written, under a hidden name
     assert [p.name for p in tmp_path.iterdir()] == [".shard-00003-00000.h5.partial"]
-    writer.write(rows(3, 3))  # reaches 6 >= 4 rows: completed at this batch boundary, not split
+    writer.write(rows(3, 3))  # a batch across the boundary is split: 4 rows complete the shard, 2 go on
+    assert [p.name for p in list_shards(tmp_path)] == ["shard-00003-00000.h5"]
     writer.skip("bad.jpg", "not an image")
     writer.write(rows(6, 1))
     writer.close()
     names = [p.name for p in list_shards(tmp_path)]
     assert names == ["shard-00003-00000.h5", "shard-00003-00001.h5"]
-    with h5py.File(tmp_path / names[0]) as first:
-        assert first["attributions"].shape == (6, 3, 4, 5) and first.attrs["rows"] == 6
+    with h5py.File(tmp_path / names[0]) as first, h5py.File(tmp_path / names[1]) as second:
+        assert first["attributions"].shape == (4, 3, 4, 5) and first.attrs["rows"] == 4
+        assert first["attributions"][:, 0, 0, 0].tolist() == [0, 1, 2, 3]
+        assert second["attributions"][:, 0, 0, 0].tolist() == [4, 5, 6] and second.attrs["rows"] == 3
+        assert [p.decode() for p in second["skipped/paths"][:]] == ["bad.jpg"]
         assert first.attrs["method"] == "ig" and first.attrs["labels"] == "none"
         assert list(first.attrs["alphas"]) == [0.25, 0.5, 0.75, 1.0]
     assert next_sequence(tmp_path, 3) == 2 and next_sequence(tmp_path, 0) == 0

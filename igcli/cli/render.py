@@ -20,14 +20,22 @@ def render_command(
     percentile: Annotated[float, typer.Option("--percentile", min=0.0, max=100.0, help="|attribution| at this "
                           "percentile gets full colour; larger values are clipped.")] = 99.0,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Draw only the first N rows.")] = None,
+    root: Annotated[Optional[Path], typer.Option("--root", help="The input images moved: the folder that now "
+                    "holds what the folder given to igcli attribute held; images are looked up by their path "
+                    "below it.", show_default=False)] = None,
     quiet: c.QuietPlainOption = False,
 ) -> None:
     """Draw each map as the crop the model saw | signed heatmap | overlay (red: for the class, blue: against)."""
     from ..render import render_output
 
-    def missing(path: str, error: Exception) -> None:
-        typer.echo(f"igcli: warning: {path}: cannot read the input image ({error}); drawing the heatmap alone", err=True)
+    from ..output import missing_image_hint
 
-    written = render_output(source, png_dir, percentile=percentile, limit=limit, on_missing_image=missing)
+    def missing(path: str, error: Exception) -> None:
+        hint = f"; {missing_image_hint(root)}" if isinstance(error, FileNotFoundError) else ""
+        typer.echo(f"igcli: warning: {path}: cannot read the input image ({error}){hint}; drawing the heatmap "
+                   "alone", err=True)
+
+    written = render_output(source, png_dir, percentile=percentile, limit=limit, on_missing_image=missing,
+                            root=root)
     if not quiet:
         typer.echo(f"wrote {len(written)} PNG files to {png_dir}", err=True)
