@@ -29,8 +29,8 @@ _igcli_spec() {
         ;;
     'igcli evaluate')
         subs=''
-        opts='--metric --rank -m --model --weights --trust-model-file --masks --boxes --limit --seed -b --batch-size --device --csv --plot -q --quiet --json -h --help'
-        vopts=' --metric:1 --rank:1 -m:1 --model:1 --weights:1 --masks:1 --boxes:1 --limit:1 --seed:1 -b:1 --batch-size:1 --device:1 --csv:1 --plot:1 '
+        opts='--metric --rank -m --model --weights --trust-model-file --masks --boxes --limit --root --seed -b --batch-size --device --csv --plot -q --quiet --json -h --help'
+        vopts=' --metric:1 --rank:1 -m:1 --model:1 --weights:1 --masks:1 --boxes:1 --limit:1 --root:1 --seed:1 -b:1 --batch-size:1 --device:1 --csv:1 --plot:1 '
         ;;
     'igcli index')
         subs=''
@@ -39,8 +39,8 @@ _igcli_spec() {
         ;;
     'igcli render')
         subs=''
-        opts='-o --out --percentile --limit -q --quiet -h --help'
-        vopts=' -o:1 --out:1 --percentile:1 --limit:1 '
+        opts='-o --out --percentile --limit --root -q --quiet -h --help'
+        vopts=' -o:1 --out:1 --percentile:1 --limit:1 --root:1 '
         ;;
     'igcli split')
         subs=''
@@ -115,6 +115,7 @@ _igcli_value() {
     'igcli evaluate --masks') _igcli_files ;;
     'igcli evaluate --boxes') _igcli_files ;;
     'igcli evaluate --limit') : ;;
+    'igcli evaluate --root') _igcli_files ;;
     'igcli evaluate --seed') : ;;
     'igcli evaluate -b'|'igcli evaluate --batch-size') : ;;
     'igcli evaluate --device') _igcli_files ;;
@@ -123,6 +124,7 @@ _igcli_value() {
     'igcli render -o'|'igcli render --out') _igcli_files ;;
     'igcli render --percentile') : ;;
     'igcli render --limit') : ;;
+    'igcli render --root') _igcli_files ;;
     'igcli split -o'|'igcli split --out') _igcli_files ;;
     'igcli split --psi') _igcli_files ;;
     'igcli split --tolerance') : ;;

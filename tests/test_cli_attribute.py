@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 import igcli
-from cli_helpers import ROOT, SUBPROCESS_ENV, TINY, TINY_ARGS, make_images, run_cli
+from cli_helpers import ROOT, SUBPROCESS_ENV, TINY, TINY_ARGS, make_images, one_line, run_cli
 from igcli.data import load_rgb, normalize, preprocess_pixels
 from igcli.models import Preprocessing, load_model
 from igcli.runner import AttributeJob, run_attribute
@@ -219,6 +219,30 @@ def test_bad_options_give_one_line_and_the_documented_code(tmp_path):
         assert result.returncode == code, (extra, result.stderr)
         assert text in result.stderr, (extra, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_shard_size_one_and_labels_from_a_validation_ground_truth_list(tmp_path):
+    folder = tmp_path / "val"
+    for number, path in enumerate(make_images(folder, 3, size=16), start=1):
+        path.rename(folder / f"ILSVRC2012_val_{number:08d}{path.suffix}")
+    make_images(folder, 1, size=16, prefix="holiday")
+    truth = tmp_path / "val_labels.txt"
+    truth.write_text("3\n0\n4\n")  # line N: image N, 0-based classes of the tiny model (5)
+    result = run_cli("attribute", str(folder), "-o", str(tmp_path / "out"), *TINY_ARGS, "--steps", "2", "-j", "0",
+                     "-b", "4", "--shard-size", "1", "--target", "label", "--labels", str(truth), "--json")
+    assert result.returncode == 5, result.stderr  # the holiday photo has no validation number: a skip
+    (skip,) = json.loads(result.stdout)["skipped"]
+    assert skip["path"].endswith("holiday000.jpg") and "path,label CSV" in skip["reason"]
+    out = tmp_path / "out"
+    assert [check_shard(shard).rows for shard in list_shards(out)] == [1, 1, 1]  # one batch of 4, 1 row a shard
+    targets = dict(zip(Output(out).column("paths"), Output(out).column("targets").tolist()))
+    assert {Path(p).stem: t for p, t in targets.items()} == {f"ILSVRC2012_val_0000000{n}": t
+                                                              for n, t in ((1, 3), (2, 0), (3, 4))}
+    devkit = tmp_path / "ILSVRC2012_validation_ground_truth.txt"
+    devkit.write_text("490\n361\n171\n")
+    refused = run_cli("attribute", str(folder), "-o", str(tmp_path / "o2"), *TINY_ARGS, "--target", "label",
+                      "--labels", str(devkit))
+    assert refused.returncode == 2 and "ILSVRC2012_IDs" in one_line(refused.stderr), refused.stderr
 
 
 # -- in process: options whose plumbing needs no subprocess ----------------------------------------------------
