@@ -1,8 +1,8 @@
 """``igcli evaluate``: metrics over saved shards (insertion/deletion, ABPC, SIC/AIC with entropy and MS-SSIM
 information levels, localization, completeness; see the README for what is still to come).
 
-For each row of an output it reloads the input image named in ``paths``, preprocesses it as the run did
-(settings ``preprocessing``), ranks pixels by the stored map (``--rank``, recorded with every result) and runs
+For each row of an output it reloads the input image (where it is now: :func:`igcli.output.locate_image`,
+``--root``), preprocesses it as the run did (settings ``preprocessing``), ranks pixels by the stored map (``--rank``, recorded with every result) and runs
 the perturbed images through the model named in the settings (or ``--model``) in batches.
 """
 
