@@ -30,6 +30,7 @@ from PIL import Image, ImageOps
 from .errors import InvalidArgumentError
 from .labels import LabelResolver
 from .models import Preprocessing
+from .text import absolute_path
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
@@ -73,6 +74,26 @@ def discover_inputs(inputs: Sequence[str], stdin: TextIO | None = None, *, null:
             f"no images found in {' '.join(inputs)} (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})"
         )
     return list(found)
+
+
+def input_root(inputs: Sequence[str], paths: Sequence[str], cwd: str | None = None) -> str:
+    """The folder that held a run's inputs, absolute: the deepest folder containing every folder given and the
+    folder of every image file (given, or listed on stdin). ``igcli attribute imgs`` has ``imgs`` (even when
+    all images lie in one subfolder of it). Recorded in the shards; ``--root DIR`` replaces it.
+
+    Args:
+        inputs: the inputs as given (files, folders, ``-``).
+        paths: the image paths :func:`discover_inputs` found in them.
+        cwd: what relative paths are relative to (default: the current folder).
+    """
+    cwd = os.getcwd() if cwd is None else cwd
+    folders = [entry for entry in inputs if entry != "-" and os.path.isdir(entry)]
+    folders += [os.path.dirname(path) for path in paths]
+    absolute = {absolute_path(folder, cwd) for folder in folders} or {cwd}
+    try:
+        return os.path.commonpath(sorted(absolute))
+    except ValueError:  # (Windows) folders on different drives have no common folder
+        return os.path.abspath(os.sep)
 
 
 def _read_path_list(stream: TextIO, null: bool) -> list[str]:

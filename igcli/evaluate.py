@@ -1,8 +1,8 @@
 """``igcli evaluate``: metrics over saved shards (insertion/deletion, ABPC, SIC/AIC with entropy and MS-SSIM
 information levels, localization, completeness; see the README for what is still to come).
 
-For each row of an output it reloads the input image named in ``paths``, preprocesses it as the run did
-(settings ``preprocessing``), ranks pixels by the stored map (``--rank``, recorded with every result) and runs
+For each row of an output it reloads the input image (where it is now: :func:`igcli.output.locate_image`,
+``--root``), preprocesses it as the run did (settings ``preprocessing``), ranks pixels by the stored map (``--rank``, recorded with every result) and runs
 the perturbed images through the model named in the settings (or ``--model``) in batches.
 """
 
@@ -32,7 +32,7 @@ from .metrics.stability import closed_path_error, jpeg_stability, sensitivity
 from .models import ModelLoadError, Preprocessing, load_model
 from .progress import make_reporter
 from .text import path_seed
-from .output import Output
+from .output import IMAGE_PATHS, Output, missing_image_hint
 from .validate import OutputError
 
 METRICS = ("insertion", "deletion", "abpc", "sic", "aic", "sic-msssim", "aic-msssim", "sensitivity", "jpeg-stability",
@@ -70,6 +70,7 @@ class EvaluateJob:
     limit: int | None = None
     seed: int = 0  # PIC's random 1% of revealed pixels: seeded per image from (seed, path)
     trust_model_file: bool = False  # let --model FILE be a pickled whole module (runs its code)
+    root: str | os.PathLike | None = None  # --root: where the input images are now (igcli.output.locate_image)
 
 
 @dataclass
@@ -158,8 +159,9 @@ class GroundTruth:
         tensor = F.resize(tensor, [self.preprocessing.resize], interpolation=InterpolationMode.NEAREST)
         return (F.center_crop(tensor, [self.preprocessing.crop] * 2)[0] > 0).numpy()
 
-    def __call__(self, path: str) -> np.ndarray:
-        """(crop, crop) bool mask for ``path``; FileNotFoundError with a reason when there is none."""
+    def __call__(self, path: str, image_path: str | None = None) -> np.ndarray:
+        """(crop, crop) bool mask for ``path`` (as given; boxes are drawn on the image at ``image_path``, where
+        it is now, by default ``path``); FileNotFoundError with a reason when there is none."""
         stem = Path(path).stem
         if self.masks is not None:
             for candidate in (Path(self.masks) / f"{stem}.png", Path(self.masks) / Path(path).with_suffix(".png")):
@@ -181,7 +183,7 @@ class GroundTruth:
             if not boxes:
                 raise FileNotFoundError(f"no row for this image in --boxes {self.boxes}")
         # Boxes are in the pixels of the image as viewers show it (EXIF orientation applied, as the model saw it).
-        size = load_rgb(path, exif_transpose=self.preprocessing.exif_transpose).size
+        size = load_rgb(image_path or path, exif_transpose=self.preprocessing.exif_transpose).size
         canvas = np.zeros((size[1], size[0]), dtype=np.uint8)
         for xmin, ymin, xmax, ymax in boxes:
             canvas[int(round(ymin)) : int(round(ymax)), int(round(xmin)) : int(round(xmax))] = 255
@@ -194,7 +196,7 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
     metrics = parse_metrics(job.metrics)
     if job.rank not in RANKINGS:
         raise InvalidArgumentError(f"--rank {job.rank!r}: choose from {', '.join(RANKINGS)}")
-    output = Output(job.source)
+    output = Output(job.source, root=job.root)
     settings = output.settings
     preprocessing = _preprocessing(settings)
     result = EvaluateResult(str(job.source), settings, job.rank, metrics, seed=job.seed)
@@ -232,14 +234,14 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
     total = len(output) if job.limit is None else min(job.limit, len(output))
     with make_reporter(total, "igcli evaluate", quiet=quiet) as reporter:
         done = 0
-        for rows in output.iter_rows(["attributions", "paths", "targets", "completeness_gap"]):
+        for rows in output.iter_rows(["attributions", "paths", IMAGE_PATHS, "targets", "completeness_gap"]):
             for begin in range(0, len(rows["paths"]), batch_size):
                 if done >= total:
                     break
                 end = min(begin + batch_size, len(rows["paths"]), begin + total - done)
                 chunk = {k: v[begin:end] for k, v in rows.items()}
                 _evaluate_chunk(chunk, metrics, job.rank, model, preprocessing, truth, device, batch_size, result,
-                                reporter, job.seed, recompute)
+                                reporter, job.seed, recompute, job.root)
                 done += end - begin
                 reporter.advance(end - begin)
     result.aggregate = _aggregate(result, metrics)
@@ -248,8 +250,9 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
 
 
 def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, batch_size, result, reporter,
-                    seed, recompute=None) -> None:
-    paths = list(chunk["paths"])
+                    seed, recompute=None, root=None) -> None:
+    paths = list(chunk["paths"])  # as given: how results name images, and what seeds per-image noise
+    image_paths = list(chunk[IMAGE_PATHS])  # where the images are now
     maps = torch.from_numpy(np.asarray(chunk["attributions"], dtype=np.float32))
     scores = pixel_scores(maps, rank)
     rankable = has_ranking(scores)
@@ -260,11 +263,13 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
         pixels, usable = [], []
         for i, path in enumerate(paths):
             try:
-                pixels.append(preprocess_pixels(load_rgb(path, exif_transpose=preprocessing.exif_transpose),
+                pixels.append(preprocess_pixels(load_rgb(image_paths[i], exif_transpose=preprocessing.exif_transpose),
                                                 preprocessing))
                 usable.append(i)
             except Exception as error:
                 reason = f"cannot reload the input image: {describe_decode_error(error)}"
+                if isinstance(error, FileNotFoundError):
+                    reason += f" at {image_paths[i]} ({missing_image_hint(root)})"
                 result.skipped.append({"path": path, "reason": reason})
                 reporter.message(f"skipped {path}: {reason}")
         if pixels:
@@ -332,7 +337,7 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
     if "localization" in metrics:
         for i in ranked:
             try:
-                mask = truth(paths[i])
+                mask = truth(paths[i], image_paths[i])
             except (FileNotFoundError, OSError) as error:
                 result.skipped.append({"path": paths[i], "reason": f"localization: {error}"})
                 reporter.message(f"skipped {paths[i]}: localization: {error}")

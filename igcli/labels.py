@@ -1,7 +1,10 @@
 """True classes for ``--target label``, and the CSV reading that labels and boxes share.
 
-Labels come from ``--labels FILE`` (CSV ``path,label``) or the image's parent folder name (ImageFolder
-layout); a label that names no class of the model is a skip with its reason, never an error that ends a run.
+Labels come from ``--labels FILE`` (a CSV of ``path,label`` rows, or one label per line for the ImageNet
+validation images), else from the image's file name (a leading ImageNet WordNet ID, ``n01443537_x.jpg``) or its
+parent folder name (ImageFolder layout); a label that names no class of the model is a skip with its reason,
+never an error that ends a run. A labels file is data: it is parsed, never run, and whatever is wrong with it
+is one line naming the file and the line.
 """
 
 from __future__ import annotations
@@ -16,14 +19,35 @@ from typing import Sequence
 
 from .errors import InvalidArgumentError
 
+# An ImageNet WordNet ID at the start of a file name, as ImageNet's training images are named
+# (n01443537_10007.JPEG) and many copies of them (n01443537_goldfish.jpg).
+WNID_PREFIX = re.compile(r"^(n[0-9]{8})(?=[_.\- ]|$)")
+# The number of an ImageNet validation image (ILSVRC2012_val_00000042.JPEG): its line in a ground-truth list.
+VALIDATION_NUMBER = re.compile(r"_val_([0-9]{8})$")
+# The ILSVRC devkit's ground truth holds ILSVRC2012_IDs (1..1000 in the devkit's meta.mat order), not classes.
+DEVKIT_GROUND_TRUTH = re.compile(r"^ILSVRC20[0-9]{2}_validation_ground_truth", re.IGNORECASE)
+HOW_TO_LABEL = ("give --labels FILE (path,label rows, or one label per line for ImageNet validation images), "
+                "or name the parent folder or the file's start after the class")
+MAX_LABEL = 200  # characters: longer is no class index, WordNet ID or class name
+
 
 class LabelResolver:
     """The true class of an image, for ``--target label``.
 
-    From ``--labels FILE`` (CSV with columns ``path,label``, UTF-8 with or without a byte-order mark; paths as
-    given on the command line, or relative to the CSV's folder, or absolute) when given, else from the image's
-    parent folder name (ImageFolder layout): an integer, an ImageNet WordNet ID (``n01440764``) for 1000-class
-    ImageNet models, or a class name of the model's categories (case and ``_``/space insensitive).
+    Sources, the first that applies:
+
+    - ``--labels FILE``, a CSV with columns ``path,label`` (UTF-8 with or without a byte-order mark; an
+      optional ``path,label`` header; paths as given on the command line, or relative to the CSV's folder, or
+      absolute);
+    - ``--labels FILE`` with one label per line and no commas, a ground-truth list for the ImageNet validation
+      images: line N labels the image whose file name ends in ``_val_N`` with N written in 8 digits
+      (``ILSVRC2012_val_00000042.JPEG`` is line 42), wherever it lies and whichever subset of them is given;
+    - without ``--labels``: a WordNet ID that starts the file name (``n01443537_goldfish.jpg``), else the
+      parent folder name.
+
+    A label is an integer class index (0-based, the model's own order; for torchvision's ImageNet models the
+    sorted WordNet IDs of ``resources/imagenet_wnids.txt``), an ImageNet WordNet ID (``n01440764``; for
+    1000-class models), or a class name of the model's categories (case and ``_``/space insensitive).
 
     An integer label must be a class of the model: not negative, and below ``num_classes`` (by default the
     number of ``categories``, when given). One that is not is a skip with its reason, not a crash later when
@@ -38,19 +62,32 @@ class LabelResolver:
         num_classes: int | None = None,
     ) -> None:
         self.categories = {self._key(name): index for index, name in enumerate(categories or ())}
-        self.wnids = _imagenet_wnids() if categories is not None and len(categories) == 1000 else {}
         self.num_classes = num_classes if num_classes is not None else (len(categories) if categories else None)
+        imagenet = (categories is not None and len(categories) == 1000) or self.num_classes == 1000
+        self.wnids = _imagenet_wnids() if imagenet else {}
         self.table: dict[str, str] | None = None
+        self.lines: list[str] | None = None  # a ground-truth list: lines[N - 1] labels validation image N
+        self.source = csv_path
         if csv_path is not None:
-            self.table = self._read_csv(csv_path)
+            if DEVKIT_GROUND_TRUTH.match(os.path.basename(csv_path)):
+                raise InvalidArgumentError(
+                    f"--labels {csv_path}: the ILSVRC devkit's ground truth holds ILSVRC2012_IDs (1..1000 in the "
+                    "devkit's meta.mat order), not class indices, and igcli cannot map them without meta.mat; give "
+                    "a file of one WordNet ID per line (such as TensorFlow's "
+                    "imagenet_2012_validation_synset_labels.txt file) or a path,label CSV"
+                )
+            rows = read_csv_rows("--labels", csv_path)
+            if rows and all(len(row) == 1 for row in rows if row):
+                self.lines = self._read_lines(csv_path, rows)
+            else:
+                self.table = self._read_csv(csv_path, rows)
 
     @staticmethod
     def _key(name: str) -> str:
         return name.strip().lower().replace("_", " ")
 
     @staticmethod
-    def _read_csv(csv_path: str) -> dict[str, str]:
-        rows = read_csv_rows("--labels", csv_path)
+    def _read_csv(csv_path: str, rows: list[list[str]]) -> dict[str, str]:
         first = 1
         if rows and rows[0][:2] == ["path", "label"]:
             rows, first = rows[1:], 2
@@ -63,6 +100,29 @@ class LabelResolver:
             table[path] = label
             table[os.path.normpath(os.path.join(base, path))] = label
         return table
+
+    def _read_lines(self, csv_path: str, rows: list[list[str]]) -> list[str]:
+        """The labels of a one-label-per-line file, checked: no empty line in between (it would shift every
+        later image's label), none too long to be a label, and integers 0-based."""
+        while rows and not rows[-1]:
+            rows = rows[:-1]
+        labels = []
+        for number, row in enumerate(rows, start=1):
+            label = row[0].strip() if row else ""
+            if not label:
+                raise InvalidArgumentError(f"--labels {csv_path}: line {number} is empty; a one-label-per-line "
+                                           "file needs a label on every line (line N labels validation image N)")
+            if len(label) > MAX_LABEL or not label.isprintable():
+                raise InvalidArgumentError(f"--labels {csv_path}: line {number} is not a class index, WordNet ID "
+                                           "or class name")
+            labels.append(label)
+        integers = [int(label) for label in labels if re.fullmatch(r"[0-9]{1,18}", label)]
+        if integers and len(integers) == len(labels) and min(integers) >= 1 and max(integers) == self.num_classes:
+            raise InvalidArgumentError(
+                f"--labels {csv_path}: its labels run 1..{self.num_classes}, so they look 1-based; igcli takes "
+                f"0-based class indices (0..{self.num_classes - 1}, the model's order)"
+            )
+        return labels
 
     def _parse(self, label: str) -> int | None:
         # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
@@ -84,17 +144,36 @@ class LabelResolver:
             )
         return index
 
-    def __call__(self, path: str) -> int:
-        """The class index of ``path``; ValueError (with a reason) when it has none."""
+    def _label(self, path: str) -> str:
+        """The label text for ``path`` from the source that applies; ValueError when it has none."""
         if self.table is not None:
             label = self.table.get(path) or self.table.get(os.path.normpath(os.path.abspath(path)))
             if label is None:
-                raise ValueError("no row for this image in --labels")
-        else:
-            label = Path(path).parent.name
+                raise ValueError(f"no row for this image in --labels {self.source}")
+            return label
+        if self.lines is not None:
+            match = VALIDATION_NUMBER.search(Path(path).stem)
+            if match is None:
+                raise ValueError(f"--labels {self.source} has one label per line, for ImageNet validation images "
+                                 "(ILSVRC2012_val_NNNNNNNN); this name has no such number: give a path,label CSV")
+            number = int(match.group(1))
+            if not 1 <= number <= len(self.lines):
+                raise ValueError(f"validation image {number} has no line in --labels {self.source} "
+                                 f"({len(self.lines)} lines)")
+            return self.lines[number - 1]
+        match = WNID_PREFIX.match(os.path.basename(path)) if self.wnids else None
+        if match and match.group(1) in self.wnids:
+            return match.group(1)
+        return Path(path).parent.name
+
+    def __call__(self, path: str) -> int:
+        """The class index of ``path``; ValueError (with a reason) when it has none."""
+        label = self._label(path)
         index = self._parse(label)
         if index is None:
-            raise ValueError(f"label {label!r} is not a class index, ImageNet WordNet ID or class name")
+            shown = label if len(label) <= 60 else label[:60] + "..."
+            raise ValueError(f"label {shown!r} is not a class index, ImageNet WordNet ID or class name; "
+                             + ("check that line of --labels" if self.source else HOW_TO_LABEL))
         return index
 
 

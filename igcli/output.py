@@ -1,4 +1,5 @@
-"""Reading igcli output back (an OUT folder, its index, or shard files), every shard checked first."""
+"""Reading igcli output back (an OUT folder, its index, or shard files), every shard checked first, and
+finding the input images again (:func:`locate_image`) from any folder, or under ``--root`` after they moved."""
 
 from __future__ import annotations
 
@@ -9,23 +10,69 @@ from typing import Any, Iterator, Sequence
 import h5py
 import numpy as np
 
+from .errors import InvalidArgumentError
 from .store import INDEX_NAME, describe_os_error, list_shards
 from .text import decode_text
 from .validate import DamagedShardError, OutputError, check_shard
+
+
+IMAGE_PATHS = "image_paths"  # the column iter_rows computes: where each row's input image is now
+
+
+def locate_image(path: str, abs_path: str | None = None, *, input_root: str | None = None,
+                 root: str | os.PathLike | None = None) -> str:
+    """Where the input image of a row is now, to open it: a path relative to the current folder or absolute.
+
+    Args:
+        path: the input as given to ``igcli attribute`` (``paths``).
+        abs_path: the same file as an absolute path, as the run saw it (``abs_paths``; None or empty in shards
+            written before it was stored).
+        input_root: the folder that held the run's inputs (the shard's ``input_root``), absolute.
+        root: ``--root DIR``: the folder that holds what ``input_root`` held, now (the data moved).
+
+    Without ``root``: ``abs_path`` when that file exists (the run's own file, whatever the current folder);
+    else ``path`` as given (relative to the current folder: the whole tree moved and you run from its new
+    place; and all that shards written before ``abs_paths`` know). With ``root``: ``root`` joined with the
+    image's path below ``input_root``; in shards without ``input_root`` (or an image outside it), ``root``
+    joined with a relative ``path`` (``root`` then stands for the folder the run started in) and an absolute
+    ``path`` unchanged.
+    """
+    if root is not None:
+        if input_root and abs_path:
+            inside = os.path.relpath(abs_path, input_root)
+            if inside != os.pardir and not inside.startswith(os.pardir + os.sep):
+                return os.path.join(os.fspath(root), inside)
+        return path if os.path.isabs(path) else os.path.join(os.fspath(root), path)
+    if abs_path and os.path.exists(abs_path):
+        return abs_path
+    return path
+
+
+def missing_image_hint(root: str | os.PathLike | None) -> str:
+    """What to tell a user whose input image is not where igcli looked (appended to "file not found")."""
+    if root is None:
+        return "the images moved? pass --root DIR, the folder that now holds the folder you gave igcli attribute"
+    return f"not under --root {os.fspath(root)}: give the folder that now holds the folder you gave igcli attribute"
 
 
 class Output:
     """igcli output read back: an OUT folder, its ``index.h5``, or shard files.
 
     Reads the shards directly (the index is a convenience for other tools), so it is right even while other
-    parts of a job are still adding shards.
+    parts of a job are still adding shards. ``root`` is where the input images are now when they moved (see
+    :func:`locate_image`); the column ``image_paths`` of :meth:`iter_rows` says where to open each row's image.
 
     >>> output = Output("OUT")
     >>> output.settings["method"], len(output)
     >>> for rows in output.iter_rows(): rows["attributions"]   # one shard's rows at a time
     """
 
-    def __init__(self, source: str | os.PathLike | Sequence[str | os.PathLike]) -> None:
+    def __init__(self, source: str | os.PathLike | Sequence[str | os.PathLike], *,
+                 root: str | os.PathLike | None = None) -> None:
+        if root is not None and not os.path.isdir(root):
+            raise InvalidArgumentError(f"--root {os.fspath(root)}: no such folder (give the folder that now holds "
+                                       "the folder you gave igcli attribute)")
+        self.root = root
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
             if path.is_dir():
@@ -43,6 +90,7 @@ class Output:
         infos = [check_shard(shard) for shard in self.shards]
         self.settings = infos[0].settings
         self._counts = [info.rows for info in infos]
+        self._input_roots = [info.input_root for info in infos]
 
     def __len__(self) -> int:
         return sum(self._counts)
@@ -56,10 +104,22 @@ class Output:
             raise DamagedShardError(shard, f"damaged data ({describe_os_error(error)})") from None
 
     def iter_rows(self, columns: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
-        """One dict per shard: column name -> array of that shard's rows (``paths`` as a list of str)."""
-        for shard, count in zip(self.shards, self._counts):
-            if count:
-                yield self._read(shard, columns)
+        """One dict per shard: column name -> array of that shard's rows (``paths`` as a list of str).
+
+        ``image_paths`` (asked for by name) is computed, not stored: where to open each row's input image now
+        (:func:`locate_image` with this output's ``root``)."""
+        for shard, count, input_root in zip(self.shards, self._counts, self._input_roots):
+            if not count:
+                continue
+            wanted = None if columns is None else [name for name in columns if name != IMAGE_PATHS]
+            if wanted is not None and IMAGE_PATHS in columns:
+                wanted += [name for name in ("paths", "abs_paths") if name not in wanted]
+            rows = self._read(shard, wanted)
+            if columns is not None and IMAGE_PATHS in columns:
+                absolute = rows.get("abs_paths") or [None] * len(rows["paths"])
+                rows[IMAGE_PATHS] = [locate_image(path, abs_path, input_root=input_root, root=self.root)
+                                     for path, abs_path in zip(rows["paths"], absolute)]
+            yield rows
 
     def column(self, name: str) -> Any:
         """One per-row dataset over all shards (concatenated; a list for strings)."""

@@ -80,7 +80,7 @@ def heatmap_on_white(attributions: np.ndarray, percentile: float = 99.0) -> Imag
 
 
 def render_output(source, png_dir=None, *, percentile: float = 99.0, limit: int | None = None,
-                  on_missing_image=None, bare: bool = False, sheet=None) -> list[Path]:
+                  on_missing_image=None, bare: bool = False, sheet=None, root=None) -> list[Path]:
     """Draw rows of an igcli output: one PNG per row in ``png_dir`` and/or one contact sheet.
 
     Each picture is the crop the model saw, the heatmap and the overlay side by side. Titled (the default):
@@ -93,20 +93,22 @@ def render_output(source, png_dir=None, *, percentile: float = 99.0, limit: int 
         png_dir: folder for ``NNNNN-STEM-tTARGET.png``, one per row; None for none.
         percentile: |channel sum| at this percentile gets full colour.
         limit: draw only the first ``limit`` rows.
-        on_missing_image: called with (path, error) for an input that cannot be reloaded; its row is drawn
-            without the image.
+        on_missing_image: called with (path, error) for an input that cannot be reloaded (``path`` as given;
+            the error names the file looked at); its row is drawn without the image.
         bare: per-row files without title, colour bar or enlargement.
         sheet: a PNG file for all drawn rows as one picture (rows: image | heatmap | overlay, titled); at most
             :data:`SHEET_MAX_ROWS` rows.
+        root: where the input images are now when they moved (``--root``; see
+            :func:`igcli.output.locate_image`); the images are reopened at the recorded absolute path otherwise.
 
     Returns the files written (the sheet last). Raises InvalidArgumentError for a sheet of too many rows.
     """
     from .captions import method_title, row_title, titled_picture
     from .data import load_rgb, preprocess_pixels
     from .models import Preprocessing, model_categories
-    from .output import Output
+    from .output import IMAGE_PATHS, Output
 
-    output = Output(source)
+    output = Output(source, root=root)
     count = len(output) if limit is None else min(limit, len(output))
     if sheet is not None and count > SHEET_MAX_ROWS:
         raise InvalidArgumentError(
@@ -125,15 +127,15 @@ def render_output(source, png_dir=None, *, percentile: float = 99.0, limit: int 
     written: list[Path] = []
     sheet_rows = []
     row = 0
-    for rows in output.iter_rows(["attributions", "paths", "targets", "scores", "target_rank"]):
+    for rows in output.iter_rows(["attributions", "paths", IMAGE_PATHS, "targets", "scores", "target_rank"]):
         ranks = rows.get("target_rank", [None] * len(rows["paths"]))
-        for attributions, path, target, score, rank in zip(rows["attributions"], rows["paths"], rows["targets"],
-                                                           rows["scores"], ranks):
+        for attributions, path, image_path, target, score, rank in zip(
+                rows["attributions"], rows["paths"], rows[IMAGE_PATHS], rows["targets"], rows["scores"], ranks):
             if row >= count:
                 break
             heat = heatmap_on_white(attributions, percentile)
             try:
-                pixels = preprocess_pixels(load_rgb(path, exif_transpose=preprocessing.exif_transpose),
+                pixels = preprocess_pixels(load_rgb(image_path, exif_transpose=preprocessing.exif_transpose),
                                            preprocessing).permute(1, 2, 0).numpy()
                 panels = [Image.fromarray(pixels), heat, overlay(pixels, attributions, percentile)]
             except (OSError, ValueError) as error:

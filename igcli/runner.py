@@ -26,6 +26,7 @@ from .data import (
     ImageDataset,
     default_workers,
     discover_inputs,
+    input_root,
     load_rgb,
     make_loader,
     normalize,
@@ -544,7 +545,8 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
         if job.labels and labels is None:
             raise InvalidArgumentError("--labels is only used with --target label")
         loaded.module.to(device)
-        writer = ShardWriter(job.out, part.index, settings, job.shard_size, next_sequence(job.out, part.index))
+        writer = ShardWriter(job.out, part.index, settings, job.shard_size, next_sequence(job.out, part.index),
+                             input_root=input_root(job.inputs, all_inputs))
         label = _label + (f" part {part.label}" if part.count > 1 else "")
         interrupted = False
         loop_started = time.perf_counter()

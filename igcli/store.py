@@ -3,13 +3,17 @@
 Layout of ``OUT/``:
 
 - ``shard-PPPPP-SSSSS.h5``: part (rank) PPPPP, sequence SSSSS. Per-row datasets (``attributions``, ``paths``,
-  ``targets``, ``scores``, ``baseline_scores``, ``completeness_gap``, ...) share their first dimension; the
-  group ``skipped`` lists inputs that could not be used (``paths``, ``reasons``). Root attributes hold the run
-  settings, each as its own attribute and all together as JSON in ``settings_json``.
+  ``abs_paths``, ``targets``, ``scores``, ``baseline_scores``, ``completeness_gap``, ...) share their first
+  dimension; the group ``skipped`` lists inputs that could not be used (``paths``, ``reasons``). Root
+  attributes hold the run settings, each as its own attribute and all together as JSON in ``settings_json``,
+  and ``input_root``, the folder that held the run's inputs (for ``--root``, see :mod:`igcli.output`).
+- ``paths`` are the inputs as given (relative ones relative to the folder the run started in); ``abs_paths``
+  the same files as absolute paths, so readers find them from any folder. Shards written before
+  ``abs_paths`` existed have ``paths`` only and stay readable.
 - A shard is written as the hidden ``.shard-PPPPP-SSSSS.h5.partial`` and renamed when complete, so a reader
   (or a resumed run) never sees a partial one. One image's rows never straddle two shards.
 - ``index.h5``: the same per-row datasets over all shards, ``attributions`` as a virtual dataset (no copy),
-  the small ones copied, plus ``shard`` (N,) and ``row`` (N,) locating each row and ``shards`` (names).
+  the small ones copied (``abs_paths`` empty for the rows of shards written before it), plus ``shard`` (N,) and ``row`` (N,) locating each row and ``shards`` (names).
 - Strings (``paths``, skip reasons) are stored as the UTF-8 bytes of the text; a file name that is not valid
   UTF-8 is stored as its raw bytes (read them back with ``os.fsdecode``, which :class:`Output` does).
 
@@ -32,7 +36,7 @@ import numpy as np
 from .errors import InvalidArgumentError
 from .safe_file import WriteGuardedFile
 from .signals import deferred
-from .text import decode_text, encode_text
+from .text import absolute_path, decode_text, encode_text
 from .validate import DamagedShardError, OutputError, ShardInfo, check_shard, strings_digest
 
 FORMAT = "igcli-attributions/1"
@@ -86,20 +90,27 @@ def _attribute_value(value: Any) -> Any:
 class ShardWriter:
     """Writes rows into shards of about ``shard_size`` rows for one part (rank) of a run.
 
-    Rows arrive in batches (:meth:`write`); a shard is completed (checked, fsync, rename) at the first batch
-    boundary where it holds ``shard_size`` rows or more, on :meth:`close`, and when it has only skips and the
-    run ends. Each call is all-or-nothing for the files: signals wait until it returns, and a write error (disk
-    full, quota) discards the open partial shard and raises :class:`OutputError`; completed shards stay.
+    Rows arrive in batches (:meth:`write`), which are split so that a shard holds at most ``shard_size`` rows:
+    a shard is completed (checked, fsync, rename) as soon as it holds ``shard_size`` rows, on :meth:`close`, and
+    when it has only skips and the run ends. One image's rows (consecutive rows with the same ``paths`` entry,
+    topK) never straddle two shards: an image with more rows than ``shard_size`` gets a shard of its own. Each
+    call is all-or-nothing for the files: signals wait until it returns, and a write error (disk full, quota)
+    discards the open partial shard and raises :class:`OutputError`; completed shards stay.
 
     Args:
         out_dir: the output folder (must exist).
         part: this writer's part/rank number (the PPPPP of shard names).
         settings: run settings (JSON-serialisable), stored with every shard.
-        shard_size: rows per shard (approximate; see above).
+        shard_size: rows per shard (at most, but for an image with more rows; see above).
         first_sequence: sequence number of the first shard (a resumed run continues after the last one).
+        input_root: the folder that held the run's inputs (:func:`igcli.data.input_root`), recorded as the
+            ``input_root`` attribute of every shard for ``--root``; None records nothing.
+        cwd: the folder relative ``paths`` are relative to (default: the current one, at construction), from
+            which ``abs_paths`` is written.
     """
 
-    def __init__(self, out_dir: Path, part: int, settings: dict[str, Any], shard_size: int, first_sequence: int = 0) -> None:
+    def __init__(self, out_dir: Path, part: int, settings: dict[str, Any], shard_size: int, first_sequence: int = 0,
+                 *, input_root: str | None = None, cwd: str | None = None) -> None:
         if shard_size < 1:
             raise InvalidArgumentError(f"--shard-size must be at least 1, got {shard_size}")
         self.out_dir = Path(out_dir)
@@ -107,6 +118,8 @@ class ShardWriter:
         self.settings = settings
         self.shard_size = shard_size
         self.sequence = first_sequence
+        self.input_root = input_root
+        self.cwd = os.getcwd() if cwd is None else cwd
         self.completed: list[Path] = []
         self.discarded_rows = 0  # rows lost with a partial shard a write error discarded
         self._handle: h5py.File | None = None
@@ -124,6 +137,8 @@ class ShardWriter:
             for key, value in self.settings.items():
                 self._handle.attrs[key] = _attribute_value(value)
             self._handle.attrs["settings_json"] = json.dumps(self.settings)
+            if self.input_root is not None:
+                self._handle.attrs["input_root"] = encode_text(self.input_root)
         return self._handle
 
     def _append(self, group: h5py.Group, name: str, values: np.ndarray | Sequence[str]) -> None:
@@ -171,13 +186,40 @@ class ShardWriter:
                 ) from None
 
     def write(self, columns: dict[str, np.ndarray | Sequence[str]]) -> None:
-        """Append rows: every column has the same first dimension N; ``paths`` is a sequence of str."""
+        """Append rows: every column has the same first dimension N; ``paths`` is a sequence of str (the inputs
+        as given; ``abs_paths`` is added from them unless given)."""
         lengths = {name: len(values) for name, values in columns.items()}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"columns of different lengths: {lengths}")
-        self._guarded(self._write_columns, columns, next(iter(lengths.values()), 0))
-        if self._rows >= self.shard_size:
-            self.finish_shard()
+        if "paths" in columns and "abs_paths" not in columns:
+            columns = {**columns, "abs_paths": [absolute_path(p, self.cwd) for p in columns["paths"]]}
+        count = next(iter(lengths.values()), 0)
+        starts = _image_starts(columns.get("paths"), count)
+        begin = 0
+        while True:
+            end = self._cut(starts, begin, count)
+            if end is None:  # the next image does not fit: it starts the next shard
+                self.finish_shard()
+                continue
+            self._guarded(self._write_columns, {n: v[begin:end] for n, v in columns.items()}, end - begin)
+            if self._rows >= self.shard_size:
+                self.finish_shard()
+            if end >= count:
+                return
+            begin = end
+
+    def _cut(self, starts: list[int], begin: int, count: int) -> int | None:
+        """Where the piece of a batch starting at row ``begin`` ends: as many whole images as fit in the open
+        shard; None when not one fits in a shard that has rows; one whole image when it fits in no shard."""
+        limit = begin + self.shard_size - self._rows
+        if count <= limit:
+            return count
+        fitting = [s for s in starts if begin < s <= limit]
+        if fitting:
+            return fitting[-1]
+        if self._rows > 0 and self._handle is not None:
+            return None
+        return next(s for s in starts if s > begin)
 
     def _write_columns(self, columns: dict[str, Any], count: int) -> None:
         handle = self._open()
@@ -219,6 +261,7 @@ class ShardWriter:
         self._partial = None
         self.completed.append(final)
         self.sequence += 1
+        self._rows = 0
         return final
 
     def discard(self) -> None:
@@ -244,6 +287,14 @@ class ShardWriter:
         self.finish_shard()
 
 
+def _image_starts(paths: Sequence[str] | None, count: int) -> list[int]:
+    """Rows 1..count-1 where a new image begins (its ``paths`` entry differs from the row before), and
+    ``count``; every row when there are no paths."""
+    if paths is None:
+        return list(range(1, count + 1))
+    return [row for row in range(1, count) if paths[row] != paths[row - 1]] + [count]
+
+
 def _fsync_folder(folder: Path) -> None:
     try:
         descriptor = os.open(folder, os.O_RDONLY)
@@ -257,7 +308,7 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-# -- the output folder: checks, resume, index -------------------------------------------------------------------
+# -- the output folder: checks, resume -----------------------------------------------------------------------
 
 
 def remove_partials(out_dir: Path, part: int | None = None) -> list[Path]:
@@ -327,98 +378,5 @@ def stored_settings(shards: Sequence[ShardInfo]) -> dict[str, Any] | None:
     return shards[0].settings if shards else None
 
 
-def build_index(out_dir: str | os.PathLike) -> Path:
-    """Write ``OUT/index.h5`` over every complete shard (atomically) and return its path.
-
-    ``attributions`` (and any other per-row map) is a virtual dataset over the shards, found
-    relative to the index's folder so OUT can be moved; small per-row datasets are copied; ``shard`` and
-    ``row`` give each row's shard (index into ``shards``) and row within it; ``skipped/paths`` and
-    ``skipped/reasons`` gather all skips.
-    """
-    folder = Path(out_dir)
-    # Signals wait for the whole build: an interrupted run still leaves an index over every shard it published.
-    with deferred():
-        return _build_index(folder)
-
-
-def _build_index(folder: Path) -> Path:
-    shards = list_shards(folder)
-    if not shards:
-        raise OutputError(f"{folder}: no complete shards to index")
-    infos = [check_shard(shard) for shard in shards]  # names a damaged shard instead of failing half-way
-    counts, layouts, small, skipped_paths, skipped_reasons = [info.rows for info in infos], {}, {}, [], []
-    row_shapes: dict[str, tuple] = {}
-    for number, shard in enumerate(shards):
-        try:
-            _gather(shard, number, row_shapes, small, layouts, skipped_paths, skipped_reasons)
-        except (OSError, RuntimeError, ValueError) as error:  # e.g. a chunk failing its Fletcher-32 checksum
-            raise DamagedShardError(shard, f"damaged data ({describe_os_error(error)})") from None
-    settings = infos[0].settings
-    partial = folder / f".{INDEX_NAME}.{os.getpid()}.partial"
-    try:
-        _write_index(partial, settings, shards, counts, small, layouts, skipped_paths, skipped_reasons)
-        os.replace(partial, folder / INDEX_NAME)
-    except (OSError, RuntimeError, ValueError) as error:
-        partial.unlink(missing_ok=True)
-        problem = describe_os_error(error)
-        raise OutputError(f"{folder / INDEX_NAME}: cannot write the index ({problem}); the shards are intact: "
-                          f"{'free space and ' if problem in SPACE_PROBLEMS else ''}run igcli index") from None
-    return folder / INDEX_NAME
-
-
-def _gather(shard: Path, number: int, row_shapes, small, layouts, skipped_paths, skipped_reasons) -> None:
-    """Collect one shard's rows for the index: small datasets copied, maps as virtual-dataset sources."""
-    with h5py.File(shard, "r") as handle:
-        if "skipped" in handle:
-            skipped_paths += list(handle["skipped/paths"][:])
-            skipped_reasons += list(handle["skipped/reasons"][:])
-        for name, dataset in handle.items():
-            if not isinstance(dataset, h5py.Dataset):
-                continue
-            if row_shapes.setdefault(name, dataset.shape[1:]) != dataset.shape[1:]:
-                raise DamagedShardError(shard, f"dataset {name!r} has rows of shape {dataset.shape[1:]}, other "
-                                               f"shards {row_shapes[name]}; it belongs to another run")
-            if len(dataset.shape) < 3:  # per-row scalars and curves are copied; maps are linked
-                small.setdefault(name, []).append(dataset[:])
-            else:
-                layouts.setdefault(name, []).append((shard.name, dataset.shape, dataset.dtype, number))
-
-
-def _write_index(partial: Path, settings, shards, counts, small, layouts, skipped_paths, skipped_reasons) -> None:
-    total = sum(counts)
-    target = WriteGuardedFile(partial)  # a full disk must not leave HDF5 crashing at exit (see safe_file)
-    try:
-        with h5py.File(target, "w", libver=LIBVER) as index:
-            _fill_index(index, settings, shards, counts, total, small, layouts, skipped_paths, skipped_reasons)
-        target.sync()
-    finally:
-        target.close()
-    if target.error is not None:
-        raise target.error
-
-
-def _fill_index(index: h5py.File, settings, shards, counts, total, small, layouts, skipped_paths,
-                skipped_reasons) -> None:
-    index.attrs["format"] = FORMAT
-    for key, value in settings.items():
-        index.attrs[key] = _attribute_value(value)
-    index.attrs["settings_json"] = json.dumps(settings)
-    index.attrs["rows"] = total
-    index.attrs["shard_count"] = len(shards)
-    index.create_dataset("shards", data=np.asarray([s.name for s in shards], dtype=object), dtype=STRING)
-    index.create_dataset("shard", data=np.repeat(np.arange(len(shards), dtype=np.int32), counts))
-    index.create_dataset("row", data=np.concatenate([np.arange(c, dtype=np.int64) for c in counts]))
-    for name, parts in small.items():
-        data = np.concatenate(parts)
-        index.create_dataset(name, data=data, dtype=STRING if data.dtype.kind == "O" else data.dtype)
-    for name, sources in layouts.items():
-        shape, dtype = sources[0][1][1:], sources[0][2]
-        layout = h5py.VirtualLayout(shape=(total, *shape), dtype=dtype)
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        for shard_file, source_shape, _, number in sources:
-            start = int(offsets[number])
-            layout[start : start + source_shape[0]] = h5py.VirtualSource(f"./{shard_file}", name, shape=source_shape)
-        index.create_virtual_dataset(name, layout, fillvalue=np.nan if np.dtype(dtype).kind == "f" else 0)
-    group = index.create_group("skipped")
-    group.create_dataset("paths", data=np.asarray(skipped_paths, dtype=object), dtype=STRING)
-    group.create_dataset("reasons", data=np.asarray(skipped_reasons, dtype=object), dtype=STRING)
+# The index over the shards lives in its own module (imported last: it uses the names above).
+from .index import build_index  # noqa: E402  (re-exported: igcli.store.build_index)

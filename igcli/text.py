@@ -6,6 +6,7 @@ stores and hashes the original bytes, so such a name round-trips exactly and see
 
 from __future__ import annotations
 
+import os
 import zlib
 
 
@@ -26,3 +27,16 @@ def path_seed(seed: int, path: str, salt: int = 0) -> int:
     """A per-image seed from the run's ``seed`` and the image's path, so random baselines and noise never
     depend on batching, sharding or resuming."""
     return (seed << 32) ^ zlib.crc32(encode_text(path)) ^ salt
+
+
+def absolute_path(path: str, cwd: str) -> str:
+    """``path`` as an absolute path, relative ones taken from ``cwd`` (the folder the run was started in).
+
+    ``.`` and doubled separators are dropped, but ``..`` is kept when the path has it: after a link to a
+    folder, ``link/..`` is where the link points, not the folder holding the link, so removing it by text
+    (as ``os.path.abspath`` does) could name another file.
+    """
+    joined = os.path.join(cwd, path)
+    if ".." in joined.split(os.sep):
+        return joined
+    return os.path.normpath(joined)

@@ -19,6 +19,7 @@ from typing import Any
 import h5py
 
 from .errors import IgcliError
+from .text import decode_text
 
 # The recorded settings' vocabularies, defined here (torch-free, as reading output must stay) and used by
 # the writers too.
@@ -43,11 +44,13 @@ class DamagedShardError(OutputError):
 
 @dataclass
 class ShardInfo:
-    """What a valid shard holds: its row count and run settings."""
+    """What a valid shard holds: its row count, run settings and the folder that held the run's inputs
+    (``input_root``, absolute; None in shards written before it was recorded)."""
 
     path: Path
     rows: int
     settings: dict[str, Any]
+    input_root: str | None = None
 
 
 def _first_line(error: BaseException) -> str:
@@ -115,15 +118,28 @@ def check_settings(settings: Any) -> str | None:
 
 
 def strings_digest(handle: h5py.File) -> str:
-    """SHA-256 over the stored strings (``paths``, skipped paths and reasons): HDF5 keeps no checksum for
-    variable-length strings, and a flipped bit in a path would give one image's map another's name."""
+    """SHA-256 over the stored strings (``paths``, skipped paths and reasons, ``abs_paths`` and the
+    ``input_root`` attribute): HDF5 keeps no checksum for variable-length strings, and a flipped bit in a path
+    would give one image's map another's name. The two later additions count only where present, so the
+    digest of a shard written before them is unchanged."""
     digest = hashlib.sha256()
+
+    def add(value: Any) -> None:
+        data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogateescape")
+        digest.update(len(data).to_bytes(8, "little") + data)
+
     for name in ("paths", "skipped/paths", "skipped/reasons"):
         if name in handle:
             for value in handle[name][:]:
-                data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogateescape")
-                digest.update(len(data).to_bytes(8, "little") + data)
+                add(value)
         digest.update(b"|")
+    if "abs_paths" in handle:
+        digest.update(b"abs_paths|")
+        for value in handle["abs_paths"][:]:
+            add(value)
+    if "input_root" in handle.attrs:
+        digest.update(b"input_root|")
+        add(handle.attrs["input_root"])
     return digest.hexdigest()
 
 
@@ -199,6 +215,15 @@ def _check_open_shard(path: Path, handle: h5py.File) -> ShardInfo:
                 raise DamagedShardError(path, f"dataset {name!r} has type {dataset.dtype} and {dataset.ndim} dimensions")
         if "paths" not in handle or h5py.check_string_dtype(handle["paths"].dtype) is None:
             raise DamagedShardError(path, "dataset 'paths' is missing or not strings")
+    if "abs_paths" in handle and h5py.check_string_dtype(handle["abs_paths"].dtype) is None:
+        raise DamagedShardError(path, "dataset 'abs_paths' is not strings")
+    input_root = handle.attrs.get("input_root")
+    if input_root is not None:
+        if not isinstance(input_root, (bytes, str)):
+            raise DamagedShardError(path, "attribute 'input_root' is not a string")
+        input_root = decode_text(input_root)
+        if not os.path.isabs(input_root):
+            raise DamagedShardError(path, "attribute 'input_root' is not an absolute path")
     if "skipped" in handle:
         group = handle["skipped"]
         paths, reasons = group.get("paths"), group.get("reasons")
@@ -209,4 +234,4 @@ def _check_open_shard(path: Path, handle: h5py.File) -> ShardInfo:
     stored = handle.attrs.get("strings_sha256")  # absent in shards written before it was recorded
     if stored is not None and stored != strings_digest(handle):
         raise DamagedShardError(path, "its paths or skip records do not match their SHA-256 (damaged)")
-    return ShardInfo(path, rows, settings)
+    return ShardInfo(path, rows, settings, input_root)

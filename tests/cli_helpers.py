@@ -24,14 +24,14 @@ TINY_ARGS = ["--model", TINY, "--resize", "16", "--crop", "16", "--device", "cpu
 
 
 def run_cli(*args: str, input: str | None = None, env: dict | None = None, check: bool = False,
-            timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m igcli ARGS`` with its output captured as text."""
+            timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``python -m igcli ARGS`` with its output captured as text, run in ``cwd`` (default: the repository)."""
     full_env = {**os.environ, **SUBPROCESS_ENV, **(env or {})}
     for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
         if not env or name not in env:
             full_env.pop(name, None)
     result = subprocess.run([sys.executable, "-m", "igcli", *args], input=input, capture_output=True, text=True,
-                            env=full_env, timeout=timeout, cwd=ROOT)
+                            env=full_env, timeout=timeout, cwd=cwd or ROOT)
     if check and result.returncode != 0:
         raise AssertionError(f"igcli {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
     return result

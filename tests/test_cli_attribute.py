@@ -17,12 +17,13 @@ import torch
 from PIL import Image
 
 import igcli
-from cli_helpers import ROOT, SUBPROCESS_ENV, TINY, TINY_ARGS, make_images, run_cli
+from cli_helpers import ROOT, SUBPROCESS_ENV, TINY, TINY_ARGS, make_images, one_line, run_cli
 from igcli.data import load_rgb, normalize, preprocess_pixels
 from igcli.models import Preprocessing, load_model
 from igcli.runner import AttributeJob, run_attribute
 from igcli.output import Output
 from igcli.store import list_shards
+from igcli.validate import check_shard
 
 
 def read_all(out: Path) -> dict[str, dict]:
@@ -42,15 +43,20 @@ def test_end_to_end_shards_follow_the_contract_and_equal_the_library(tmp_path):
     paths = make_images(tmp_path / "imgs", 5)
     out = tmp_path / "out"
     result = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(out), *TINY_ARGS, "--method", "ig", "--rule",
-                     "idgi", "--steps", "8", "-b", "2", "--shard-size", "3", "--json", "-j", "1")  # batches of 2: shards of 4 + 1
+                     "idgi", "--steps", "8", "-b", "4", "--shard-size", "2", "--json", "-j", "1")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["attributed"] == 5 and summary["skipped"] == [] and summary["exit_code"] == 0
-    assert sorted(p.name for p in out.iterdir()) == ["index.h5", "shard-00000-00000.h5", "shard-00000-00001.h5"]
+    # Batches of 4 are split at the shard size: shards of 2, 2 and 1 rows.
+    assert sorted(p.name for p in out.iterdir()) == ["index.h5", *(f"shard-00000-0000{i}.h5" for i in range(3))]
+    assert [check_shard(shard).rows for shard in list_shards(out)] == [2, 2, 1]
     with h5py.File(out / "shard-00000-00000.h5", "r") as shard:
         attrs = dict(shard.attrs)
-        assert shard["attributions"].shape == (4, 3, 16, 16) and shard["attributions"].dtype == np.float32
+        assert shard["attributions"].shape == (2, 3, 16, 16) and shard["attributions"].dtype == np.float32
         assert shard["paths"].dtype.kind == "O" and shard["targets"].dtype == np.int64
+        # The inputs as given (absolute here, as given so) and as absolute paths; the folder given.
+        assert [p.decode() for p in shard["abs_paths"][:]] == [str(p) for p in paths[:2]]
+        assert attrs["input_root"] == str(tmp_path / "imgs")
     for key in ("method", "rule", "path", "steps", "schedule", "model", "output", "igcli_version", "torch_version", "command"):
         assert key in attrs, key
     assert (attrs["method"], attrs["rule"], attrs["path"], attrs["steps"]) == ("ig", "idgi", "straight", 8)
@@ -213,6 +219,30 @@ def test_bad_options_give_one_line_and_the_documented_code(tmp_path):
         assert result.returncode == code, (extra, result.stderr)
         assert text in result.stderr, (extra, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_shard_size_one_and_labels_from_a_validation_ground_truth_list(tmp_path):
+    folder = tmp_path / "val"
+    for number, path in enumerate(make_images(folder, 3, size=16), start=1):
+        path.rename(folder / f"ILSVRC2012_val_{number:08d}{path.suffix}")
+    make_images(folder, 1, size=16, prefix="holiday")
+    truth = tmp_path / "val_labels.txt"
+    truth.write_text("3\n0\n4\n")  # line N: image N, 0-based classes of the tiny model (5)
+    result = run_cli("attribute", str(folder), "-o", str(tmp_path / "out"), *TINY_ARGS, "--steps", "2", "-j", "0",
+                     "-b", "4", "--shard-size", "1", "--target", "label", "--labels", str(truth), "--json")
+    assert result.returncode == 5, result.stderr  # the holiday photo has no validation number: a skip
+    (skip,) = json.loads(result.stdout)["skipped"]
+    assert skip["path"].endswith("holiday000.jpg") and "path,label CSV" in skip["reason"]
+    out = tmp_path / "out"
+    assert [check_shard(shard).rows for shard in list_shards(out)] == [1, 1, 1]  # one batch of 4, 1 row a shard
+    targets = dict(zip(Output(out).column("paths"), Output(out).column("targets").tolist()))
+    assert {Path(p).stem: t for p, t in targets.items()} == {f"ILSVRC2012_val_0000000{n}": t
+                                                              for n, t in ((1, 3), (2, 0), (3, 4))}
+    devkit = tmp_path / "ILSVRC2012_validation_ground_truth.txt"
+    devkit.write_text("490\n361\n171\n")
+    refused = run_cli("attribute", str(folder), "-o", str(tmp_path / "o2"), *TINY_ARGS, "--target", "label",
+                      "--labels", str(devkit))
+    assert refused.returncode == 2 and "ILSVRC2012_IDs" in one_line(refused.stderr), refused.stderr
 
 
 # -- in process: options whose plumbing needs no subprocess ----------------------------------------------------

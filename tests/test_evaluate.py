@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_helpers import ROOT, make_images, run_cli
+from cli_helpers import ROOT, TINY, TINY_ARGS, make_images, run_cli
 from igcli.store import ShardWriter, build_index
 
 REGION = str(ROOT / "tests" / "fixtures" / "tiny_model.py") + ":region"
@@ -195,3 +195,42 @@ def test_evaluate_runs_no_code_named_by_an_output_folder(tmp_path):
         assert not marker.exists()
     # Metrics that need no model still work on such a folder.
     assert run_cli("evaluate", str(out), "--metric", "completeness", "--quiet").returncode == 0
+
+
+def test_images_are_found_from_any_folder_and_under_root_after_they_moved(tmp_path):
+    from igcli.errors import InvalidArgumentError
+    from igcli.evaluate import EvaluateJob, evaluate
+    from igcli.output import Output
+    from igcli.render import render_output
+
+    project = tmp_path / "scratch" / "proj"
+    make_images(project / "data" / "imgs" / "cat", 3, size=16)
+    made = run_cli("attribute", "data/imgs", "-o", "out", *TINY_ARGS, "--steps", "2", "--workers", "0", "--quiet",
+                   cwd=project)
+    assert made.returncode == 0, made.stderr
+    out = project / "out"
+    assert Output(out).column("paths")[0] == "data/imgs/cat/img000.jpg"  # as given, relative to the run's folder
+    scoring = ("evaluate", str(out), "--metric", "insertion", "--model", TINY, "--device", "cpu", "--json", "--quiet")
+    here = run_cli(*scoring)  # from the repository: data/imgs/... does not resolve here, the absolute paths do
+    assert here.returncode == 0, here.stderr
+    (before,) = json.loads(here.stdout)["results"]
+    assert before["skipped"] == [] and len(before["rows"]) == 3
+
+    moved = tmp_path / "project" / "images"  # scratch to project space, under another name
+    moved.parent.mkdir()
+    (project / "data" / "imgs").rename(moved)
+    lost = evaluate(EvaluateJob(out, ["insertion"], model=TINY, device="cpu"), quiet=True)
+    assert len(lost.skipped) == 3 and all("file not found" in s["reason"] and "--root DIR" in s["reason"]
+                                          for s in lost.skipped)
+    found = run_cli(*scoring, "--root", str(moved))
+    assert found.returncode == 0, found.stderr
+    (after,) = json.loads(found.stdout)["results"]
+    assert after["skipped"] == [] and after["rows"] == before["rows"]  # the same images, the same scores
+
+    missing = []
+    render_output(out, tmp_path / "png", root=moved, on_missing_image=lambda *args: missing.append(args))
+    widths = [Image.open(png).width for png in sorted((tmp_path / "png").iterdir())]
+    assert missing == []
+    assert len(widths) == 3 and all(width > 3 * 16 for width in widths)  # image | heatmap | overlay
+    with pytest.raises(InvalidArgumentError, match="--root .*: no such folder"):
+        Output(out, root=tmp_path / "nowhere")

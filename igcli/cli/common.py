@@ -118,10 +118,12 @@ MaxDistOption = Annotated[Optional[float], typer.Option("--max-dist", help="Guid
                           "straight path, relative [0.02].", rich_help_panel=METHOD_PANEL, metavar="DIST")]
 AnchorsOption = Annotated[Optional[int], typer.Option("--anchors", help="Guided IG: anchor points on the straight "
                           "path (0 = none) [0].", rich_help_panel=METHOD_PANEL)]
-TargetOption = Annotated[str, typer.Option("--target", help="Class to explain: pred, label (from the parent folder "
-                         "or --labels), a class INDEX, or topK.", rich_help_panel=METHOD_PANEL)]
-LabelsOption = Annotated[Optional[Path], typer.Option("--labels", help="CSV of path,label for --target label.",
-                         rich_help_panel=METHOD_PANEL, metavar="FILE")]
+TargetOption = Annotated[str, typer.Option("--target", help="Class to explain: pred, label (from --labels, a "
+                         "WordNet ID starting the file name, or the parent folder), a class INDEX, or topK.",
+                         rich_help_panel=METHOD_PANEL)]
+LabelsOption = Annotated[Optional[Path], typer.Option("--labels", help="Labels for --target label: a CSV of "
+                         "path,label, or one label per line for ImageNet validation images (line N labels "
+                         "..._val_N).", rich_help_panel=METHOD_PANEL, metavar="FILE")]
 OutputOption = Annotated[Output, typer.Option("--output", help="The score explained: the target's softmax "
                                              "probability (prob) or its logit.", rich_help_panel=METHOD_PANEL)]
 SeedOption = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed for random baselines.",

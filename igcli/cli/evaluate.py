@@ -41,6 +41,9 @@ def evaluate_command(
     boxes: Annotated[Optional[Path], typer.Option("--boxes", help="Bounding boxes for localization: a CSV of "
                      "path,xmin,ymin,xmax,ymax or a folder of Pascal VOC XML files.", metavar="PATH")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Evaluate only the first N rows.")] = None,
+    root: Annotated[Optional[Path], typer.Option("--root", help="The input images moved: the folder that now "
+                    "holds what the folder given to igcli attribute held; images are looked up by their path "
+                    "below it.", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of SIC/AIC's random 1% of "
                     "revealed pixels (per image from seed and path).")] = 0,
     batch_size: c.BatchSizeOption = None,
@@ -59,7 +62,8 @@ def evaluate_command(
     for source in sources:
         results.append(evaluate(EvaluateJob(source, metrics, rank, model, str(weights) if weights else None,
                                             str(masks) if masks else None, str(boxes) if boxes else None,
-                                            batch_size, device, limit, seed, trust_model_file), quiet=quiet))
+                                            batch_size, device, limit, seed, trust_model_file, root=root),
+                                quiet=quiet))
     if csv_path is not None:
         write_csv(results, csv_path)
     if plot is not None:

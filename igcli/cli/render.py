@@ -26,19 +26,25 @@ def render_command(
                      "see --limit).", show_default=False)] = None,
     bare: Annotated[bool, typer.Option("--bare", help="Per-row PNGs without title, colour bar or enlargement: "
                     "the panels at the model's resolution, for composing figures yourself.")] = False,
+    root: Annotated[Optional[Path], typer.Option("--root", metavar="DIR", help="The input images moved: the folder "
+                    "that now holds what the folder given to igcli attribute held; images are looked up by their "
+                    "path below it.", show_default=False)] = None,
     quiet: c.QuietPlainOption = False,
 ) -> None:
     """Draw each map as the crop the model saw | signed heatmap | overlay (red: for the class, blue: against),
     titled with file, class, score and method, and a colour bar of the clip value."""
+    from ..output import missing_image_hint
     from ..render import render_output
 
     def missing(path: str, error: Exception) -> None:
-        typer.echo(f"igcli: warning: {path}: cannot read the input image ({error}); drawing the heatmap alone", err=True)
+        hint = f"; {missing_image_hint(root)}" if isinstance(error, FileNotFoundError) else ""
+        typer.echo(f"igcli: warning: {path}: cannot read the input image ({error}){hint}; drawing the map without "
+                   "it", err=True)
 
     if png_dir is None and sheet is None:
         raise c.fail("render needs -o DIR (one PNG per row), --sheet FILE.png (one picture), or both", 2)
     written = render_output(source, png_dir, percentile=percentile, limit=limit, on_missing_image=missing,
-                            bare=bare, sheet=sheet)
+                            bare=bare, sheet=sheet, root=root)
     sheet_written = sheet is not None and bool(written)  # the sheet is last; none for an output of no rows
     if not quiet and png_dir is not None:
         typer.echo(f"wrote {len(written) - sheet_written} PNG files to {png_dir}", err=True)
