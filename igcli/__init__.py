@@ -35,6 +35,7 @@ _EXPORTS = {
     "ShapeError": "igcli.errors",
     "TargetError": "igcli.errors",
     "NonFiniteError": "igcli.errors",
+    "CompletenessWarning": "igcli.completeness",
     "OutputError": "igcli.validate",
     "DamagedShardError": "igcli.validate",
 }

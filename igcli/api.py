@@ -7,6 +7,7 @@ gradients met on the way into attributions. ``vg`` is the plain gradient at the 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, Union
 
@@ -14,23 +15,15 @@ import torch
 from torch import nn
 
 from .baselines import BaselineSpec, Normalization, make_baseline
-from .engine import OUTPUTS, Engine, default_batch_size, prepared_model, resolve_device
+from .completeness import LIBRARY_HINT, CompletenessWarning, GapTally
+from .engine import Engine, default_batch_size, prepared_model, resolve_device
 from .errors import InvalidArgumentError, NonFiniteError, ShapeError, TargetError
 from .integrate import integrate_fixed_path, integrate_guided_path
+from .methods import METHOD_NAMES, METHOD_OPTIONS, check_method
+from .methods import resolve_method as _resolve_method, resolve_options as _resolve_options  # noqa: F401 (used by runner, calibrate)
 from .paths import BlurPath, StraightPath
-from .rules import RULE_NAMES, make_rule
+from .rules import make_rule
 from .schedules import Schedule, ScheduleSpec, make_schedule
-
-METHOD_NAMES = ("vg", "ig", "blurig", "gig")
-
-# Options each method accepts, with defaults (PAIR's reference values: max_sigma 50, fraction 0.25,
-# max_dist 0.02; Kapishnikov et al. 2021, §4.3 for anchors).
-METHOD_OPTIONS: dict[str, dict[str, Any]] = {
-    "vg": {},
-    "ig": {"baseline_sigma": 50.0},
-    "blurig": {"max_sigma": 50.0, "blur_padding": "reflect", "blur_derivative": "exact"},
-    "gig": {"fraction": 0.25, "max_dist": 0.02, "anchors": 0, "baseline_sigma": 50.0},
-}
 
 TargetSpec = Union[None, int, Sequence[int], torch.Tensor]
 
@@ -78,6 +71,8 @@ def attribute(
     amp: bool = False,
     normalization: Normalization | None = None,
     seed: int = 0,
+    progress: Callable[[float], None] | None = None,
+    check_completeness: bool = True,
     **method_options: Any,
 ) -> AttributionResult:
     """Attribute the model's score for ``target`` to every input feature of every image.
@@ -100,6 +95,11 @@ def attribute(
         amp: autocast the model (bfloat16 on CPU, float16 on CUDA).
         normalization: the model's input normalisation, so pixel-space baselines are right; identity if None.
         seed: seed for random baselines.
+        progress: called after every forward + backward chunk with the fraction (0 to 1] of this call's
+            gradient evaluations done (counted on the host: it never waits for the device).
+        check_completeness: issue one :class:`~igcli.completeness.CompletenessWarning` when the median
+            completeness gap exceeds 5% (Sundararajan et al. 2017 §3), or maps explain no change; reads the gaps
+            on the host once per call (one device sync on a GPU).
         **method_options: ``max_sigma``, ``blur_padding`` (``reflect``/``constant``), ``blur_derivative``
             (``exact``/``finite``) for ``blurig``; ``fraction``, ``max_dist``, ``anchors`` for ``gig``;
             ``baseline_sigma`` for the ``blur`` baseline.
@@ -120,6 +120,8 @@ def attribute(
         batch_size = default_batch_size(run_device)
     engine = Engine(model, output=output, batch_size=batch_size, device=run_device, amp=amp)
     path_schedule = make_schedule(schedule, steps) if method != "vg" else None
+    if progress is not None:
+        engine.on_rows = _progress_counter(progress, images.shape[0] * (path_schedule.steps if path_schedule else 1))
 
     result_device = images.device
     inputs = _to_device(images, run_device)
@@ -181,7 +183,7 @@ def attribute(
     change = scores.to(torch.float64) - baseline_scores.to(torch.float64)
     gap = (attributions.flatten(1).sum(dim=1) - change).abs() / change.abs()
     gap = torch.where(change != 0, gap, torch.full_like(gap, float("nan")))
-    return AttributionResult(
+    result = AttributionResult(
         attributions.to(device=result_device, dtype=images.dtype),
         targets.to(result_device),
         scores.float().to(result_device),
@@ -189,6 +191,24 @@ def attribute(
         gap.float().to(result_device),
         settings,
     )
+    if check_completeness:
+        tally = GapTally()
+        tally.add(result.completeness_gap.cpu().numpy())
+        for line in tally.messages(LIBRARY_HINT):
+            warnings.warn(line.removeprefix("warning: "), CompletenessWarning, stacklevel=2)
+    return result
+
+
+def _progress_counter(progress: Callable[[float], None], total: int) -> Callable[[int], None]:
+    """The engine's per-chunk row counter turned into ``progress(fraction done)``, ``total`` rows in all."""
+    done = 0
+
+    def count(rows: int) -> None:
+        nonlocal done
+        done += rows
+        progress(min(1.0, done / total))
+
+    return count
 
 
 def describe(
@@ -209,12 +229,7 @@ def describe(
     floats in [0, 1]); ``baseline`` (``"tensor"`` for a tensor) for ``ig``/``gig`` and ``seed`` with the
     ``uniform`` baseline. Raises :class:`InvalidArgumentError` for anything :func:`attribute` would refuse.
     """
-    method, rule = _resolve_method(method, rule)
-    options = _resolve_options(method, method_options)
-    if rule not in RULE_NAMES:
-        raise InvalidArgumentError(f"unknown rule {rule!r}; choose from {', '.join(RULE_NAMES)}")
-    if output not in OUTPUTS:
-        raise InvalidArgumentError(f"unknown output {output!r}; choose from {', '.join(OUTPUTS)}")
+    method, rule, options = check_method(method, rule, output, method_options)
     path_schedule = make_schedule(schedule, steps) if method != "vg" else None
     return _settings(
         method,
@@ -228,44 +243,6 @@ def describe(
 
 
 # -- argument checking ---------------------------------------------------------------------------------------
-
-
-def _resolve_method(method: str, rule: str) -> tuple[str, str]:
-    if not isinstance(method, str):
-        raise InvalidArgumentError(f"method must be a string, got {method!r}")
-    name = method.strip().lower()
-    if name == "idgi":
-        if rule not in ("riemann", "idgi"):
-            raise InvalidArgumentError(f"method 'idgi' means ig with rule idgi; rule {rule!r} contradicts it")
-        return "ig", "idgi"
-    if name not in METHOD_NAMES:
-        raise InvalidArgumentError(f"unknown method {method!r}; choose from {', '.join(METHOD_NAMES)} or idgi")
-    if name == "vg" and rule == "idgi":
-        raise InvalidArgumentError("rule idgi integrates along a path; vg has none (use ig, blurig or gig)")
-    return name, rule
-
-
-def _resolve_options(method: str, given: dict[str, Any]) -> dict[str, Any]:
-    allowed = METHOD_OPTIONS[method]
-    unknown = sorted(set(given) - set(allowed))
-    if unknown:
-        valid = ", ".join(sorted(allowed)) or "none"
-        raise InvalidArgumentError(f"option(s) {', '.join(unknown)} do not apply to method {method}; it takes: {valid}")
-    options = {**allowed, **given}
-    if method == "gig":
-        if not (0 < float(options["fraction"]) <= 1):
-            raise InvalidArgumentError(f"fraction must be in (0, 1], got {options['fraction']!r}")
-        if not (0 <= float(options["max_dist"]) <= 1):
-            raise InvalidArgumentError(f"max_dist must be in [0, 1], got {options['max_dist']!r}")
-        anchors = options["anchors"]
-        if not isinstance(anchors, int) or isinstance(anchors, bool) or anchors < 0:
-            raise InvalidArgumentError(f"anchors must be an integer >= 0, got {anchors!r}")
-        options["fraction"], options["max_dist"] = float(options["fraction"]), float(options["max_dist"])
-    if method == "blurig" and not (float(options["max_sigma"]) > 0):
-        raise InvalidArgumentError(f"max_sigma must be > 0 pixels, got {options['max_sigma']!r}")
-    if "baseline_sigma" in options and not (float(options["baseline_sigma"]) > 0):
-        raise InvalidArgumentError(f"baseline_sigma must be > 0 pixels, got {options['baseline_sigma']!r}")
-    return options
 
 
 def _check_images(images: Any) -> None:

@@ -13,9 +13,8 @@ from typing import Sequence, Union
 import torch
 
 from .errors import InvalidArgumentError, ShapeError
+from .methods import BASELINE_NAMES  # noqa: F401 (defined torch-free, for the CLI's early checks)
 from .paths.blur import gaussian_blur
-
-BASELINE_NAMES = ("black", "white", "blur", "uniform")
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,7 @@ import torch
 from torch import nn
 
 from .errors import InvalidArgumentError, NonFiniteError, ShapeError, TargetError
-
-OUTPUTS = ("prob", "logit")
+from .methods import OUTPUTS
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -72,6 +71,7 @@ class Engine:
         self.num_classes: int | None = None
         self.rows_evaluated = 0  # rows through forward-only passes
         self.rows_differentiated = 0  # rows through forward + backward passes
+        self.on_rows: Callable[[int], None] | None = None  # told the row count of every forward + backward chunk
         # Checked once per call of raise_if_nonfinite(), not per chunk: a per-chunk check would make the
         # host wait for the device after every chunk.
         self._finite_flags: dict[str, torch.Tensor] = {}
@@ -161,6 +161,8 @@ class Engine:
             scores = self.target_scores(self._logits(leaf), targets)
             (gradients,) = torch.autograd.grad(scores.sum(), leaf)
         self.rows_differentiated += rows.shape[0]
+        if self.on_rows is not None:  # a host-side count: no wait for the device
+            self.on_rows(rows.shape[0])
         scores = scores.detach()
         self._track_finite(scores, "model outputs")
         self._track_finite(gradients, "gradients")

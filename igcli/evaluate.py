@@ -25,6 +25,7 @@ from .labels import read_csv_rows
 from .engine import default_batch_size, resolve_device
 from .errors import InvalidArgumentError
 from .metrics import pic
+from .metrics.directions import HIGHER_IS_BETTER
 from .metrics.localization import best_f1_and_mae, roc_auc
 from .metrics.perturbation import INSERTION_FRACTIONS, abpc, insertion_deletion
 from .metrics.ranking import RANKINGS, has_ranking, pixel_scores
@@ -386,8 +387,9 @@ def recompute_function(settings: dict[str, Any], loaded, device: torch.device, b
 
 
 def _aggregate(result: EvaluateResult, metrics: list[str]) -> dict[str, dict[str, float]]:
-    """Per value: mean, median, std and count over images, and ``value``, the headline number: the mean, or
-    for SIC/AIC the area under the aggregate curve (median curve for SIC, mean for AIC, as the reference)."""
+    """Per value: mean, median, std and count over images, ``value``, the headline number (the mean, or for
+    SIC/AIC the area under the aggregate curve: median curve for SIC, mean for AIC, as the reference), and
+    ``higher_is_better`` (:mod:`igcli.metrics.directions`)."""
     aggregate = {}
     for metric in metrics:
         for name in METRIC_VALUES[metric]:
@@ -398,6 +400,7 @@ def _aggregate(result: EvaluateResult, metrics: list[str]) -> dict[str, dict[str
                 "median": float(np.median(values)) if values.size else float("nan"),
                 "std": float(values.std()) if values.size else float("nan"),
                 "count": int(values.size),
+                "higher_is_better": HIGHER_IS_BETTER[name],
             }
             entry["value"] = entry["mean"]
             if name in PIC_METRICS:  # the curves of PIC_METRICS are in result.curves under the same names

@@ -305,7 +305,9 @@ def _torchvision_model(name: str, weights: str | None) -> LoadedModel:
         return LoadedModel(name, module, preprocessing, weights, categories)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(default.url)
     try:
-        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub prints "Downloading: ..." before failing
+        # torch.hub prints 'Downloading: "URL" to PATH' on stdout before it tries (and fails, offline): dropped,
+        # as the error below names both; its progress bar on stderr stays, for a download that does run.
+        with contextlib.redirect_stdout(io.StringIO()):
             module = torchvision.models.get_model(name, weights=default)
     except (OSError, RuntimeError) as error:  # URLError is an OSError
         raise ModelLoadError(

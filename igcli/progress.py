@@ -13,10 +13,12 @@ def _duration(seconds: float) -> str:
 
 
 class Reporter:
-    """Silent reporter; the base of the others. ``advance`` counts inputs done (attributed or skipped)."""
+    """Silent reporter; the base of the others. ``advance`` counts inputs done (attributed or skipped);
+    ``partial`` the fraction of the batch in flight, in images, so progress shows before a batch ends."""
 
     def __init__(self, total: int, label: str) -> None:
         self.total, self.label, self.done, self.skipped = total, label, 0, 0
+        self.in_flight = 0.0  # images of the current batch done so far (fractional)
         self.started = time.perf_counter()
 
     def __enter__(self) -> "Reporter":
@@ -28,6 +30,11 @@ class Reporter:
     def advance(self, images: int, skipped: int = 0) -> None:
         self.done += images + skipped
         self.skipped += skipped
+        self.in_flight = 0.0
+
+    def partial(self, images: float) -> None:
+        """``images`` (fractional) of the batch being attributed are done; :meth:`advance` then closes it."""
+        self.in_flight = images
 
     def message(self, text: str) -> None:
         """A line that must be seen (a skipped input), even with --quiet."""
@@ -39,7 +46,7 @@ class Reporter:
     @property
     def rate(self) -> float:
         elapsed = time.perf_counter() - self.started
-        return (self.done - self.skipped) / elapsed if elapsed > 0 else 0.0
+        return (self.done - self.skipped + self.in_flight) / elapsed if elapsed > 0 else 0.0
 
 
 class PlainReporter(Reporter):
@@ -54,8 +61,8 @@ class PlainReporter(Reporter):
         self.reported = self.done
         elapsed = time.perf_counter() - self.started
         rate = self.rate
-        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        percent = 100.0 * self.done / self.total if self.total else 100.0
+        eta = (self.total - self.done - self.in_flight) / rate if rate > 0 else float("nan")
+        percent = 100.0 * (self.done + self.in_flight) / self.total if self.total else 100.0
         eta_text = _duration(eta) if eta == eta else "?"
         print(
             f"{self.label}: {self.done}/{self.total} inputs ({percent:.1f}%), {rate:.2f} images/s, "
@@ -66,6 +73,13 @@ class PlainReporter(Reporter):
 
     def advance(self, images: int, skipped: int = 0) -> None:
         super().advance(images, skipped)
+        self._maybe_line()
+
+    def partial(self, images: float) -> None:
+        super().partial(images)
+        self._maybe_line()
+
+    def _maybe_line(self) -> None:
         now = time.perf_counter()
         if now - self.last >= self.interval:
             self.last = now
@@ -105,6 +119,10 @@ class RichReporter(Reporter):
     def advance(self, images: int, skipped: int = 0) -> None:
         super().advance(images, skipped)
         self.progress.update(self.task, completed=self.done, rate=self.rate)
+
+    def partial(self, images: float) -> None:
+        super().partial(images)  # the bar and its ETA move within a batch; M/N counts whole images only
+        self.progress.update(self.task, completed=self.done + self.in_flight, rate=self.rate)
 
     def message(self, text: str) -> None:
         self.progress.console.print(text, markup=False, highlight=False)

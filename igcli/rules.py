@@ -13,8 +13,7 @@ from __future__ import annotations
 import torch
 
 from .errors import InvalidArgumentError
-
-RULE_NAMES = ("riemann", "idgi")
+from .methods import RULE_NAMES
 
 
 class _Accumulator:

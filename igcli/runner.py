@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
@@ -22,6 +22,7 @@ import torch
 from . import __version__
 from .api import _resolve_method, attribute, describe
 from .baselines import BASELINE_NAMES
+from .completeness import GapTally
 from .data import (
     ImageDataset,
     default_workers,
@@ -33,9 +34,10 @@ from .data import (
     preprocess_pixels,
     select_part,
 )
-from .distributed import Part, ProcessGroup, resolve_part
+from .distributed import Part, ProcessGroup
 from .engine import default_batch_size, resolve_device
 from .errors import InvalidArgumentError, NonFiniteError
+from .job import DEFAULT_STEPS, STORAGE_DTYPES, AttributeJob, check_attribute_job, is_schedule_file, parse_target  # noqa: F401 (re-exported)
 from .labels import LabelResolver
 from .locking import FolderLock
 from .models import LoadedModel, file_sha256, load_model
@@ -58,48 +60,11 @@ from .store import (
     stored_settings,
 )
 from .text import path_seed
-from .validate import REDUCTIONS
 
-DEFAULT_STEPS = 32
-STORAGE_DTYPES = ("float32", "float16")
 EXIT_SKIPPED = 5
 # Settings that may change between a run and the resumption of it without changing a single number; every
 # other setting must agree.
 VOLATILE_KEYS = frozenset({"command", "igcli_version", "torch_version", "device", "weights", "schedule_file"})
-
-@dataclass
-class AttributeJob:
-    """Everything ``igcli attribute`` is asked to do (the CLI options, by the same names)."""
-
-    inputs: Sequence[str]
-    out: Path
-    model: str = "resnet50"
-    weights: str | None = None
-    preprocessing: dict[str, Any] = field(default_factory=dict)
-    method: str = "ig"
-    rule: str = "riemann"
-    steps: int | None = None  # None: 32, or the step count of a schedule file
-    schedule: Any = "right"  # a name, alphas, a schedule FILE (.json) or "auto" (the calibrated one in the cache)
-    baseline: str = "black"
-    method_options: dict[str, Any] = field(default_factory=dict)
-    target: str = "pred"
-    labels: str | None = None
-    output: str = "prob"
-    batch_size: int | None = None
-    workers: int | None = None
-    device: str | None = None
-    dtype: str = "float32"
-    reduce: str = "none"
-    shard_size: int = 256
-    resume: bool = False
-    overwrite: bool = False
-    shard: str | None = None
-    amp: bool = False
-    seed: int = 0
-    command: str = ""
-    null: bool = False  # stdin lists (-) separated by NUL bytes
-    trust_model_file: bool = False  # let --model FILE be a pickled whole module (runs its code)
-
 
 @dataclass
 class AttributeSummary:
@@ -112,11 +77,13 @@ class AttributeSummary:
     attributed: int  # images attributed now
     rows: int  # rows written now (images x top-K)
     skipped: list[dict[str, str]]
-    seconds: float  # the whole run, model loading included
-    images_per_second: float  # while streaming images (after the model was loaded)
+    seconds: float  # wall time of the whole run: checks, model loading, attribution, index
+    images_per_second: float  # attributed / attribution_seconds
     shards: list[str]
     index: str | None
     interrupted: bool = False
+    load_seconds: float = 0.0  # building the model and reading its weights
+    attribution_seconds: float = 0.0  # streaming the images: decoding, attributing, writing shards
 
     @property
     def exit_code(self) -> int:
@@ -124,23 +91,6 @@ class AttributeSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "exit_code": self.exit_code}
-
-
-def parse_target(text: str) -> tuple[str, int]:
-    """``pred`` -> ("pred", 1); ``label`` -> ("label", 0); ``INDEX`` -> ("index", INDEX); ``topK`` -> ("top", K)."""
-    value = str(text).strip().lower()
-    if value in ("pred", "label"):
-        return value, 1 if value == "pred" else 0
-    if value.startswith("top") and value[3:].isdigit() and int(value[3:]) >= 1:
-        return "top", int(value[3:])
-    if value.isdigit():
-        return "index", int(value)
-    raise InvalidArgumentError(f"--target {text!r}: expected pred, label, a class index or topK (e.g. top3)")
-
-
-def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise InvalidArgumentError(f"{option} {value!r}: choose from {', '.join(choices)}")
 
 
 # -- the output folder ------------------------------------------------------------------------------------------
@@ -243,8 +193,7 @@ def resolve_schedule(spec: Any, steps: int | None, method: str, rule: str, model
     count; without ``--steps`` the file's count is used.
     """
     path_method, _ = _resolve_method(method, rule)
-    is_file = isinstance(spec, str) and (spec == "auto" or spec.endswith(".json") or os.path.isfile(spec))
-    if not is_file:
+    if not is_schedule_file(spec):
         return spec, steps or DEFAULT_STEPS, {}
     if path_method == "vg":
         raise InvalidArgumentError("--schedule FILE/auto: vg has no path to schedule")
@@ -383,9 +332,20 @@ class _Run:
         self.rows = 0
         self.skipped: list[dict[str, str]] = []
         self.float16_warned = False
+        self.gaps = GapTally() if settings.get("path") else None  # vg has no path, hence no completeness
+        self._progress_from, self._progress_images = 0, 0  # the batch (part) being attributed, for progress
 
     def finish(self) -> None:
         """Called once after the last batch (also after an interrupt)."""
+
+    def warnings(self) -> list[str]:
+        """Warnings about the run as a whole, said once at its end (completeness gaps)."""
+        return self.gaps.messages() if self.gaps is not None else []
+
+    def on_progress(self, fraction: float) -> None:
+        """The library's progress callback: ``fraction`` of the current batch's gradient rows are done, so the
+        bar moves (in images) chunk by chunk rather than batch by batch. Host-side counts only: no sync."""
+        self.reporter.partial(self._progress_from + fraction * self._progress_images)
 
     def skip(self, path: str, reason: str) -> None:
         self.writer.skip(path, reason)
@@ -409,6 +369,8 @@ class _Run:
             amp=self.job.amp,
             normalization=self.loaded.preprocessing.normalization,
             seed=self.job.seed,
+            progress=self.on_progress,
+            check_completeness=False,  # the run warns once at its end instead of once per batch
             **self.job.method_options,
         )
 
@@ -428,9 +390,11 @@ class _Run:
         ranks = np.tile(np.arange(k, dtype=np.int64), count)
         return images.repeat_interleave(k, dim=0), targets, [p for p in paths for _ in range(k)], ranks
 
-    def process(self, images: torch.Tensor, labels: torch.Tensor, paths: list[str]) -> None:
-        """Attribute one batch and write its rows; an image whose gradients go non-finite is skipped alone."""
+    def process(self, images: torch.Tensor, labels: torch.Tensor, paths: list[str], _offset: int = 0) -> None:
+        """Attribute one batch and write its rows; an image whose gradients go non-finite is skipped alone.
+        ``_offset``: images of the loader batch before these (when a batch is retried image by image)."""
         rows_images, targets, row_paths, ranks = self._rows_for(images, labels, paths)
+        self._progress_from, self._progress_images = _offset, len(paths)
         try:
             result = self._attribute(rows_images, targets, row_paths)
         except NonFiniteError:
@@ -438,7 +402,7 @@ class _Run:
                 self.skip(paths[0], "NaN or infinity in the model's outputs or gradients")
                 return
             for i in range(images.shape[0]):  # find the culprit(s); keep the rest
-                self.process(images[i : i + 1], labels[i : i + 1], paths[i : i + 1])
+                self.process(images[i : i + 1], labels[i : i + 1], paths[i : i + 1], _offset + i)
             return
         self._write(result, row_paths, ranks, rows_images)
         self.attributed += len(set(row_paths))
@@ -463,8 +427,14 @@ class _Run:
         }
         if self.target_mode == "top":
             columns["target_rank"] = ranks
+        self.store(columns)
+
+    def store(self, columns: dict[str, Any]) -> None:
+        """Write a batch's rows and count their completeness gaps (host arrays by now: no device sync)."""
         self.writer.write(columns)
-        self.rows += len(paths)
+        self.rows += len(columns["paths"])
+        if self.gaps is not None:
+            self.gaps.add(columns["completeness_gap"])
 
     def _to_float16(self, maps: np.ndarray) -> np.ndarray:
         half = maps.astype(np.float16)
@@ -489,18 +459,14 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
     has ``interrupted=True``. Raises :class:`~igcli.errors.IgcliError` subclasses for bad input.
     """
     started = time.perf_counter()
-    _check_choice("--reduce", job.reduce, REDUCTIONS)
-    _check_choice("--dtype", job.dtype, STORAGE_DTYPES)
-    parse_target(job.target)
-    if job.shard_size < 1:
-        raise InvalidArgumentError(f"--shard-size must be at least 1, got {job.shard_size}")
-    if job.workers is not None and job.workers < 0:
-        raise InvalidArgumentError(f"--workers must be >= 0, got {job.workers}")
+    part = check_attribute_job(job)  # everything that needs no model first: refusals come at once
     named_baseline = job.baseline in BASELINE_NAMES
-    part = resolve_part(job.shard)
     all_inputs = discover_inputs(job.inputs, stdin, null=job.null)
+    device = resolve_device(job.device or (f"cuda:{part.local_rank}" if part.world_size > 1 and torch.cuda.is_available() else None))
+    loading_started = time.perf_counter()
     loaded = load_model(job.model, job.weights, preprocessing=job.preprocessing,
                         trust_model_file=job.trust_model_file)
+    load_seconds = time.perf_counter() - loading_started
     schedule, steps, schedule_settings = resolve_schedule(job.schedule, job.steps, job.method, job.rule, job.model,
                                                           loaded.weights_sha256)
     method_settings = describe(job.method, job.rule, steps=steps, schedule=schedule,
@@ -510,7 +476,6 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
     method_settings.update(_extra_settings or {})
     if not named_baseline and "baseline" in method_settings:
         method_settings["baseline"] = f"file:{job.baseline}"
-    device = resolve_device(job.device or (f"cuda:{part.local_rank}" if part.world_size > 1 and torch.cuda.is_available() else None))
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)
     settings = {
@@ -542,8 +507,6 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
         mine = select_part(all_inputs, part.index, part.count)
         todo = [p for p in mine if p not in done]
         labels = label_resolver(job.labels, loaded, device) if parse_target(job.target)[0] == "label" else None
-        if job.labels and labels is None:
-            raise InvalidArgumentError("--labels is only used with --target label")
         loaded.module.to(device)
         writer = ShardWriter(job.out, part.index, settings, job.shard_size, next_sequence(job.out, part.index),
                              input_root=input_root(job.inputs, all_inputs))
@@ -566,6 +529,8 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
             finally:
                 writer.close()  # complete what was computed, whatever happened
                 run.finish()
+            for line in run.warnings():
+                reporter.message(line)
         loop_seconds = time.perf_counter() - loop_started
         group.barrier()
         index = None
@@ -588,4 +553,6 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
         shards=[str(p) for p in writer.completed],
         index=index,
         interrupted=interrupted,
+        load_seconds=round(load_seconds, 3),
+        attribution_seconds=round(loop_seconds, 3),
     )

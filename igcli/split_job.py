@@ -71,8 +71,7 @@ class _SplitRun(_Run):
         }
         if self.target_mode == "top":
             columns["target_rank"] = ranks
-        self.writer.write(columns)
-        self.rows += len(paths)
+        self.store(columns)
         self._accumulate_curves(result)
         if self.job.plot is not None:
             self._plot_rows(result, paths, images)

@@ -62,12 +62,19 @@ def test_evaluate_prefers_the_right_map_and_reports_unrankable_ones(tmp_path):
     assert a["roc_auc"]["mean"] == 1.0 and a["best_f1"]["mean"] == 1.0 and a["best_mae"]["mean"] == 0.0
     assert b["insertion"]["count"] == 2  # the constant map is counted as unrankable, not scored
     assert a["completeness_gap"]["mean"] == np.float32(0.01)
+    for name in ("insertion", "insertion_ratio", "deletion", "deletion_ratio", "abpc", "roc_auc", "best_f1",
+                 "best_mae"):  # the exact map is the better one: its value lies on the side marked better
+        assert (a[name]["value"] > b[name]["value"]) == a[name]["higher_is_better"], name
+    assert a["completeness_gap"]["higher_is_better"] is False
     with open(tmp_path / "scores.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 6 and {r["method"] for r in rows} == {"ig", "gig"} and rows[0]["rank"] == "signed"
-    table = run_cli("evaluate", str(tmp_path / "exact"), "--metric", "insertion", "--rank", "abs", "--quiet",
-                    "--model", REGION)
+    table = run_cli("evaluate", str(tmp_path / "exact"), "--metric", "insertion,deletion", "--rank", "abs", "--quiet",
+                    "--model", REGION, env={"COLUMNS": "200"})
     assert table.returncode == 0 and "insertion_ratio" in table.stdout and "rank: abs" in table.stdout
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in table.stdout.splitlines()
+            if line.count("│") > 3}  # value name -> its "better" cell
+    assert rows["insertion"] == rows["insertion_ratio"] == "↑ higher" and rows["deletion"] == "↓ lower"
     bad = run_cli("evaluate", str(tmp_path / "exact"), "--metric", "localization")
     assert bad.returncode == 2 and "--masks" in bad.stderr
 

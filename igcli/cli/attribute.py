@@ -69,7 +69,7 @@ def attribute_command(
     Inputs are split deterministically across SLURM array tasks (--shard i/n) and torchrun ranks; every part
     writes its own shards and OUT/index.h5 links them. Bad images are skipped, each with its reason.
     """
-    from ..runner import AttributeJob, run_attribute
+    from ..job import AttributeJob, check_attribute_job
 
     job = AttributeJob(
         inputs=inputs,
@@ -101,17 +101,25 @@ def attribute_command(
         seed=seed,
         command=shlex.join(["igcli", *sys.argv[1:]]),
     )
+    check_attribute_job(job)  # before torch is imported and the model loaded: refusals come at once
+    from ..runner import run_attribute
+
     summary = run_attribute(job, quiet=quiet)
     if json_summary:
         c.print_json(summary.as_dict())
     elif not quiet:
-        typer.echo(
-            f"{summary.attributed} images attributed ({summary.rows} rows) in {summary.seconds:.1f} s "
-            f"({summary.images_per_second:.2f} images/s), {summary.already_done} already done, "
-            f"{len(summary.skipped)} skipped -> {summary.out}",
-            err=True,
-        )
+        typer.echo(summary_line(summary), err=True)
     if summary.interrupted:
         raise c.fail(c.INTERRUPTED, c.interrupted_exit_code())
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
+
+
+def summary_line(summary) -> str:
+    """The closing line on stderr; each time says what it measures, so the rate agrees with its own time."""
+    return (
+        f"{summary.attributed} images attributed ({summary.rows} rows) in {summary.seconds:.1f} s: model load "
+        f"{summary.load_seconds:.1f} s, attribution {summary.attribution_seconds:.1f} s at "
+        f"{summary.images_per_second:.2f} images/s; {summary.already_done} already done, "
+        f"{len(summary.skipped)} skipped -> {summary.out}"
+    )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
 import math
+import os
 import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, Iterator, Optional, TextIO
 
 import typer
 
@@ -229,7 +231,8 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         previous = {signum: signal.signal(signum, _raise_keyboard_interrupt)
                     for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
-            return command(*args, **kwargs)
+            with stdout_for_data_only():
+                return command(*args, **kwargs)
         except IgcliError as error:
             raise fail(str(error), error.exit_code) from None
         except KeyboardInterrupt:
@@ -244,11 +247,56 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+_DATA_STREAMS: list[TextIO] = []  # the real stdout while a command runs (see stdout_for_data_only)
+
+
+def data_stream() -> TextIO:
+    """Where a command writes its data (JSON, tables, completion scripts): the process's stdout, also while
+    :func:`stdout_for_data_only` sends everything else written to stdout to stderr."""
+    return _DATA_STREAMS[-1] if _DATA_STREAMS else sys.stdout
+
+
+@contextlib.contextmanager
+def stdout_for_data_only() -> Iterator[None]:
+    """For the duration, whatever else writes to stdout lands on stderr: torch hub's ``Downloading: ...`` line,
+    a model's ``print()``, C code writing to file descriptor 1, worker processes started meanwhile. Only what
+    goes through :func:`data_stream` reaches stdout, so ``igcli ... --json | jq`` sees the summary alone.
+
+    Python's ``sys.stdout`` is pointed at ``sys.stderr``; when stdout is a real file descriptor it is also
+    duplicated onto stderr's, and the data stream writes to a saved copy of it.
+    """
+    original = sys.stdout
+    try:
+        fd, err_fd = original.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # an in-memory stream (tests, notebooks): no descriptor
+        fd = err_fd = None
+    data, saved = original, None
+    if fd is not None and fd != err_fd:
+        original.flush()
+        saved = os.dup(fd)
+        os.dup2(err_fd, fd)
+        data = open(saved, "w", encoding=original.encoding, errors=original.errors, closefd=False)
+    _DATA_STREAMS.append(data)
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = original
+        _DATA_STREAMS.pop()
+        if saved is not None:
+            data.flush()
+            data.close()
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
 def print_json(data: dict[str, Any]) -> None:
     """``data`` on stdout as strict JSON: NaN and infinities (a metric with no values) become null, which
     ``jq`` and every JSON parser accept, unlike Python's ``NaN``."""
-    sys.stdout.write(json.dumps(_finite_or_null(data), indent=2, allow_nan=False) + "\n")
-    sys.stdout.flush()
+    stream = data_stream()
+    stream.write(json.dumps(_finite_or_null(data), indent=2, allow_nan=False) + "\n")
+    stream.flush()
 
 
 def _finite_or_null(value: Any) -> Any:

@@ -49,4 +49,4 @@ def completions_command(
 ) -> None:
     from .docs import completion_script  # generated from this very command tree, on demand
 
-    typer.echo(completion_script(shell.value), nl=False)
+    typer.echo(completion_script(shell.value), nl=False, file=c.data_stream())

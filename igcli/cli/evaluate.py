@@ -85,9 +85,12 @@ def _print_table(results) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from ..metrics.directions import better_mark
+
     table = Table(title=f"igcli evaluate (rank: {results[0].rank}; mean over images, median in brackets; SIC/AIC: "
                         "area under the aggregate curve)")
     table.add_column("value")
+    table.add_column("better")
     for result in results:
         settings = result.settings
         label = f"{Path(result.source).name}\n{settings.get('method')}"
@@ -104,6 +107,6 @@ def _print_table(results) -> None:
                 cells.append(f"{value['value']:.4f} n={value['count']}, {value['unscorable']} unscorable")
             else:
                 cells.append(f"{value['value']:.4f} ({value['median']:.4f}) n={value['count']}")
-        table.add_row(name, *cells)
-    table.add_row("unrankable / skipped", *(f"{r.unrankable} / {len(r.skipped)}" for r in results))
-    Console().print(table)
+        table.add_row(name, better_mark(name), *cells)
+    table.add_row("unrankable / skipped", "", *(f"{r.unrankable} / {len(r.skipped)}" for r in results))
+    Console(file=c.data_stream()).print(table)

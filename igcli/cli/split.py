@@ -105,4 +105,4 @@ def _print_table(statistics) -> None:
     for name, label in labels.items():
         values = statistics.means.get(name) or [float("nan")] * len(statistics.psis)
         table.add_row(label, *(f"{v:.4f}" for v in values))
-    Console().print(table)
+    Console(file=c.data_stream()).print(table)

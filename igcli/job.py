@@ -1,0 +1,164 @@
+"""What ``igcli attribute`` is asked to do, and every check on it that needs neither torch nor the model.
+
+:func:`check_attribute_job` runs first, before torch is imported and the model loaded (which can take many
+seconds, or fail offline with exit 4): a contradictory option, an output folder in the way, a missing input or
+a bad labels or schedule file is refused at once, with its own exit code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .distributed import Part, resolve_part
+from .errors import InvalidArgumentError
+from .labels import LabelResolver
+from .methods import BASELINE_NAMES, check_method
+from .schedules import ScheduleFileError, cached_schedule_path, make_schedule, read_schedule_file
+from .store import INDEX_NAME, SHARD_PATTERN
+from .validate import REDUCTIONS, OutputError
+
+DEFAULT_STEPS = 32
+STORAGE_DTYPES = ("float32", "float16")
+
+
+@dataclass
+class AttributeJob:
+    """Everything ``igcli attribute`` is asked to do (the CLI options, by the same names)."""
+
+    inputs: Sequence[str]
+    out: Path
+    model: str = "resnet50"
+    weights: str | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    method: str = "ig"
+    rule: str = "riemann"
+    steps: int | None = None  # None: 32, or the step count of a schedule file
+    schedule: Any = "right"  # a name, alphas, a schedule FILE (.json) or "auto" (the calibrated one in the cache)
+    baseline: str = "black"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    target: str = "pred"
+    labels: str | None = None
+    output: str = "prob"
+    batch_size: int | None = None
+    workers: int | None = None
+    device: str | None = None
+    dtype: str = "float32"
+    reduce: str = "none"
+    shard_size: int = 256
+    resume: bool = False
+    overwrite: bool = False
+    shard: str | None = None
+    amp: bool = False
+    seed: int = 0
+    command: str = ""
+    null: bool = False  # stdin lists (-) separated by NUL bytes
+    trust_model_file: bool = False  # let --model FILE be a pickled whole module (runs its code)
+
+
+def parse_target(text: str) -> tuple[str, int]:
+    """``pred`` -> ("pred", 1); ``label`` -> ("label", 0); ``INDEX`` -> ("index", INDEX); ``topK`` -> ("top", K)."""
+    value = str(text).strip().lower()
+    if value in ("pred", "label"):
+        return value, 1 if value == "pred" else 0
+    if value.startswith("top") and value[3:].isdigit() and int(value[3:]) >= 1:
+        return "top", int(value[3:])
+    if value.isdigit():
+        return "index", int(value)
+    raise InvalidArgumentError(f"--target {text!r}: expected pred, label, a class index or topK (e.g. top3)")
+
+
+def check_choice(option: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise InvalidArgumentError(f"{option} {value!r}: choose from {', '.join(choices)}")
+
+
+def is_schedule_file(spec: Any) -> bool:
+    """Whether ``--schedule`` names a calibrated schedule: ``auto``, a ``.json`` name or an existing file."""
+    return isinstance(spec, str) and (spec == "auto" or spec.endswith(".json") or os.path.isfile(spec))
+
+
+def check_attribute_job(job: AttributeJob) -> Part:
+    """Refuse ``job`` if anything but the model is wrong; return this process's part. Cheap (no torch, no
+    model, no image decoding), so callers run it before loading the model.
+
+    Order: option values and combinations (exit 2), this part (``--shard``), the inputs named on the command
+    line, the labels and schedule files (2), then the output folder's state (6).
+    """
+    if job.resume and job.overwrite:
+        raise InvalidArgumentError("--resume and --overwrite contradict each other; choose one")
+    check_choice("--reduce", job.reduce, REDUCTIONS)
+    check_choice("--dtype", job.dtype, STORAGE_DTYPES)
+    target_mode, _ = parse_target(job.target)
+    if job.shard_size < 1:
+        raise InvalidArgumentError(f"--shard-size must be at least 1, got {job.shard_size}")
+    if job.workers is not None and job.workers < 0:
+        raise InvalidArgumentError(f"--workers must be >= 0, got {job.workers}")
+    if job.steps is not None and (not isinstance(job.steps, int) or job.steps < 1):
+        raise InvalidArgumentError(f"--steps must be a positive integer, got {job.steps}")
+    method, _, _ = check_method(job.method, job.rule, job.output, dict(job.method_options))
+    if job.labels is not None and target_mode != "label":
+        raise InvalidArgumentError("--labels is only used with --target label")
+    part = resolve_part(job.shard)
+    for entry in job.inputs:
+        if entry != "-" and not (os.path.exists(entry) or os.path.islink(entry)):
+            raise InvalidArgumentError(f"input {entry}: no such file or folder")
+    if method in ("ig", "gig") and job.baseline not in BASELINE_NAMES and not os.path.isfile(job.baseline):
+        raise InvalidArgumentError(f"--baseline {job.baseline}: not one of {', '.join(BASELINE_NAMES)} and no such "
+                                   "file (give an image, .npy or .pt)")
+    if job.labels is not None:
+        LabelResolver(job.labels)  # reads and parses the CSV; its labels are checked against the model later
+    _check_schedule(job, method)
+    check_output_folder(Path(job.out), part, resume=job.resume, overwrite=job.overwrite)
+    return part
+
+
+def _check_schedule(job: AttributeJob, method: str) -> None:
+    """A schedule name or alphas, or a schedule file made for this model, method and steps (its weights hash
+    is compared once the model is loaded)."""
+    if not is_schedule_file(job.schedule):
+        if method != "vg":
+            make_schedule(job.schedule, job.steps or DEFAULT_STEPS)
+        return
+    if method == "vg":
+        raise InvalidArgumentError("--schedule FILE/auto: vg has no path to schedule")
+    if job.schedule == "auto":
+        steps = job.steps or DEFAULT_STEPS
+        path = cached_schedule_path(job.model, method, steps)
+        if not path.is_file():
+            raise ScheduleFileError(
+                f"--schedule auto: no calibrated schedule for model {job.model}, method {method}, {steps} steps in "
+                f"{path.parent}; run igcli calibrate IMAGES --model {job.model} --method {method} --steps {steps}"
+            )
+    else:
+        path = Path(job.schedule)
+    read_schedule_file(path, model=job.model, method=method, steps=job.steps)
+
+
+def check_output_folder(out: Path, part: Part, *, resume: bool, overwrite: bool) -> None:
+    """What can be told of ``out`` before any settings exist: it is a writable folder (or can be made), and
+    without ``--resume``/``--overwrite`` it holds nothing of this part's (nothing at all in a one-part run).
+    The full check, under the part's lock, is :func:`igcli.runner.prepare_output`."""
+    if not out.exists():
+        return  # made later; a parent that cannot hold it is reported then
+    if not out.is_dir():
+        raise OutputError(f"-o {out}: exists and is not a folder")
+    if not os.access(out, os.W_OK):
+        raise OutputError(f"-o {out}: folder is not writable")
+    if resume or overwrite:
+        return
+    entries = [name for name in os.listdir(out) if not name.startswith(".")]
+    if part.count == 1:
+        if entries:
+            raise OutputError(f"-o {out}: folder is not empty; use --resume to continue that run, --overwrite to "
+                              "replace it, or another -o")
+        return
+    mine = [n for n in entries if (m := SHARD_PATTERN.match(n)) and int(m.group(1)) == part.index]
+    foreign = [n for n in entries if not (SHARD_PATTERN.match(n) or n == INDEX_NAME)]
+    if mine or foreign:
+        raise OutputError(
+            f"-o {out}: already holds output for part {part.label} or other files; use --resume to continue "
+            "it or --overwrite to replace this part's shards"
+        )
