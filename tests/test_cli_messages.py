@@ -104,7 +104,7 @@ def test_a_failed_download_leaves_stdout_empty_and_says_one_line(tmp_path):
     (["--resume", "--overwrite"], 2, "--resume and --overwrite contradict"),
     (["--shard", "3/2"], 2, "--shard 3/2"),
     (["--schedule", "missing.json"], 2, "--schedule missing.json"),
-    (["--target", "label", "--labels", "LABELS"], 2, "line 1 needs two columns"),
+    (["--target", "label", "--labels", "LABELS"], 2, "line 2 needs two columns"),
     (["--labels", "LABELS"], 2, "--labels is only used with --target label"),
     (["--baseline", "missing.npy"], 2, "--baseline missing.npy"),
     (["--fraction", "0.5"], 2, "do not apply to method ig"),
@@ -113,7 +113,7 @@ def test_a_failed_download_leaves_stdout_empty_and_says_one_line(tmp_path):
 ])
 def test_refusals_come_before_the_model_is_loaded(tmp_path, extra, code, fragment):
     make_images(tmp_path / "imgs", 1)
-    (tmp_path / "labels.csv").write_text("only-one-column\n")
+    (tmp_path / "labels.csv").write_text("a.jpg,0\nonly-one-column\n")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("someone else's file\n")
     names = {"LABELS": str(tmp_path / "labels.csv"), "MISSING": str(tmp_path / "missing"),
