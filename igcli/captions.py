@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, features
 
 METHOD_NAMES = {"vg": "vanilla gradient", "ig": "IG", "blurig": "Blur IG", "gig": "Guided IG"}
 RULE_NAMES = {"riemann": "Riemann sum", "idgi": "IDGI rule"}
@@ -59,6 +60,13 @@ def row_title(path: str, target: int, score: float, settings: dict[str, Any], ca
 
     ``rank`` is the stored ``target_rank`` (0 for the top class) and is shown from 1: ``rank 2 of 3``.
     """
+    return "".join(row_title_parts(path, target, score, settings, categories, rank))
+
+
+def row_title_parts(path: str, target: int, score: float, settings: dict[str, Any],
+                    categories: Sequence[str] | None, rank: int | None = None) -> tuple[str, str]:
+    """:func:`row_title` as (file name, the rest): drawn, a name too long for the line is shortened in its
+    middle and the rest (class, rank, score) is always kept whole (see :func:`fit`)."""
     kind = str(settings.get("target", ""))
     what = class_text(int(target), categories)
     if rank is not None:
@@ -68,7 +76,7 @@ def row_title(path: str, target: int, score: float, settings: dict[str, Any], ca
         what = f"predicted {what}"
     elif kind == "label":
         what = f"true class {what}"
-    return f"{printable(Path(path).name)}: {what}, {score_text(float(score), settings.get('output'))}"
+    return printable(Path(path).name), f": {what}, {score_text(float(score), settings.get('output'))}"
 
 
 def method_title(settings: dict[str, Any], percentile: float) -> str:
@@ -92,9 +100,17 @@ def method_title(settings: dict[str, Any], percentile: float) -> str:
 
 
 def printable(text: str) -> str:
-    """``text`` as a font can draw it: control characters and undecodable file-name bytes become U+FFFD."""
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return re.sub(r"[\x00-\x1f\x7f]", "\ufffd", text)
+    """``text`` as a font can draw it on one line, left to right, as written: control characters (C0 and C1),
+    Unicode format characters (bidi overrides and isolates, which would reorder the whole title, zero-width
+    ones), line and paragraph separators, and undecodable file-name bytes (surrogate escapes) become U+FFFD."""
+    if text.isprintable():
+        return text
+    return "".join("\ufffd" if unicodedata.category(char) in UNDRAWABLE else char for char in text)
+
+
+# Unicode categories that are not drawn as a glyph of their own: Cc control, Cf format, Cs surrogate,
+# Zl line and Zp paragraph separator.
+UNDRAWABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def bar_labels(scale: float) -> tuple[str, str, str]:
@@ -152,8 +168,10 @@ def paste_row(canvas: Image.Image, top: int, panels: Sequence[Image.Image], scal
     canvas.paste(colour_bar(panels[0].height, scale, heatmap), (x - GAP + BAR_GAP, top))
 
 
-def titled_picture(panels: Sequence[Image.Image], lines: Sequence[str], scale: float, heatmap) -> Image.Image:
-    """One map's picture: its title lines over the (enlarged) panels and the colour bar of ``scale``."""
+def titled_picture(panels: Sequence[Image.Image], lines: Sequence[str | tuple[str, str]], scale: float,
+                   heatmap) -> Image.Image:
+    """One map's picture: its title lines (each a str or (file name, rest), see :func:`write`) over the
+    (enlarged) panels and the colour bar of ``scale``."""
     panels = [enlarge(panel) for panel in panels]
     width = row_width(panels[0].width, len(panels))
     top = MARGIN + LINE * len(lines) + 4
@@ -167,16 +185,24 @@ def titled_picture(panels: Sequence[Image.Image], lines: Sequence[str], scale: f
     return canvas
 
 
-def sheet(rows: Sequence[tuple[Sequence[Image.Image], str, float]], header: str, heatmap) -> Image.Image:
+def sheet_size(panel: int, rows: int, count: int = 3) -> tuple[int, int]:
+    """(width, height) in pixels of a :func:`sheet` of ``rows`` rows of ``count`` square panels drawn
+    ``panel`` pixels wide (:func:`panel_size`): known before anything is drawn."""
+    return row_width(panel, count), MARGIN + 2 * LINE + 4 + rows * (LINE + panel + ROW_GAP) - ROW_GAP + MARGIN
+
+
+def sheet(rows: Sequence[tuple[Sequence[Image.Image], str | tuple[str, str], float]], header: str,
+          heatmap) -> Image.Image:
     """A contact sheet: ``header`` and the column names, then per row its title and its panels and colour bar.
 
-    ``rows``: (panels, title, scale) each; every row has the same number and size of panels."""
+    ``rows``: (panels, title, scale) each, the title a str or (file name, rest) (:func:`row_title_parts`);
+    every row has the same number and size of square panels."""
     panels = [[enlarge(panel) for panel in row[0]] for row in rows]
     size = panels[0][0].width
-    width = row_width(size, len(panels[0]))
+    width, height = sheet_size(size, len(rows), len(panels[0]))
     step = LINE + size + ROW_GAP
     top = MARGIN + 2 * LINE + 4
-    canvas = Image.new("RGB", (width, top + len(rows) * step - ROW_GAP + MARGIN), WHITE)
+    canvas = Image.new("RGB", (width, height), WHITE)
     draw = ImageDraw.Draw(canvas)
     write(draw, (MARGIN, MARGIN), header, width - 2 * MARGIN, INK)
     names = ("input (the crop the model sees)", "attribution (red: for, blue: against)", "overlay")
@@ -190,21 +216,58 @@ def sheet(rows: Sequence[tuple[Sequence[Image.Image], str, float]], header: str,
     return canvas
 
 
-def write(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, width: int, fill, anchor: str = "la",
-          font_size: int = FONT_SIZE) -> None:
-    """``text`` at ``xy``, cut with an ellipsis to fit ``width`` pixels (a picture's size never depends on a
-    long file name)."""
+def write(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str | tuple[str, str], width: int, fill,
+          anchor: str = "la", font_size: int = FONT_SIZE) -> None:
+    """``text`` at ``xy``, shortened to fit ``width`` pixels (see :func:`fit`; a picture's size never depends on
+    a long file name), laid out left to right whatever script a file name is in."""
     face = font(font_size)
-    if draw.textlength(text, font=face) > width:
-        low, high = 0, len(text)
-        while low < high:  # the longest prefix that fits with the ellipsis
-            middle = (low + high + 1) // 2
-            if draw.textlength(text[:middle] + "\u2026", font=face) <= width:
-                low = middle
-            else:
-                high = middle - 1
-        text = text[:low] + "\u2026"
-    draw.text(xy, text, fill=fill, font=face, anchor=anchor)
+    name, rest = _fitted(draw, text, width, face)
+    draw.text(xy, _isolated(name) + rest, fill=fill, font=face, anchor=anchor, **LEFT_TO_RIGHT)
+
+
+def fit(text: str | tuple[str, str], width: float, font_size: int = FONT_SIZE) -> str:
+    """What :func:`write` draws of ``text`` in ``width`` pixels: a str cut at its end with an ellipsis; a
+    (file name, rest) pair (:func:`row_title_parts`) with the name shortened in its middle, so its start and
+    extension show, and the rest (class, score) whole; cut at the end only if the rest alone is too wide."""
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    return "".join(_fitted(draw, text, width, font(font_size)))
+
+
+def _fitted(draw: ImageDraw.ImageDraw, text: str | tuple[str, str], width: float, face) -> tuple[str, str]:
+    def fits(name: str, rest: str) -> bool:
+        return draw.textlength(_isolated(name) + rest, font=face, **LEFT_TO_RIGHT) <= width
+
+    name, rest = (text if isinstance(text, tuple) else ("", text))
+    if fits(name, rest):
+        return name, rest
+    if name and fits("\u2026", rest):
+        # The most characters of the name, half from each end around an ellipsis, that leave room for the rest.
+        def middle(kept: int) -> str:
+            return name[:kept - kept // 2] + "\u2026" + name[len(name) - kept // 2:]
+
+        low, high = 0, len(name) - 1
+        while low < high:
+            kept = (low + high + 1) // 2
+            low, high = (kept, high) if fits(middle(kept), rest) else (low, kept - 1)
+        return middle(low), rest
+    text = name + rest
+    low, high = 0, len(text)
+    while low < high:  # the longest prefix that fits with the ellipsis
+        kept = (low + high + 1) // 2
+        low, high = (kept, high) if fits("", text[:kept] + "\u2026") else (low, kept - 1)
+    return "", text[:low] + "\u2026"
+
+
+# With libraqm, Pillow lays a line out by the Unicode bidi algorithm, and one that starts with a right-to-left
+# file name (Hebrew, Arabic) would become a right-to-left paragraph: class and score first, on the left. So
+# every line is laid out left to right and a file name is isolated from the rest, itself left to right as a
+# file list shows it (LRI ... PDI, not drawn): "שלום.png", not "png.שלום".
+# Pillow's basic layout (no libraqm) draws characters in the order stored and takes no direction.
+LEFT_TO_RIGHT = {"direction": "ltr"} if features.check("raqm") else {}
+
+
+def _isolated(name: str) -> str:
+    return f"\u2066{name}\u2069" if name and LEFT_TO_RIGHT else name
 
 
 @functools.lru_cache(maxsize=None)

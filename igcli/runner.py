@@ -59,7 +59,7 @@ from .store import (
     shard_part,
     stored_settings,
 )
-from .text import path_seed
+from .text import path_seed, shown_path
 
 EXIT_SKIPPED = 5
 # Settings that may change between a run and the resumption of it without changing a single number; every
@@ -350,7 +350,7 @@ class _Run:
     def skip(self, path: str, reason: str) -> None:
         self.writer.skip(path, reason)
         self.skipped.append({"path": path, "reason": reason})
-        self.reporter.message(f"skipped {path}: {reason}")
+        self.reporter.message(f"skipped {shown_path(path)}: {reason}")
 
     def _attribute(self, images: torch.Tensor, targets: torch.Tensor | None, paths: Sequence[str]) -> Any:
         baseline = batch_baseline(self.baseline, paths, self.job.seed, images.shape[1:], self.loaded, self.device)

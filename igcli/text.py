@@ -40,3 +40,23 @@ def absolute_path(path: str, cwd: str) -> str:
     if ".." in joined.split(os.sep):
         return joined
     return os.path.normpath(joined)
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` for a one-line message: as it is, except what would break or fake the line. Newlines, tabs
+    and other control characters, Unicode format characters (bidi overrides that reverse the rest of the line,
+    zero-width ones) and line separators are escaped as ``repr`` escapes them (``\\n``, ``\\x1b``,
+    ``\\u202e``); an undecodable file-name byte (a surrogate escape, see :func:`decode_text`) is shown as the
+    byte, ``\\xe9``. Bytes are decoded as ``os.fsdecode`` does."""
+    text = os.fsdecode(path) if isinstance(path, bytes) else os.fspath(path)
+    if text.isprintable():
+        return text
+    return "".join(_shown_char(char) for char in text)
+
+
+def _shown_char(char: str) -> str:
+    if char.isprintable() or char == " ":
+        return char
+    if "\udc80" <= char <= "\udcff":  # os.fsdecode's stand-in for the byte 0x80-0xff
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return repr(char)[1:-1]

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from cli_helpers import TINY, make_images, one_line, run_cli
-from igcli.captions import (LINE, ROW_GAP, bar_labels, colour_bar, method_title, panel_size, row_title,
-                            row_width)
+from igcli.captions import (FONT_SIZE, LINE, ROW_GAP, bar_labels, colour_bar, fit, font, method_title, panel_size,
+                            printable, row_title, row_title_parts, row_width, titled_picture)
 from igcli.models import model_categories
 from igcli.output import Output
 from igcli.render import clip_value, heatmap_on_white, render_output
@@ -42,6 +42,36 @@ def test_row_title_names_the_class_score_and_rank():
     assert row_title("b.png", 7, 0.5, {**SETTINGS, "target": "7"}, ("x",) * 5) == "b.png: class 7, p = 0.500"  # no name
     # An undecodable byte and a newline in a file name become U+FFFD, which a font can draw.
     assert row_title("caf\udce9\n.png", 0, 1.0, SETTINGS, None).startswith("caf\ufffd\ufffd.png: predicted class 0")
+
+
+def test_titles_are_drawn_left_to_right_as_written():
+    # Nothing in a file name may reorder or break the title line: format characters (the right-to-left
+    # override, isolates, zero-width ones), C0 and C1 controls, line separators, undecodable bytes and lone
+    # surrogates become U+FFFD; letters of any script stay.
+    assert printable("a\u202eb\u2066c\u200bd\x85e\u2028f\u2029g\udce9h\ud800i\x1bj") == "a\ufffdb\ufffdc\ufffdd" \
+        "\ufffde\ufffdf\ufffdg\ufffdh\ufffdi\ufffdj"
+    assert row_title("\u202egnp.exe", 2, 0.5, SETTINGS, None) == "\ufffdgnp.exe: predicted class 2, p = 0.500"
+    # A Hebrew file name opens the line as written; class and score follow it (with libraqm, Pillow would
+    # otherwise lay out the whole line right to left, class and score first).
+    hebrew = "\u05e9\u05dc\u05d5\u05dd.png"
+    heat = Image.new("RGB", (CROP, CROP), (255, 255, 255))
+    titled = np.asarray(titled_picture([heat], [row_title(hebrew, 2, 0.5, SETTINGS, None)], 0.1, heatmap_on_white))
+    alone = np.asarray(titled_picture([heat], [hebrew], 0.1, heatmap_on_white))
+    width = int(font(FONT_SIZE).getlength(hebrew))
+    np.testing.assert_array_equal(titled[:8 + LINE, :8 + width], alone[:8 + LINE, :8 + width])
+    assert (titled[:8 + LINE, 8 + width + 4:] != 255).any()  # ": predicted class 2, ..." to its right
+
+
+def test_a_long_file_name_is_shortened_in_its_middle_and_the_class_and_score_kept():
+    name = "n" * 120 + "x" * 120 + ".png"  # 244 characters
+    parts = row_title_parts("imgs/" + name, 281, 0.52, {**SETTINGS, "target": "top3"}, None, rank=1)
+    assert "".join(parts) == row_title("imgs/" + name, 281, 0.52, {**SETTINGS, "target": "top3"}, None, rank=1)
+    drawn = fit(parts, 600)
+    assert drawn.endswith("x.png: rank 2 of 3: class 281, p = 0.520") and drawn.startswith("nnnn")
+    assert "\u2026" in drawn and len(drawn) < len(name)
+    assert font(FONT_SIZE).getlength(drawn) <= 600
+    assert fit(parts, 10_000) == "".join(parts)  # room for all: nothing cut
+    assert fit("a plain line " * 20, 200).endswith("\u2026")  # other lines are cut at the end
 
 
 def test_method_title_says_model_method_rule_steps_and_colour_scale():
