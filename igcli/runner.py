@@ -41,6 +41,7 @@ from .job import DEFAULT_STEPS, STORAGE_DTYPES, AttributeJob, check_attribute_jo
 from .labels import LabelResolver
 from .locking import FolderLock
 from .models import LoadedModel, file_sha256, load_model
+from .output import inherited_input_root
 from .progress import Reporter, make_reporter
 from .schedules import ScheduleFileError, cached_schedule_path, read_schedule_file
 from .signals import deferred
@@ -509,7 +510,7 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
         labels = label_resolver(job.labels, loaded, device) if parse_target(job.target)[0] == "label" else None
         loaded.module.to(device)
         writer = ShardWriter(job.out, part.index, settings, job.shard_size, next_sequence(job.out, part.index),
-                             input_root=input_root(job.inputs, all_inputs))
+                             input_root=inherited_input_root(job.out, input_root(job.inputs, all_inputs)))
         label = _label + (f" part {part.label}" if part.count > 1 else "")
         interrupted = False
         loop_started = time.perf_counter()
