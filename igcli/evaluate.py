@@ -376,7 +376,8 @@ def recompute_function(settings: dict[str, Any], loaded, device: torch.device, b
                          steps=schedule.steps if method != "vg" else 1, schedule=schedule, baseline=baseline,
                          output=settings.get("output", "prob"), batch_size=batch_size, device=device,
                          amp=bool(settings.get("amp", False)), normalization=normalization,
-                         seed=int(settings.get("seed", 0)), **options).attributions
+                         seed=int(settings.get("seed", 0)), check_completeness=False,  # the run's to judge, once
+                         **options).attributions
         if settings.get("reduce") == "sum":
             maps = maps.sum(dim=1)
         elif settings.get("reduce") == "abs-sum":

@@ -277,3 +277,17 @@ def test_a_resumed_output_keeps_one_meaning_of_root(tmp_path, monkeypatch):
         found = [p for rows in Output(moved / out, root=root).iter_rows([IMAGE_PATHS]) for p in rows[IMAGE_PATHS]]
         assert len(found) == 4
         assert all(os.path.exists(p) for p in found), (out, found)
+
+
+def test_recomputing_maps_for_a_metric_warns_about_nothing(tmp_path):
+    """The run judged its maps' completeness once; evaluate's recomputed maps (sensitivity here, on the tiny
+    model with few steps: large gaps) must not repeat that as raw Python warnings."""
+    from igcli.runner import AttributeJob, run_attribute
+
+    make_images(tmp_path / "imgs", 2, size=16)
+    run_attribute(AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=TINY, steps=4,
+                               preprocessing={"resize": 16, "crop": 16}, device="cpu", workers=0), quiet=True)
+    result = run_cli("evaluate", str(tmp_path / "out"), "--metric", "sensitivity", "--model", TINY,
+                     "--device", "cpu", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "completeness" not in result.stderr.lower() and "Warning" not in result.stderr, result.stderr
