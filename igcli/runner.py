@@ -63,13 +63,15 @@ from .store import (
 from .text import path_seed
 
 EXIT_SKIPPED = 5
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports an interrupted command
 # Settings that may change between a run and the resumption of it without changing a single number; every
 # other setting must agree.
 VOLATILE_KEYS = frozenset({"command", "igcli_version", "torch_version", "device", "weights", "schedule_file"})
 
 @dataclass
 class AttributeSummary:
-    """What a run did. ``exit_code`` is 0, or 5 when some inputs were skipped (listed in ``skipped``)."""
+    """What a run did. ``exit_code`` is 0, 5 when some inputs were skipped (listed in ``skipped``), or 130 when
+    it was interrupted (the CLI's summary says 143 after SIGTERM: the process's exit status)."""
 
     out: str
     part: str
@@ -88,7 +90,7 @@ class AttributeSummary:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_SKIPPED if self.skipped else 0
+        return EXIT_INTERRUPTED if self.interrupted else EXIT_SKIPPED if self.skipped else 0
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "exit_code": self.exit_code}
