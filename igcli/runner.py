@@ -343,7 +343,11 @@ class _Run:
 
     def warnings(self) -> list[str]:
         """Warnings about the run as a whole, said once at its end (completeness gaps)."""
-        return self.gaps.messages() if self.gaps is not None else []
+        if self.gaps is None:
+            return []
+        spec = self.job.schedule
+        kind = "calibrated" if is_schedule_file(spec) else spec if isinstance(spec, str) else "custom"
+        return self.gaps.messages(output=self.job.output, schedule=kind)
 
     def on_progress(self, fraction: float) -> None:
         """The library's progress callback: ``fraction`` of the current batch's gradient rows are done, so the
