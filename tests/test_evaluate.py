@@ -291,3 +291,22 @@ def test_recomputing_maps_for_a_metric_warns_about_nothing(tmp_path):
                      "--device", "cpu", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "completeness" not in result.stderr.lower() and "Warning" not in result.stderr, result.stderr
+
+
+def test_progress_counts_images_and_skips(tmp_path, capsys):
+    """top2: two rows per image, the progress counts images; reloading fails for every image: all skipped."""
+    from igcli.evaluate import EvaluateJob, evaluate
+    from igcli.runner import AttributeJob, run_attribute
+
+    make_images(tmp_path / "imgs", 3, size=16)
+    run_attribute(AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=TINY, steps=2,
+                               target="top2", preprocessing={"resize": 16, "crop": 16}, device="cpu", workers=0),
+                  quiet=True)
+    job = EvaluateJob(tmp_path / "out", ["insertion"], model=TINY, device="cpu", batch_size=3)  # chunks split images
+    assert len(evaluate(job).rows) == 6
+    assert "igcli evaluate: 3/3 inputs (100.0%)" in capsys.readouterr().err
+
+    (tmp_path / "imgs").rename(tmp_path / "gone")
+    assert len(evaluate(job).skipped) == 6  # one entry per row
+    err = capsys.readouterr().err
+    assert "igcli evaluate: 3/3 inputs (100.0%)" in err and err.rstrip().endswith("3 skipped"), err
