@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .baselines import BaselineSpec, Normalization, make_baseline
-from .completeness import LIBRARY_HINT, CompletenessWarning, GapTally
+from .completeness import CompletenessWarning, GapTally
 from .engine import Engine, default_batch_size, prepared_model, resolve_device
 from .errors import InvalidArgumentError, NonFiniteError, ShapeError, TargetError
 from .integrate import integrate_fixed_path, integrate_guided_path
@@ -194,7 +194,8 @@ def attribute(
     if check_completeness:
         tally = GapTally()
         tally.add(result.completeness_gap.cpu().numpy())
-        for line in tally.messages(LIBRARY_HINT):
+        kind = schedule if isinstance(schedule, str) else "custom"  # alphas or a Schedule: perhaps calibrated
+        for line in tally.messages(cli=False, output=output, schedule=kind):
             warnings.warn(line.removeprefix("warning: "), CompletenessWarning, stacklevel=2)
     return result
 

@@ -17,8 +17,22 @@ GAP_TOLERANCE = 0.05  # Sundararajan et al. 2017 §3: "within 5%"
 class CompletenessWarning(UserWarning):
     """:func:`igcli.attribute`'s maps miss completeness: median gap above 5%, or maps that explain no change."""
 
-CLI_HINT = "use more --steps, --schedule gauss-legendre, or igcli calibrate and --schedule auto"
-LIBRARY_HINT = "use more steps, schedule='gauss-legendre', or a calibrated schedule (igcli calibrate)"
+def _either(options: list[str]) -> str:
+    return options[0] if len(options) == 1 else f"{', '.join(options[:-1])}, or {options[-1]}"
+
+
+def gap_hint(*, cli: bool = True, schedule: str = "right") -> str:
+    """What to do about a coarse path integral, for the run's ``schedule``: a schedule name, ``calibrated``
+    (``--schedule auto`` or a schedule file) or ``custom`` (alphas given); ``cli`` words it as options, else as
+    :func:`igcli.attribute` arguments. Nothing already in use is suggested."""
+    options = ["more --steps" if cli else "more steps"]
+    if schedule == "calibrated":  # a calibration is for one step count: more steps need another one
+        options[0] += " (igcli calibrate for that count first)"
+    if schedule != "gauss-legendre":
+        options.append("--schedule gauss-legendre" if cli else "schedule='gauss-legendre'")
+    if schedule not in ("calibrated", "custom"):
+        options.append("igcli calibrate and --schedule auto" if cli else "a calibrated schedule (igcli calibrate)")
+    return f"use {_either(options)}"
 
 
 class GapTally:
@@ -37,9 +51,11 @@ class GapTally:
         self.constant += int(constant.sum())
         self._gaps.append(gaps[~constant])
 
-    def messages(self, hint: str = CLI_HINT) -> list[str]:
+    def messages(self, *, cli: bool = True, output: str = "prob", schedule: str = "right") -> list[str]:
         """``warning: ...`` lines: a median gap above :data:`GAP_TOLERANCE` (with how many maps exceed it), and
-        the maps that explain no change, named apart since more steps would not help them."""
+        the maps that explain no change, named apart since more steps would not help them. The advice fits the
+        run: its ``output`` (prob or logit) and ``schedule`` (see :func:`gap_hint`); ``cli`` words it as
+        options, else as :func:`igcli.attribute` arguments."""
         lines = []
         gaps = np.concatenate(self._gaps) if self._gaps else np.zeros(0)
         if gaps.size and float(np.median(gaps)) > GAP_TOLERANCE:
@@ -47,12 +63,13 @@ class GapTally:
             lines.append(
                 f"warning: completeness gap above {GAP_TOLERANCE:.0%} for {large} of {gaps.size} maps (median "
                 f"{float(np.median(gaps)):.1%}): their sums miss f(x) - f(baseline), the path integral is too coarse; "
-                f"{hint}"
+                f"{gap_hint(cli=cli, schedule=schedule)}"
             )
         if self.constant:
             lines.append(
                 f"warning: {self.constant} of {self.maps} maps explain no change: f(x) = f(baseline) or an all-zero "
                 "map (the score does not move along the path, e.g. a saturated softmax); more steps will not help, "
-                "try the logit output or another baseline"
+                + ("try another baseline" if output == "logit" else
+                   f"try {'--output logit' if cli else 'the logit output'} or another baseline")
             )
         return lines

@@ -232,22 +232,40 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
         except (InvalidArgumentError, KeyError, TypeError, ValueError) as error:
             raise OutputError(f"{output.shards[0]}: its settings cannot rebuild the attribution method "
                               f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
-    total = len(output) if job.limit is None else min(job.limit, len(output))
-    with make_reporter(total, "igcli evaluate", quiet=quiet) as reporter:
-        done = 0
+    total = len(output) if job.limit is None else min(job.limit, len(output))  # rows (--limit counts rows)
+    # Progress counts images, as attribute's does: a topK run has K rows per image.
+    images = len(_first_rows(output.column("paths")[:total], None))
+    with make_reporter(images, "igcli evaluate", quiet=quiet) as reporter:
+        done, last = 0, None
         for rows in output.iter_rows(["attributions", "paths", IMAGE_PATHS, "targets", "completeness_gap"]):
             for begin in range(0, len(rows["paths"]), batch_size):
                 if done >= total:
                     break
                 end = min(begin + batch_size, len(rows["paths"]), begin + total - done)
                 chunk = {k: v[begin:end] for k, v in rows.items()}
+                skips = len(result.skipped)
                 _evaluate_chunk(chunk, metrics, job.rank, model, preprocessing, truth, device, batch_size, result,
                                 reporter, job.seed, recompute, job.root)
                 done += end - begin
-                reporter.advance(end - begin)
+                fresh = _first_rows(chunk["paths"], last)  # images whose first row is in this chunk
+                lost = {entry["path"] for entry in result.skipped[skips:]}
+                skipped = sum(path in lost for path in fresh)
+                reporter.advance(len(fresh) - skipped, skipped)
+                last = chunk["paths"][-1]
     result.aggregate = _aggregate(result, metrics)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+def _first_rows(paths: Sequence[str], previous: str | None) -> list[str]:
+    """The entries of ``paths`` that start an image (one image's topK rows are consecutive); ``previous``: the
+    path of the row before them."""
+    starts = []
+    for path in paths:
+        if path != previous:
+            starts.append(path)
+        previous = path
+    return starts
 
 
 def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, batch_size, result, reporter,
@@ -376,7 +394,8 @@ def recompute_function(settings: dict[str, Any], loaded, device: torch.device, b
                          steps=schedule.steps if method != "vg" else 1, schedule=schedule, baseline=baseline,
                          output=settings.get("output", "prob"), batch_size=batch_size, device=device,
                          amp=bool(settings.get("amp", False)), normalization=normalization,
-                         seed=int(settings.get("seed", 0)), **options).attributions
+                         seed=int(settings.get("seed", 0)), check_completeness=False,  # the run's to judge, once
+                         **options).attributions
         if settings.get("reduce") == "sum":
             maps = maps.sum(dim=1)
         elif settings.get("reduce") == "abs-sum":

@@ -48,6 +48,24 @@ def locate_image(path: str, abs_path: str | None = None, *, input_root: str | No
     return path
 
 
+def inherited_input_root(out_dir: str | os.PathLike, computed: str) -> str | None:
+    """The ``input_root`` a run adding shards to ``out_dir`` (``--resume``, another part) records: that of the
+    shards already there (the first run's, whatever this run's inputs), so one ``--root`` serves them all;
+    None when one of them has none (written before it was recorded, it reads ``--root`` as the folder the run
+    started in, and so must the new ones); ``computed``, this run's, when there are no shards yet."""
+    found: list[str | None] = []
+    for shard in list_shards(out_dir):
+        try:
+            with h5py.File(shard, "r") as handle:
+                value = handle.attrs.get("input_root")
+        except OSError:  # a damaged shard: moved aside by its part's --resume, and no guide
+            continue
+        found.append(decode_text(value) if isinstance(value, (bytes, str)) else None)
+    if not found:
+        return computed
+    return None if None in found else found[0]
+
+
 def missing_image_hint(root: str | os.PathLike | None) -> str:
     """What to tell a user whose input image is not where igcli looked (appended to "file not found")."""
     if root is None:

@@ -41,6 +41,7 @@ from .job import DEFAULT_STEPS, STORAGE_DTYPES, AttributeJob, check_attribute_jo
 from .labels import LabelResolver
 from .locking import FolderLock
 from .models import LoadedModel, file_sha256, load_model
+from .output import inherited_input_root
 from .progress import Reporter, make_reporter
 from .schedules import ScheduleFileError, cached_schedule_path, read_schedule_file
 from .signals import deferred
@@ -62,13 +63,15 @@ from .store import (
 from .text import path_seed, shown_path
 
 EXIT_SKIPPED = 5
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports an interrupted command
 # Settings that may change between a run and the resumption of it without changing a single number; every
 # other setting must agree.
 VOLATILE_KEYS = frozenset({"command", "igcli_version", "torch_version", "device", "weights", "schedule_file"})
 
 @dataclass
 class AttributeSummary:
-    """What a run did. ``exit_code`` is 0, or 5 when some inputs were skipped (listed in ``skipped``)."""
+    """What a run did. ``exit_code`` is 0, 5 when some inputs were skipped (listed in ``skipped``), or 130 when
+    it was interrupted (the CLI's summary says 143 after SIGTERM: the process's exit status)."""
 
     out: str
     part: str
@@ -87,7 +90,7 @@ class AttributeSummary:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_SKIPPED if self.skipped else 0
+        return EXIT_INTERRUPTED if self.interrupted else EXIT_SKIPPED if self.skipped else 0
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "exit_code": self.exit_code}
@@ -340,7 +343,11 @@ class _Run:
 
     def warnings(self) -> list[str]:
         """Warnings about the run as a whole, said once at its end (completeness gaps)."""
-        return self.gaps.messages() if self.gaps is not None else []
+        if self.gaps is None:
+            return []
+        spec = self.job.schedule
+        kind = "calibrated" if is_schedule_file(spec) else spec if isinstance(spec, str) else "custom"
+        return self.gaps.messages(output=self.job.output, schedule=kind)
 
     def on_progress(self, fraction: float) -> None:
         """The library's progress callback: ``fraction`` of the current batch's gradient rows are done, so the
@@ -509,7 +516,7 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
         labels = label_resolver(job.labels, loaded, device) if parse_target(job.target)[0] == "label" else None
         loaded.module.to(device)
         writer = ShardWriter(job.out, part.index, settings, job.shard_size, next_sequence(job.out, part.index),
-                             input_root=input_root(job.inputs, all_inputs))
+                             input_root=inherited_input_root(job.out, input_root(job.inputs, all_inputs)))
         label = _label + (f" part {part.label}" if part.count > 1 else "")
         interrupted = False
         loop_started = time.perf_counter()

@@ -37,7 +37,7 @@ from .errors import InvalidArgumentError
 from .safe_file import WriteGuardedFile
 from .signals import deferred
 from .text import absolute_path, decode_text, encode_text
-from .validate import DamagedShardError, OutputError, ShardInfo, check_shard, strings_digest
+from .validate import DamagedShardError, OutputError, ShardInfo, abs_paths_digest, check_shard, strings_digest
 
 FORMAT = "igcli-attributions/1"
 INDEX_NAME = "index.h5"
@@ -246,6 +246,9 @@ class ShardWriter:
     def _publish(self) -> Path:
         self._handle.attrs["rows"] = self._rows
         self._handle.attrs["strings_sha256"] = strings_digest(self._handle)
+        extra = abs_paths_digest(self._handle)
+        if extra is not None:
+            self._handle.attrs["abs_paths_sha256"] = extra
         self._handle.attrs["complete"] = True
         self._handle.close()
         self._handle = None

@@ -117,29 +117,38 @@ def check_settings(settings: Any) -> str | None:
     return None
 
 
+def _add_string(digest: Any, value: Any) -> None:
+    data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogateescape")
+    digest.update(len(data).to_bytes(8, "little") + data)
+
+
 def strings_digest(handle: h5py.File) -> str:
-    """SHA-256 over the stored strings (``paths``, skipped paths and reasons, ``abs_paths`` and the
-    ``input_root`` attribute): HDF5 keeps no checksum for variable-length strings, and a flipped bit in a path
-    would give one image's map another's name. The two later additions count only where present, so the
-    digest of a shard written before them is unchanged."""
+    """SHA-256 over ``paths`` and the skipped paths and reasons (the ``strings_sha256`` attribute): HDF5 keeps
+    no checksum for variable-length strings, and a flipped bit in a path would give one image's map another's
+    name. The formula is fixed: an igcli from before ``abs_paths`` checks it too, so it covers nothing newer."""
     digest = hashlib.sha256()
-
-    def add(value: Any) -> None:
-        data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogateescape")
-        digest.update(len(data).to_bytes(8, "little") + data)
-
     for name in ("paths", "skipped/paths", "skipped/reasons"):
         if name in handle:
             for value in handle[name][:]:
-                add(value)
+                _add_string(digest, value)
         digest.update(b"|")
+    return digest.hexdigest()
+
+
+def abs_paths_digest(handle: h5py.File) -> str | None:
+    """SHA-256 over ``abs_paths`` and the ``input_root`` attribute (the ``abs_paths_sha256`` attribute), kept
+    apart from :func:`strings_digest` so older igcli versions still verify shards written by this one; None
+    for a shard with neither (written before they were recorded)."""
+    if "abs_paths" not in handle and "input_root" not in handle.attrs:
+        return None
+    digest = hashlib.sha256()
     if "abs_paths" in handle:
         digest.update(b"abs_paths|")
         for value in handle["abs_paths"][:]:
-            add(value)
+            _add_string(digest, value)
     if "input_root" in handle.attrs:
         digest.update(b"input_root|")
-        add(handle.attrs["input_root"])
+        _add_string(digest, handle.attrs["input_root"])
     return digest.hexdigest()
 
 
@@ -234,4 +243,7 @@ def _check_open_shard(path: Path, handle: h5py.File) -> ShardInfo:
     stored = handle.attrs.get("strings_sha256")  # absent in shards written before it was recorded
     if stored is not None and stored != strings_digest(handle):
         raise DamagedShardError(path, "its paths or skip records do not match their SHA-256 (damaged)")
+    expected = abs_paths_digest(handle)  # None: an older shard, with neither abs_paths nor input_root
+    if expected is not None and handle.attrs.get("abs_paths_sha256") != expected:
+        raise DamagedShardError(path, "its abs_paths or input_root do not match their SHA-256 (damaged)")
     return ShardInfo(path, rows, settings, input_root)

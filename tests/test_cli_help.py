@@ -123,6 +123,17 @@ def test_click_order_of_the_instruction_is_accepted():
     assert complete("bash", "igcli attr", instruction="bash_complete") == ["attribute"]
 
 
+@pytest.mark.parametrize("words", [{"COMP_WORDS": "igcli attribute --me", "COMP_CWORD": "abc"}, {}])
+def test_a_malformed_completion_request_offers_nothing_and_says_so_in_one_line(words):
+    """igcli called by hand with the completion variable: a bad word number, or no words at all."""
+    env = {**{k: v for k, v in ENV.items() if not k.startswith("COMP_")}, "_IGCLI_COMPLETE": "complete_bash", **words}
+    result = subprocess.run([sys.executable, "-m", "igcli"], capture_output=True, text=True, env=env, cwd=ROOT,
+                            timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("igcli: error: "), result.stderr
+    assert "COMP_" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_every_option_and_choice_completes(monkeypatch):
     # In process (one subprocess per case would be slow), through the same Typer completer the scripts reach.
     from typer.completion import completion_init

@@ -184,8 +184,9 @@ def test_signals_to_the_whole_process_group_save_and_resume(tmp_path, signum, co
     out = tmp_path / "out"
     args = ["attribute", str(tmp_path / "imgs"), "-o", str(out), *TINY_ARGS, "--steps", "200", "-b", "1",
             "--shard-size", "1", "--workers", "2", "--quiet"]
-    process = subprocess.Popen([sys.executable, "-m", "igcli", *args], env={**os.environ, **SUBPROCESS_ENV},
-                               cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen([sys.executable, "-m", "igcli", *args, "--json"], env={**os.environ, **SUBPROCESS_ENV},
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list_shards(out)) < 2:
         time.sleep(0.02)
@@ -193,8 +194,10 @@ def test_signals_to_the_whole_process_group_save_and_resume(tmp_path, signum, co
     if again:
         time.sleep(0.05)
         process.send_signal(signum)
-    stderr = process.communicate(timeout=120)[1]  # a hang fails here
+    stdout, stderr = process.communicate(timeout=120)  # a hang fails here
     assert process.returncode == code, stderr
+    summary = json.loads(stdout)  # still printed, and it says what the process exits with
+    assert summary["interrupted"] and summary["exit_code"] == code
     assert "Traceback" not in stderr and "--resume" in stderr
     done = stored_paths(out)
     assert 2 <= len(done) < 16

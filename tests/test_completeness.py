@@ -31,6 +31,33 @@ def test_the_tally_counts_large_gaps_over_the_median_and_constant_maps_apart():
     assert fine.messages() == []
 
 
+def test_the_advice_suggests_nothing_the_run_already_does():
+    tally = GapTally()
+    tally.add(np.array([0.3, 0.4, np.nan], np.float32))
+
+    def advice(**settings):
+        gap_line, constant_line = tally.messages(**settings)
+        return gap_line.split("too coarse; ")[1], constant_line.split("will not help, ")[1]
+
+    assert advice() == ("use more --steps, --schedule gauss-legendre, or igcli calibrate and --schedule auto",
+                        "try --output logit or another baseline")
+    gap, constant = advice(output="logit", schedule="gauss-legendre")
+    assert gap == "use more --steps, or igcli calibrate and --schedule auto" and constant == "try another baseline"
+    gap, _ = advice(schedule="calibrated")  # --schedule auto or a schedule file: calibrated for one step count
+    assert gap == "use more --steps (igcli calibrate for that count first), or --schedule gauss-legendre"
+    gap, constant = advice(cli=False, schedule="custom")  # the library, given alphas
+    assert gap == "use more steps, or schedule='gauss-legendre'" and constant == "try the logit output or another baseline"
+
+
+def test_the_cli_advice_follows_the_run_s_output(tmp_path):
+    make_images(tmp_path / "imgs", 2)
+    result = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(tmp_path / "out"), *TINY_ARGS, "-j", "0",
+                     "--steps", "1", "--output", "logit", "--schedule", "gauss-legendre", "--quiet")
+    assert result.returncode == 0, result.stderr
+    (warned,) = [line for line in result.stderr.splitlines() if "completeness" in line]
+    assert warned.endswith("too coarse; use more --steps, or igcli calibrate and --schedule auto"), warned
+
+
 @pytest.fixture(scope="module")
 def tiny_and_images():
     return load_model(TINY).module, torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import json
 
 import numpy as np
@@ -241,3 +242,71 @@ def test_images_are_found_from_any_folder_and_under_root_after_they_moved(tmp_pa
     assert len(widths) == 3 and all(width > 3 * 16 for width in widths)  # image | heatmap | overlay
     with pytest.raises(InvalidArgumentError, match="--root .*: no such folder"):
         Output(out, root=tmp_path / "nowhere")
+
+
+def test_a_resumed_output_keeps_one_meaning_of_root(tmp_path, monkeypatch):
+    """New shards added to an output follow its shards' input_root: none when they have none (written before
+    it was recorded), else theirs, whatever this run's inputs; so one --root finds every image after a move."""
+    import h5py
+
+    from igcli.output import IMAGE_PATHS, Output
+    from igcli.runner import AttributeJob, run_attribute
+    from igcli.store import list_shards
+
+    project = tmp_path / "proj"
+    make_images(project / "data" / "imgs" / "cat", 2, size=16)
+    monkeypatch.chdir(project)
+    common = dict(model=TINY, preprocessing={"resize": 16, "crop": 16}, device="cpu", workers=0, steps=2)
+    for out in ("old", "new"):
+        run_attribute(AttributeJob(inputs=["data/imgs"], out=project / out, **common), quiet=True)
+    for shard in list_shards(project / "old"):  # as an igcli from before abs_paths and input_root wrote it
+        with h5py.File(shard, "r+") as handle:
+            del handle["abs_paths"], handle.attrs["input_root"], handle.attrs["abs_paths_sha256"]
+    make_images(project / "data" / "imgs" / "cat", 2, size=16, seed=1, prefix="more")
+    for out in ("old", "new"):  # resumed with the subfolder given: this run alone would record data/imgs/cat
+        run_attribute(AttributeJob(inputs=["data/imgs/cat"], out=project / out, resume=True, **common), quiet=True)
+    roots = {out: [h5py.File(s, "r").attrs.get("input_root") for s in list_shards(project / out)]
+             for out in ("old", "new")}
+    assert [len(r) for r in roots.values()] == [2, 2]
+    assert roots["old"] == [None, None] and roots["new"] == [str(project / "data" / "imgs")] * 2
+
+    moved = tmp_path / "elsewhere"
+    project.rename(moved)
+    monkeypatch.chdir(tmp_path)
+    for out, root in (("old", moved), ("new", moved / "data" / "imgs")):  # --root: the run's folder, input_root
+        found = [p for rows in Output(moved / out, root=root).iter_rows([IMAGE_PATHS]) for p in rows[IMAGE_PATHS]]
+        assert len(found) == 4
+        assert all(os.path.exists(p) for p in found), (out, found)
+
+
+def test_recomputing_maps_for_a_metric_warns_about_nothing(tmp_path):
+    """The run judged its maps' completeness once; evaluate's recomputed maps (sensitivity here, on the tiny
+    model with few steps: large gaps) must not repeat that as raw Python warnings."""
+    from igcli.runner import AttributeJob, run_attribute
+
+    make_images(tmp_path / "imgs", 2, size=16)
+    run_attribute(AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=TINY, steps=4,
+                               preprocessing={"resize": 16, "crop": 16}, device="cpu", workers=0), quiet=True)
+    result = run_cli("evaluate", str(tmp_path / "out"), "--metric", "sensitivity", "--model", TINY,
+                     "--device", "cpu", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "completeness" not in result.stderr.lower() and "Warning" not in result.stderr, result.stderr
+
+
+def test_progress_counts_images_and_skips(tmp_path, capsys):
+    """top2: two rows per image, the progress counts images; reloading fails for every image: all skipped."""
+    from igcli.evaluate import EvaluateJob, evaluate
+    from igcli.runner import AttributeJob, run_attribute
+
+    make_images(tmp_path / "imgs", 3, size=16)
+    run_attribute(AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=TINY, steps=2,
+                               target="top2", preprocessing={"resize": 16, "crop": 16}, device="cpu", workers=0),
+                  quiet=True)
+    job = EvaluateJob(tmp_path / "out", ["insertion"], model=TINY, device="cpu", batch_size=3)  # chunks split images
+    assert len(evaluate(job).rows) == 6
+    assert "igcli evaluate: 3/3 inputs (100.0%)" in capsys.readouterr().err
+
+    (tmp_path / "imgs").rename(tmp_path / "gone")
+    assert len(evaluate(job).skipped) == 6  # one entry per row
+    err = capsys.readouterr().err
+    assert "igcli evaluate: 3/3 inputs (100.0%)" in err and err.rstrip().endswith("3 skipped"), err

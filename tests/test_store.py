@@ -188,9 +188,15 @@ def test_shards_without_abs_paths_stay_readable_and_the_digest_covers_abs_paths(
     old = list_shards(tmp_path)[0]
     with h5py.File(old, "r") as handle:
         assert strings_digest(handle) == handle.attrs["strings_sha256"]  # the same digest for old shards
+    check_shard(old)  # neither abs_paths nor input_root, so no abs_paths_sha256 either: an old shard, fine
     writer = ShardWriter(tmp_path, part=0, settings=SETTINGS, shard_size=100, first_sequence=1, input_root="/r")
     writer.write(rows(2, 1))  # a resumed run: new shards beside old ones
+    writer.skip("bad2.jpg", "empty")
     writer.close()
+    with h5py.File(list_shards(tmp_path)[1], "r") as handle:
+        # The old formula still holds for new shards, so an igcli from before abs_paths reads them.
+        assert handle.attrs["strings_sha256"] == old_digest(handle)
+        assert "abs_paths_sha256" in handle.attrs
     output = Output(tmp_path)
     assert output.column("paths") == ["img0.jpg", "img1.jpg", "img2.jpg"]
     build_index(tmp_path)
@@ -205,6 +211,17 @@ def test_shards_without_abs_paths_stay_readable_and_the_digest_covers_abs_paths(
         handle["abs_paths"][0] = os.path.join(os.getcwd(), "img2.jpg").encode()
         handle.attrs["input_root"] = "/s"
     with pytest.raises(DamagedShardError, match="do not match their SHA-256"):
+        check_shard(new)
+    with h5py.File(new, "r+") as handle:
+        handle.attrs["input_root"] = "/r"
+    check_shard(new)  # restored: whole again
+    with h5py.File(new, "r+") as handle:  # the digest dropped: abs_paths and input_root go unchecked otherwise
+        del handle.attrs["abs_paths_sha256"]
+    with pytest.raises(DamagedShardError, match="abs_paths or input_root"):
+        check_shard(new)
+    with h5py.File(new, "r+") as handle:  # input_root alone, without its digest
+        del handle["abs_paths"]
+    with pytest.raises(DamagedShardError, match="abs_paths or input_root"):
         check_shard(new)
 
 

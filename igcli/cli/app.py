@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from typing import Any
 
 import typer
@@ -61,11 +62,31 @@ def cli() -> Any:
     return prepare(typer.main.get_command(app))
 
 
+def _start_completion() -> None:
+    """Register Typer's completers (it does so only with add_completion) and check the words the completion
+    script passes: malformed ones (``COMP_CWORD=abc``, no ``COMP_WORDS``: igcli called by hand) give no
+    candidates, one line on stderr and exit 1, not a traceback."""
+    from typer.completion import completion_init, shell_completion  # Typer's Click (it may bundle its own)
+
+    completion_init()
+    action, _, shell = os.environ[COMPLETE_VAR].partition("_")
+    if shell in ("complete", "source"):  # Click's order (bash_complete): shell first
+        action, shell = shell, action
+    completer = shell_completion.get_completion_class(shell) if action == "complete" else None
+    try:
+        if completer is not None:
+            completer(None, {}, PROG, COMPLETE_VAR).get_completion_args()
+    except (KeyError, ValueError, IndexError) as error:
+        names = "COMP_WORDS and COMP_CWORD" if shell == "bash" else "_TYPER_COMPLETE_ARGS"
+        problem = f"{error.args[0]} is not set" if isinstance(error, KeyError) else f"{names} are malformed ({error})"
+        sys.stderr.write(f"igcli: error: {COMPLETE_VAR} asks for {shell} completions, but {problem}; these "
+                         f"variables are for the script `igcli completions {shell}` prints\n")
+        raise SystemExit(1) from None
+
+
 def main() -> None:
     if os.environ.get(COMPLETE_VAR):
-        from typer.completion import completion_init
-
-        completion_init()  # Typer registers its bash, zsh and fish completers only with add_completion
+        _start_completion()
         # Click orders the instruction shell first (bash_complete), Typer action first (complete_bash): take both.
         os.environ[COMPLETE_VAR] = re.sub(r"^(bash|zsh|fish)_(complete|source)$", r"\2_\1", os.environ[COMPLETE_VAR])
     cli().main(prog_name=PROG, complete_var=COMPLETE_VAR)

@@ -105,14 +105,15 @@ def attribute_command(
     from ..runner import run_attribute
 
     summary = run_attribute(job, quiet=quiet)
+    code = c.interrupted_exit_code() if summary.interrupted else summary.exit_code  # 143 after SIGTERM
     if json_summary:
-        c.print_json(summary.as_dict())
+        c.print_json({**summary.as_dict(), "exit_code": code})
     elif not quiet:
         typer.echo(summary_line(summary), err=True)
     if summary.interrupted:
-        raise c.fail(c.INTERRUPTED, c.interrupted_exit_code())
-    if summary.exit_code:
-        raise typer.Exit(summary.exit_code)
+        raise c.fail(c.INTERRUPTED, code)
+    if code:
+        raise typer.Exit(code)
 
 
 def summary_line(summary) -> str:

@@ -81,14 +81,15 @@ def split_command(
     )
     summary = run_split(job, quiet=quiet)
     statistics = summarize_split(out)
+    code = c.interrupted_exit_code() if summary.interrupted else summary.exit_code  # 143 after SIGTERM
     if json_summary:
-        c.print_json({**summary.as_dict(), "statistics": statistics.as_dict()})
+        c.print_json({**summary.as_dict(), "exit_code": code, "statistics": statistics.as_dict()})
     else:
         _print_table(statistics)
     if summary.interrupted:
-        raise c.fail(c.INTERRUPTED, c.interrupted_exit_code())
-    if summary.exit_code:
-        raise typer.Exit(summary.exit_code)
+        raise c.fail(c.INTERRUPTED, code)
+    if code:
+        raise typer.Exit(code)
 
 
 def _print_table(statistics) -> None:
