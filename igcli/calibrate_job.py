@@ -18,7 +18,9 @@ from .baselines import BASELINE_NAMES
 from .data import discover_inputs
 from .engine import resolve_device
 from .errors import InvalidArgumentError
+from .job import check_baseline, check_labels
 from .models import load_model
+from .preprocessing import check_preprocessing
 from .progress import make_reporter
 from .runner import (
     DEFAULT_STEPS,
@@ -105,12 +107,17 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
     target_mode, target_value = parse_target(job.target)
     if target_mode == "top":
         raise InvalidArgumentError("--target topK: calibrate explains one class per image; use pred, label or INDEX")
+    check_preprocessing(job.preprocessing)
     if job.images < 1:
         raise InvalidArgumentError(f"--images must be at least 1, got {job.images}")
     if not isinstance(job.steps, int) or job.steps < 1:
         raise InvalidArgumentError(f"--steps must be a positive integer, got {job.steps}")
     describe(method, "riemann", steps=job.steps, baseline=job.baseline if job.baseline in BASELINE_NAMES else "black",
              output=job.output, seed=job.seed, **job.method_options)  # validates the options
+    if method in ("ig", "gig"):
+        check_baseline(job.baseline, job.preprocessing.get("crop"))
+    if target_mode == "label" and job.labels is not None:
+        check_labels(job.labels, job.model)
     all_inputs = discover_inputs(job.inputs, stdin, null=job.null)
     sample = sorted(random.Random(job.seed).sample(all_inputs, min(job.images, len(all_inputs))))
     loaded = load_model(job.model, job.weights, preprocessing=job.preprocessing,

@@ -36,7 +36,8 @@ class NonFiniteError(IgcliError, ArithmeticError):
 EXIT_CODES = {
     0: "success",
     1: "an igcli error not covered below",
-    2: "invalid argument or input (bad option value, unknown name, wrong shape, target out of range)",
+    2: "invalid argument or input (unknown option, missing argument, bad option value, unknown name, unreadable "
+       "labels, baseline or schedule file, wrong shape, target out of range)",
     3: "NaN or infinity in inputs, model outputs or gradients",
     4: "the model could not be loaded (unknown name, bad file, weights missing or not matching, a pickled module "
        "without --trust-model-file, or a model file named only by an output folder)",

@@ -12,15 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from .baseline_file import check_baseline_file
 from .distributed import Part, resolve_part
 from .errors import InvalidArgumentError
 from .labels import LabelResolver
 from .methods import BASELINE_NAMES, check_method
-from .schedules import ScheduleFileError, cached_schedule_path, make_schedule, read_schedule_file
+from .preprocessing import check_preprocessing
+from .schedules import ScheduleFileError, cached_schedule_path, make_schedule, read_schedule_file, schedule_name
 from .store import INDEX_NAME, SHARD_PATTERN
 from .validate import REDUCTIONS, OutputError
 
 DEFAULT_STEPS = 32
+IMAGENET_CLASSES = 1000  # the classes of every model given by name (torchvision's classifiers, igcli's)
 STORAGE_DTYPES = ("float32", "float16")
 
 
@@ -76,8 +79,12 @@ def check_choice(option: str, value: str, choices: Sequence[str]) -> None:
 
 
 def is_schedule_file(spec: Any) -> bool:
-    """Whether ``--schedule`` names a calibrated schedule: ``auto``, a ``.json`` name or an existing file."""
-    return isinstance(spec, str) and (spec == "auto" or spec.endswith(".json") or os.path.isfile(spec))
+    """Whether ``--schedule`` names a calibrated schedule: ``auto``, a ``.json`` name or an existing file, but
+    never a built-in schedule's name (``right``, the default, ...): a name wins over a file called the same,
+    which must be given as ``./right`` or named ``right.json``."""
+    if not isinstance(spec, str) or schedule_name(spec) is not None:
+        return False
+    return spec == "auto" or spec.endswith(".json") or os.path.isfile(spec)
 
 
 def check_attribute_job(job: AttributeJob) -> Part:
@@ -92,6 +99,7 @@ def check_attribute_job(job: AttributeJob) -> Part:
     check_choice("--reduce", job.reduce, REDUCTIONS)
     check_choice("--dtype", job.dtype, STORAGE_DTYPES)
     target_mode, _ = parse_target(job.target)
+    check_preprocessing(job.preprocessing)
     if job.shard_size < 1:
         raise InvalidArgumentError(f"--shard-size must be at least 1, got {job.shard_size}")
     if job.workers is not None and job.workers < 0:
@@ -105,14 +113,34 @@ def check_attribute_job(job: AttributeJob) -> Part:
     for entry in job.inputs:
         if entry != "-" and not (os.path.exists(entry) or os.path.islink(entry)):
             raise InvalidArgumentError(f"input {entry}: no such file or folder")
-    if method in ("ig", "gig") and job.baseline not in BASELINE_NAMES and not os.path.isfile(job.baseline):
-        raise InvalidArgumentError(f"--baseline {job.baseline}: not one of {', '.join(BASELINE_NAMES)} and no such "
-                                   "file (give an image, .npy or .pt)")
+    if method in ("ig", "gig"):
+        check_baseline(job.baseline, job.preprocessing.get("crop"))
     if job.labels is not None:
-        LabelResolver(job.labels)  # reads and parses the CSV; its labels are checked against the model later
+        check_labels(job.labels, job.model)
     _check_schedule(job, method)
     check_output_folder(Path(job.out), part, resume=job.resume, overwrite=job.overwrite)
     return part
+
+
+def check_baseline(spec: str, crop: int | None = None) -> None:
+    """``--baseline``: a name (which wins over a file called the same: give that as ``./black``), or a file
+    that reads as a baseline (:func:`igcli.baseline_file.check_baseline_file`; ``crop`` when ``--crop`` is
+    given). Its shape against the model's crop and an image's normalisation are checked with the model."""
+    if spec in BASELINE_NAMES:
+        return
+    if not os.path.exists(spec):
+        raise InvalidArgumentError(f"--baseline {spec}: not one of {', '.join(BASELINE_NAMES)} and no such file "
+                                   "(give an image, .npy or .pt)")
+    check_baseline_file(spec, crop)
+
+
+def check_labels(labels: str, model: str) -> None:
+    """Read and parse ``--labels`` (kept for the run: :class:`LabelResolver` parses a file once). A model given
+    by name (no file, no ``module:factory``) is a torchvision or igcli ImageNet classifier with 1000 classes, so
+    a one-label-per-line list of integers running 1..1000 is refused now as 1-based; for a model file or factory
+    the class count is known only once it is loaded, and the same check runs then."""
+    named = ":" not in model and not os.path.exists(model)
+    LabelResolver(labels, num_classes=IMAGENET_CLASSES if named else None)
 
 
 def _check_schedule(job: AttributeJob, method: str) -> None:

@@ -14,10 +14,12 @@ import csv
 import io
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from .errors import InvalidArgumentError
+from .input_file import MiB, read_regular_file
 
 # An ImageNet WordNet ID at the start of a file name, as ImageNet's training images are named
 # (n01443537_10007.JPEG) and many copies of them (n01443537_goldfish.jpg).
@@ -28,6 +30,9 @@ VALIDATION_NUMBER = re.compile(r"_val_([0-9]{8})$")
 DEVKIT_GROUND_TRUTH = re.compile(r"^ILSVRC20[0-9]{2}_validation_ground_truth", re.IGNORECASE)
 HOW_TO_LABEL = ("give --labels FILE (path,label rows, or one label per line for ImageNet validation images), "
                 "or name the parent folder or the file's start after the class")
+# The largest CSV read (--labels, --boxes): ImageNet's 1.28 million training paths with labels take 60-100 MB,
+# its 50,000 validation labels 0.5 MB; more is almost surely the wrong file (or /dev/zero, a disk image...).
+MAX_CSV_BYTES = 256 * MiB
 MAX_LABEL = 200  # characters: longer is no class index, WordNet ID or class name
 
 
@@ -76,53 +81,17 @@ class LabelResolver:
                     "a file of one WordNet ID per line (such as TensorFlow's "
                     "imagenet_2012_validation_synset_labels.txt file) or a path,label CSV"
                 )
-            rows = read_csv_rows("--labels", csv_path)
-            if rows and all(len(row) == 1 for row in rows if row):
-                self.lines = self._read_lines(csv_path, rows)
-            else:
-                self.table = self._read_csv(csv_path, rows)
+            parsed = _parse_labels_file(csv_path)
+            self.table, self.lines = parsed.table, parsed.lines
+            if parsed.integers is not None and parsed.integers[0] >= 1 and parsed.integers[1] == self.num_classes:
+                raise InvalidArgumentError(
+                    f"--labels {csv_path}: its labels run 1..{self.num_classes}, so they look 1-based; igcli takes "
+                    f"0-based class indices (0..{self.num_classes - 1}, the model's order)"
+                )
 
     @staticmethod
     def _key(name: str) -> str:
         return name.strip().lower().replace("_", " ")
-
-    @staticmethod
-    def _read_csv(csv_path: str, rows: list[list[str]]) -> dict[str, str]:
-        first = 1
-        if rows and rows[0][:2] == ["path", "label"]:
-            rows, first = rows[1:], 2
-        base = os.path.dirname(os.path.abspath(csv_path))
-        table = {}
-        for number, row in enumerate(rows, start=first):
-            if len(row) < 2:
-                raise InvalidArgumentError(f"--labels {csv_path}: line {number} needs two columns, path,label")
-            path, label = row[0].strip(), row[1].strip()
-            table[path] = label
-            table[os.path.normpath(os.path.join(base, path))] = label
-        return table
-
-    def _read_lines(self, csv_path: str, rows: list[list[str]]) -> list[str]:
-        """The labels of a one-label-per-line file, checked: no empty line in between (it would shift every
-        later image's label), none too long to be a label, and integers 0-based."""
-        while rows and not rows[-1]:
-            rows = rows[:-1]
-        labels = []
-        for number, row in enumerate(rows, start=1):
-            label = row[0].strip() if row else ""
-            if not label:
-                raise InvalidArgumentError(f"--labels {csv_path}: line {number} is empty; a one-label-per-line "
-                                           "file needs a label on every line (line N labels validation image N)")
-            if len(label) > MAX_LABEL or not label.isprintable():
-                raise InvalidArgumentError(f"--labels {csv_path}: line {number} is not a class index, WordNet ID "
-                                           "or class name")
-            labels.append(label)
-        integers = [int(label) for label in labels if re.fullmatch(r"[0-9]{1,18}", label)]
-        if integers and len(integers) == len(labels) and min(integers) >= 1 and max(integers) == self.num_classes:
-            raise InvalidArgumentError(
-                f"--labels {csv_path}: its labels run 1..{self.num_classes}, so they look 1-based; igcli takes "
-                f"0-based class indices (0..{self.num_classes - 1}, the model's order)"
-            )
-        return labels
 
     def _parse(self, label: str) -> int | None:
         # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
@@ -177,17 +146,84 @@ class LabelResolver:
         return index
 
 
+@dataclass(frozen=True)
+class _LabelsFile:
+    """A parsed ``--labels`` file: a path -> label ``table`` (CSV) or the ``lines`` of a one-label-per-line
+    list, and for a list of integers only, their (min, max)."""
+
+    table: dict[str, str] | None
+    lines: list[str] | None
+    integers: tuple[int, int] | None
+
+
+# The last file parsed, by (real path, device, inode, size, modification time): igcli attribute checks
+# --labels before it loads the model and uses it after, and a file of a million lines takes seconds to parse.
+_PARSED: dict[tuple, _LabelsFile] = {}
+
+
+def _parse_labels_file(csv_path: str) -> _LabelsFile:
+    try:
+        info = os.stat(csv_path)
+        key = (os.path.realpath(csv_path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    except OSError:
+        key = None  # read_csv_rows says what is wrong
+    if key is not None and key in _PARSED:
+        return _PARSED[key]
+    rows = read_csv_rows("--labels", csv_path)
+    if rows and all(len(row) == 1 for row in rows if row):
+        lines = _read_lines(csv_path, rows)
+        numbers = [int(label) for label in lines if re.fullmatch(r"[0-9]{1,18}", label)]
+        integers = (min(numbers), max(numbers)) if numbers and len(numbers) == len(lines) else None
+        parsed = _LabelsFile(None, lines, integers)
+    else:
+        parsed = _LabelsFile(_read_csv(csv_path, rows), None, None)
+    _PARSED.clear()
+    if key is not None:
+        _PARSED[key] = parsed
+    return parsed
+
+
+def _read_csv(csv_path: str, rows: list[list[str]]) -> dict[str, str]:
+    first = 1
+    if rows and rows[0][:2] == ["path", "label"]:
+        rows, first = rows[1:], 2
+    base = os.path.dirname(os.path.abspath(csv_path))
+    table = {}
+    for number, row in enumerate(rows, start=first):
+        if len(row) < 2:
+            raise InvalidArgumentError(f"--labels {csv_path}: line {number} needs two columns, path,label")
+        path, label = row[0].strip(), row[1].strip()
+        table[path] = label
+        table[os.path.normpath(os.path.join(base, path))] = label
+    return table
+
+
+def _read_lines(csv_path: str, rows: list[list[str]]) -> list[str]:
+    """The labels of a one-label-per-line file, checked: no empty line in between (it would shift every later
+    image's label) and none too long to be a label."""
+    while rows and not rows[-1]:
+        rows = rows[:-1]
+    labels = []
+    for number, row in enumerate(rows, start=1):
+        label = row[0].strip() if row else ""
+        if not label:
+            raise InvalidArgumentError(f"--labels {csv_path}: line {number} is empty; a one-label-per-line "
+                                       "file needs a label on every line (line N labels validation image N)")
+        if len(label) > MAX_LABEL or not label.isprintable():
+            raise InvalidArgumentError(f"--labels {csv_path}: line {number} is not a class index, WordNet ID "
+                                       "or class name")
+        labels.append(label)
+    return labels
+
+
 def read_csv_rows(option: str, csv_path: str) -> list[list[str]]:
     """The rows of a CSV given by ``option`` (``--labels``, ``--boxes``); InvalidArgumentError (one line naming
     the option and file) when it cannot be read.
 
-    The file is decoded as a whole, not while csv reads it, so a decoding error can name its line; a
+    The file must be a regular file of at most :data:`MAX_CSV_BYTES`. It is decoded as a whole, not while csv reads it, so a decoding error can name its line; a
     byte-order mark (spreadsheet programs write one) is dropped, or it would be part of the first path.
     """
-    try:
-        data = Path(csv_path).read_bytes()
-    except OSError as error:
-        raise InvalidArgumentError(f"{option} {csv_path}: {error.strerror}") from None
+    data = read_regular_file(option, csv_path, MAX_CSV_BYTES)
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]  # decoded as "utf-8-sig" would, but offsets stay those of ``data``
     try:

@@ -11,6 +11,9 @@
 - ``package.module:factory`` or ``path/to/file.py:factory``, a callable returning an ``nn.Module``
   (``--weights FILE`` then loads a state dict into it).
 
+A name wins over a file called the same in the current folder (the default ``resnet50`` must not turn into
+a stray file ``resnet50``): give such a file with a folder, ``./resnet50``.
+
 Models that carry no preprocessing metadata get ImageNet's (resize 256, crop 224, ImageNet mean/std) unless
 the caller overrides it.
 """
@@ -36,7 +39,7 @@ from torch import nn
 
 from .baselines import Normalization
 from .errors import IgcliError
-from .validate import INTERPOLATIONS
+from .preprocessing import check_preprocessing
 
 IMAGENET_NORMALIZATION = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
@@ -175,7 +178,18 @@ def torchvision_classifiers() -> list[str]:
 def is_code_free(spec: str) -> bool:
     """Whether ``spec`` names a model igcli can build without running code from outside igcli and torchvision:
     an igcli model or a torchvision classifier name (their weights load with ``weights_only=True``)."""
-    return spec in IGCLI_MODELS or (":" not in spec and not os.path.exists(spec) and spec in torchvision_classifiers())
+    return spec in IGCLI_MODELS or (":" not in spec and spec in torchvision_classifiers())
+
+
+def names_a_model(spec: str) -> bool:
+    """Whether ``spec`` is an igcli or torchvision model name. A name wins over a file called the same in the
+    current folder (``--model``'s default is ``resnet50``, and a stray file ``resnet50`` must not replace it):
+    such a file is given as ``./resnet50``. Imports torchvision only when such a file exists."""
+    if spec in IGCLI_MODELS:
+        return True
+    if ":" in spec or not os.path.exists(spec):
+        return False  # module:factory, or a name: load_model tries torchvision's names last anyway
+    return spec in torchvision_classifiers()
 
 
 def load_model(
@@ -194,7 +208,7 @@ def load_model(
         weights: a state-dict file (``.pth``/``.pt``; a checkpoint dict with ``state_dict``/``model`` and
             ``module.`` prefixes is unwrapped) to load instead of downloading; always ``weights_only=True``.
         preprocessing: overrides of ``resize``, ``crop``, ``mean``, ``std``, ``interpolation``; None values
-            are ignored.
+            are ignored; a bad value raises InvalidArgumentError.
         trust_model_file: let a ``spec`` file that is a whole pickled module be unpickled (it can run any code
             its author put in it); without it only TorchScript files load.
         code_free: accept only specs for which :func:`is_code_free` holds (for a spec read from an output
@@ -216,7 +230,7 @@ def load_model(
         loaded = IGCLI_MODELS[spec](weights)
     elif ":" in spec and not os.path.exists(spec):
         loaded = _factory_model(spec, weights)
-    elif os.path.isfile(spec):
+    elif os.path.isfile(spec) and not names_a_model(spec):
         loaded = _file_model(spec, weights, trust_model_file)
     else:
         loaded = _torchvision_model(spec, weights)
@@ -227,19 +241,11 @@ def load_model(
 
 
 def override_preprocessing(base: Preprocessing, overrides: dict[str, Any]) -> Preprocessing:
-    """``base`` with the non-None entries of ``overrides`` (resize, crop, mean, std, interpolation)."""
-    given = {key: value for key, value in overrides.items() if value is not None}
+    """``base`` with the non-None entries of ``overrides`` (resize, crop, mean, std, interpolation), each
+    checked by :func:`igcli.preprocessing.check_preprocessing` (InvalidArgumentError, exit 2, for a bad one)."""
+    given = check_preprocessing(overrides)
     mean = tuple(given.pop("mean", base.normalization.mean))
     std = tuple(given.pop("std", base.normalization.std))
-    if len(mean) != len(std):
-        raise ModelLoadError(f"--mean has {len(mean)} values but --std has {len(std)}; give one per channel")
-    if any(s <= 0 for s in std):
-        raise ModelLoadError(f"--std values must be > 0, got {list(std)}")
-    if given.get("interpolation", base.interpolation) not in INTERPOLATIONS:
-        raise ModelLoadError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}")
-    for key in ("resize", "crop"):
-        if key in given and int(given[key]) <= 0:
-            raise ModelLoadError(f"--{key} must be a positive number of pixels, got {given[key]}")
     return replace(base, normalization=Normalization(mean, std), **given)
 
 

@@ -179,6 +179,19 @@ class Schedule:
 ScheduleSpec = Union[str, Schedule, Sequence[float]]
 
 
+def schedule_name(spec: Any) -> str | None:
+    """The built-in schedule ``spec`` names (one of :data:`SCHEDULE_NAMES`; case, ``_``/``-`` and the
+    aliases ``gausslegendre``/``gl`` aside), or None. A name always means the built-in schedule, even when a
+    file of that name exists: ``--schedule``'s default is ``right``, and a file ``right`` in the current folder
+    must not change every run (give such a file as ``./right``)."""
+    if not isinstance(spec, str):
+        return None
+    name = spec.strip().lower().replace("_", "-")
+    if name in ("gausslegendre", "gl"):
+        return "gauss-legendre"
+    return name if name in SCHEDULE_NAMES else None
+
+
 def make_schedule(spec: ScheduleSpec, steps: int) -> Schedule:
     """Build a :class:`Schedule` from a name (``left``, ``right``, ``midpoint``, ``trapezoid``,
     ``gauss-legendre``), a sequence of n + 1 alphas (a left sum over that partition; ``steps`` is then
@@ -186,10 +199,10 @@ def make_schedule(spec: ScheduleSpec, steps: int) -> Schedule:
     if isinstance(spec, Schedule):
         return spec
     if isinstance(spec, str):
-        name = spec.strip().lower().replace("_", "-")
-        if name in ("gauss-legendre", "gausslegendre", "gl"):
+        name = schedule_name(spec)
+        if name == "gauss-legendre":
             return Schedule.gauss_legendre(steps)
-        if name in ("left", "right", "midpoint", "trapezoid"):
+        if name is not None:
             return Schedule.uniform(name, steps)
         raise InvalidArgumentError(
             f"unknown schedule {spec!r}; choose from {', '.join(SCHEDULE_NAMES)}, or pass a list of alphas"

@@ -110,6 +110,23 @@ def test_a_failed_download_leaves_stdout_empty_and_says_one_line(tmp_path):
     (["--fraction", "0.5"], 2, "do not apply to method ig"),
     (["MISSING"], 2, "no such file or folder"),
     (["-o", "FULL"], 6, "folder is not empty"),
+    # Preprocessing options are option errors (2), not a model that failed to load (4).
+    (["--crop", "0"], 2, "--crop 0: must be a whole number of pixels"),
+    (["--resize", "0"], 2, "--resize 0: must be a whole number of pixels"),
+    (["--mean", "1,2"], 2, "--mean 1,2: give 3 values"),
+    (["--std", "0,1,1"], 2, "--std 0,1,1: every value must be > 0"),
+    (["--mean", "nan,0,0"], 2, "--mean nan,0,0: NaN or infinity"),
+    (["--std", "inf,1,1"], 2, "--std inf,1,1: NaN or infinity"),
+    # A baseline file is read, not only found.
+    (["--baseline", "JUNK.npy"], 2, "not a .npy array file"),
+    (["--baseline", "NAN.npy"], 2, "contains NaN or infinity"),
+    (["--baseline", "SMALL.npy", "--crop", "8"], 2, "shape (3, 4, 4), expected (3, 8, 8)"),
+    (["--baseline", "JUNK.pt"], 2, "not a tensor file written by torch.save"),
+    (["--baseline", "JUNK.png"], 2, "not an image file"),
+    # A named model has ImageNet's 1000 classes: labels 1..1000 are 1-based, known without loading it.
+    (["--target", "label", "--labels", "ONE_BASED"], 2, "look 1-based"),
+    (["--target", "label", "--labels", "/dev/null"], 2, "not a regular file"),
+    (["--target", "label", "--labels", "FIFO"], 2, "not a regular file"),  # not read: that would block
 ])
 def test_refusals_come_before_the_model_is_loaded(tmp_path, extra, code, fragment):
     make_images(tmp_path / "imgs", 1)
@@ -117,7 +134,7 @@ def test_refusals_come_before_the_model_is_loaded(tmp_path, extra, code, fragmen
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("someone else's file\n")
     names = {"LABELS": str(tmp_path / "labels.csv"), "MISSING": str(tmp_path / "missing"),
-             "FULL": str(tmp_path / "full")}
+             "FULL": str(tmp_path / "full"), **bad_files(tmp_path)}
     extra = [names.get(arg, arg) for arg in extra]
     result = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(tmp_path / "out"), *UNLOADABLE, "--json",
                      *extra, env=offline_env(tmp_path))
@@ -126,6 +143,80 @@ def test_refusals_come_before_the_model_is_loaded(tmp_path, extra, code, fragmen
     line = one_line(result.stderr)
     assert line.startswith("igcli: error: ") and fragment in line
     assert not (tmp_path / "out").exists()
+
+
+def bad_files(folder) -> dict[str, str]:
+    """Files that look like a baseline or labels by name and are not good ones, by placeholder."""
+    import os
+
+    import numpy as np
+
+    files = {"JUNK.npy": b"junk\n", "JUNK.pt": b"junk\n", "JUNK.png": b"junk\n",
+             "ONE_BASED": "".join(f"{i}\n" for i in range(1, 1001)).encode()}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    np.save(folder / "NAN.npy", np.full((3, 16, 16), np.nan, np.float32))
+    np.save(folder / "SMALL.npy", np.zeros((3, 4, 4), np.float32))
+    os.mkfifo(folder / "FIFO")
+    return {name: str(folder / name) for name in [*files, "NAN.npy", "SMALL.npy", "FIFO"]}
+
+
+@pytest.mark.parametrize("command", [["split", "-o", "OUT"], ["calibrate"]])
+@pytest.mark.parametrize("extra, fragment", [
+    (["--crop", "0"], "--crop 0"),
+    (["--std", "1,nan,1"], "--std 1,nan,1: NaN or infinity"),
+    (["--baseline", "JUNK.npy"], "not a .npy array file"),
+])
+def test_split_and_calibrate_refuse_bad_values_before_the_model_too(tmp_path, command, extra, fragment):
+    make_images(tmp_path / "imgs", 1)
+    names = {"OUT": str(tmp_path / "out"), **bad_files(tmp_path)}
+    args = [names.get(arg, arg) for arg in [command[0], str(tmp_path / "imgs"), *command[1:], *extra]]
+    result = run_cli(*args, *UNLOADABLE, "--json", env=offline_env(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert one_line(result.stderr).startswith("igcli: error: ") and fragment in result.stderr
+
+
+def test_names_win_over_files_called_the_same(tmp_path):
+    """Files named right (--schedule's default), black (--baseline's) and resnet18 in the current folder change
+    nothing: the names mean what they always do; ./right is the file."""
+    make_images(tmp_path / "imgs", 1)
+    for name in ("right", "black", "resnet18"):
+        (tmp_path / name).write_text("not a schedule, image or model\n")
+    common = ["attribute", str(tmp_path / "imgs"), *TINY_ARGS, "--steps", "2", "-j", "0", "--quiet"]
+    for method in ("ig", "vg"):
+        result = run_cli(*common, "-o", str(tmp_path / f"out-{method}"), "--method", method, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    result = run_cli(*common, "-o", str(tmp_path / "file"), "--schedule", "./right", cwd=tmp_path)
+    assert result.returncode == 2 and "not a readable JSON schedule file" in one_line(result.stderr)
+    result = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(tmp_path / "named"), *UNLOADABLE, cwd=tmp_path,
+                     env=offline_env(tmp_path))
+    assert result.returncode == 4 and "--model resnet18: could not get its weights" in one_line(result.stderr)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["attribute", "IMGS", "-o", "OUT", "--bogus"], "No such option: --bogus"),
+    (["attribute", "IMGS", "-o", "OUT", "--method", "sg"], "Invalid value for '--method'"),
+    (["attribute", "-o", "OUT"], "Missing argument 'IMAGES...'"),
+    (["attribute", "IMGS", "-o", "OUT", "--steps", "abc"], "Invalid value for '--steps'"),
+    (["evaluate"], "Missing argument 'OUT...'"),
+    (["frobnicate"], "No such command 'frobnicate'"),
+])
+def test_usage_errors_are_one_line_and_exit_2(tmp_path, args, fragment):
+    names = {"IMGS": str(tmp_path), "OUT": str(tmp_path / "out")}
+    result = run_cli(*[names.get(arg, arg) for arg in args])
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    line = one_line(result.stderr)
+    command = "igcli" if args[0] == "frobnicate" else f"igcli {args[0]}"
+    assert line.startswith("igcli: error: ") and fragment in line and line.endswith(f"; see {command} --help")
+
+
+@pytest.mark.parametrize("args", [[], ["--help"], ["attribute", "--help"]])
+def test_help_without_arguments_or_with_help_exits_0(args):
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert "Usage: igcli" in result.stdout and "attribute" in result.stdout
 
 
 def test_the_summary_says_what_each_time_and_rate_measure(tmp_path):

@@ -69,3 +69,39 @@ def test_an_unknown_label_in_a_list_is_a_skip_that_points_at_the_file(tmp_path):
     with pytest.raises(ValueError) as raised:  # a long label is shortened in the reason
         resolve("ILSVRC2012_val_00000002.JPEG")
     assert len(str(raised.value)) < 200
+
+
+def test_a_labels_file_is_parsed_once_per_content(tmp_path, monkeypatch):
+    """igcli attribute checks --labels before loading the model and uses it after: one parse, not two (a
+    million-line list takes seconds); a changed file is read again."""
+    import igcli.labels as labels
+
+    path = tmp_path / "val.txt"
+    path.write_text("3\n0\n")
+    reads = []
+    real = labels.read_csv_rows
+    monkeypatch.setattr(labels, "read_csv_rows", lambda *args: reads.append(args) or real(*args))
+    assert LabelResolver(str(path))("ILSVRC2012_val_00000001.JPEG") == 3
+    assert LabelResolver(str(path), num_classes=5)("ILSVRC2012_val_00000002.JPEG") == 0
+    assert len(reads) == 1
+    path.write_text("1\n2\n4\n")  # another size: parsed again
+    assert LabelResolver(str(path), num_classes=5)("ILSVRC2012_val_00000003.JPEG") == 4
+    assert len(reads) == 2
+    with pytest.raises(InvalidArgumentError, match="look 1-based"):  # the model-dependent check still runs
+        LabelResolver(str(path), num_classes=4)
+
+
+def test_labels_must_be_a_regular_file_of_sensible_size(tmp_path, monkeypatch):
+    import os
+
+    import igcli.labels as labels
+
+    os.mkfifo(tmp_path / "fifo")
+    for path, message in [("/dev/zero", "not a regular file"), (tmp_path / "fifo", "not a regular file"),
+                          (tmp_path, "is a folder"), (tmp_path / "missing", "No such file")]:
+        with pytest.raises(InvalidArgumentError, match=message):
+            LabelResolver(str(path))
+    (tmp_path / "big.csv").write_text("a.jpg,0\n" * 200)
+    monkeypatch.setattr(labels, "MAX_CSV_BYTES", 1000)
+    with pytest.raises(InvalidArgumentError, match="more than igcli reads for it"):
+        LabelResolver(str(tmp_path / "big.csv"))

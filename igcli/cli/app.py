@@ -85,8 +85,46 @@ def _start_completion() -> None:
 
 
 def main() -> None:
+    """Run igcli on ``sys.argv``. A usage error (unknown option, bad choice or number, missing argument) is one
+    line on stderr, ``igcli: error: MESSAGE; see igcli CMD --help``, and exit 2 like every bad option, instead of
+    Click's usage block and Rich error box; ``igcli`` alone prints the help, as ``--help`` does, and exits 0."""
     if os.environ.get(COMPLETE_VAR):
         _start_completion()
         # Click orders the instruction shell first (bash_complete), Typer action first (complete_bash): take both.
         os.environ[COMPLETE_VAR] = re.sub(r"^(bash|zsh|fish)_(complete|source)$", r"\2_\1", os.environ[COMPLETE_VAR])
-    cli().main(prog_name=PROG, complete_var=COMPLETE_VAR)
+    # Typer 0.2x vendors its own copy of Click (typer._click): its exception classes are the ones raised.
+    try:
+        from typer._click import exceptions as click_errors
+    except ImportError:  # a Typer that uses the click package
+        from click import exceptions as click_errors
+
+    command = cli()
+    try:
+        # Not standalone: Click raises its errors here instead of printing them; Exit (help, --version,
+        # typer.Exit from a command) comes back as the exit code.
+        result = command.main(prog_name=PROG, complete_var=COMPLETE_VAR, standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as error:  # igcli with no command: the help, as asked for by no args
+        print(error.format_message())
+        sys.exit(0)
+    except click_errors.UsageError as error:
+        sys.exit(usage_error(error))
+    except click_errors.ClickException as error:
+        print(f"igcli: error: {one_line(error.format_message())}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        print("igcli: aborted", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line, without a closing full stop (a hint follows it)."""
+    return " ".join(str(text).split()).rstrip(".")
+
+
+def usage_error(error: Any) -> int:
+    """Print a Click usage error as one line naming the command whose help to read; return 2."""
+    context = getattr(error, "ctx", None)
+    where = context.command_path if context is not None else PROG
+    print(f"igcli: error: {one_line(error.format_message())}; see {where} --help", file=sys.stderr)
+    return 2

@@ -84,12 +84,13 @@ def calibrate_command(
     Estimates |g'(alpha)| of the method's integrand on calibration images, starts from the sqrt(|g'|) density
     and refines with Powell's method; the result is never worse than uniform on the bound.
     """
+    preprocessing = c.preprocessing_overrides(resize, crop, mean, std, interpolation)  # before torch loads
     from ..calibrate_job import CalibrateJob, run_calibrate
 
     job = CalibrateJob(
         inputs=inputs, model=model, weights=str(weights) if weights is not None else None,
         trust_model_file=trust_model_file, null=null,
-        preprocessing=c.preprocessing_overrides(resize, crop, mean, std, interpolation), method=method.value,
+        preprocessing=preprocessing, method=method.value,
         steps=steps, probe_steps=probe_steps, images=images, seed=seed, statistic=statistic.value,
         output=output.value, baseline=baseline,
         method_options=c.method_options(method.value, max_sigma=max_sigma, fraction=fraction, max_dist=max_dist,

@@ -66,7 +66,8 @@ ModelOption = Annotated[
     str,
     typer.Option(
         "--model", "-m", help="torchvision name (resnet50, inception_v3, ...), efficientnet_lite0, a TorchScript or "
-        "saved-module file, or module:factory / file.py:factory.", rich_help_panel=MODEL_PANEL,
+        "saved-module file, or module:factory / file.py:factory. Names win over files: give a file named like a model "
+        "as ./NAME.", rich_help_panel=MODEL_PANEL,
     ),
 ]
 TrustModelFileOption = Annotated[
@@ -107,10 +108,12 @@ StepsOption = Annotated[Optional[int], typer.Option("--steps", min=1, help="Grad
                         rich_help_panel=METHOD_PANEL)]
 ScheduleOption = Annotated[str, typer.Option("--schedule", help="left, right, midpoint, trapezoid, gauss-legendre, "
                                             "comma-separated alphas from 0 to 1, a calibrated schedule FILE.json, or "
-                                            "auto (the one igcli calibrate cached for this model, method and steps).",
+                                            "auto (the one igcli calibrate cached for this model, method and steps). "
+                                            "Names win over files: give a schedule file named like one as ./NAME.",
                                             rich_help_panel=METHOD_PANEL)]
 BaselineOption = Annotated[str, typer.Option("--baseline", help="black, white, blur, uniform, or a file (image, "
-                                            ".npy/.pt tensor in model-input space) for ig/gig.",
+                                            ".npy/.pt tensor in model-input space) for ig/gig; a file named like "
+                                            "one of the names as ./NAME.",
                                             rich_help_panel=METHOD_PANEL)]
 MaxSigmaOption = Annotated[Optional[float], typer.Option("--max-sigma", help="Blur IG: blur sigma at the path start, "
                            "pixels [50].", rich_help_panel=METHOD_PANEL, metavar="SIGMA")]
@@ -177,13 +180,19 @@ def parse_schedule(text: str) -> str | list[float]:
 
 
 def preprocessing_overrides(resize, crop, mean, std, interpolation) -> dict[str, Any]:
-    return {
+    """The preprocessing options as ``load_model`` takes them (None: from the model), checked: a bad value is
+    refused here, before torch is imported and the model loaded (exit 2)."""
+    from ..preprocessing import check_preprocessing
+
+    overrides = {
         "resize": resize,
         "crop": crop,
         "mean": parse_floats("--mean", mean),
         "std": parse_floats("--std", std),
         "interpolation": interpolation.value if interpolation is not None else None,
     }
+    check_preprocessing(overrides)
+    return overrides
 
 
 def method_options(method: str, **given: Any) -> dict[str, Any]:

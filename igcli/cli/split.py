@@ -67,12 +67,13 @@ def split_command(
     quiet: c.QuietOption = False,
     json_summary: c.JsonOption = False,
 ) -> None:
+    preprocessing = c.preprocessing_overrides(resize, crop, mean, std, interpolation)  # before torch loads
     from ..split_job import SplitJob, run_split, summarize_split
 
     job = SplitJob(
         inputs=inputs, out=out, model=model, weights=str(weights) if weights is not None else None,
         trust_model_file=trust_model_file, null=null,
-        preprocessing=c.preprocessing_overrides(resize, crop, mean, std, interpolation), method="ig",
+        preprocessing=preprocessing, method="ig",
         rule=rule.value, steps=steps, schedule=c.parse_schedule(schedule), baseline=baseline, target=target,
         labels=str(labels) if labels is not None else None, output=output.value, batch_size=batch_size,
         workers=workers, device=device, dtype=dtype.value, reduce=reduce.value, shard_size=shard_size,
