@@ -32,7 +32,7 @@ from .metrics.ranking import RANKINGS, has_ranking, pixel_scores
 from .metrics.stability import closed_path_error, jpeg_stability, sensitivity
 from .models import ModelLoadError, Preprocessing, load_model
 from .progress import make_reporter
-from .text import path_seed
+from .text import path_seed, shown_path
 from .output import IMAGE_PATHS, Output, missing_image_hint
 from .validate import OutputError
 
@@ -280,17 +280,22 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
     images = None
     if NEEDS_MODEL & set(metrics):
         pixels, usable = [], []
+        loaded: dict[str, torch.Tensor | None] = {}  # one decode and one skip line per image, not per topK row
         for i, path in enumerate(paths):
-            try:
-                pixels.append(preprocess_pixels(load_rgb(image_paths[i], exif_transpose=preprocessing.exif_transpose),
-                                                preprocessing))
+            if image_paths[i] not in loaded:
+                try:
+                    loaded[image_paths[i]] = preprocess_pixels(
+                        load_rgb(image_paths[i], exif_transpose=preprocessing.exif_transpose), preprocessing)
+                except Exception as error:
+                    loaded[image_paths[i]] = None
+                    reason = f"cannot reload the input image: {describe_decode_error(error)}"
+                    if isinstance(error, FileNotFoundError):
+                        reason += f" at {shown_path(image_paths[i])} ({missing_image_hint(root)})"
+                    result.skipped.append({"path": path, "reason": reason})
+                    reporter.message(f"skipped {shown_path(path)}: {reason}")
+            if loaded[image_paths[i]] is not None:
+                pixels.append(loaded[image_paths[i]])
                 usable.append(i)
-            except Exception as error:
-                reason = f"cannot reload the input image: {describe_decode_error(error)}"
-                if isinstance(error, FileNotFoundError):
-                    reason += f" at {image_paths[i]} ({missing_image_hint(root)})"
-                result.skipped.append({"path": path, "reason": reason})
-                reporter.message(f"skipped {path}: {reason}")
         if pixels:
             images = normalize(torch.stack(pixels).to(device), preprocessing)
     unrankable = [i for i in usable if not bool(rankable[i])]
@@ -359,7 +364,7 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
                 mask = truth(paths[i], image_paths[i])
             except (FileNotFoundError, OSError) as error:
                 result.skipped.append({"path": paths[i], "reason": f"localization: {error}"})
-                reporter.message(f"skipped {paths[i]}: localization: {error}")
+                reporter.message(f"skipped {shown_path(paths[i])}: localization: {error}")
                 continue
             flat = scores[i].numpy()
             values[i]["roc_auc"] = roc_auc(flat, mask)

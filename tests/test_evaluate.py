@@ -310,3 +310,18 @@ def test_progress_counts_images_and_skips(tmp_path, capsys):
     assert len(evaluate(job).skipped) == 6  # one entry per row
     err = capsys.readouterr().err
     assert "igcli evaluate: 3/3 inputs (100.0%)" in err and err.rstrip().endswith("3 skipped"), err
+
+
+def test_a_missing_image_of_a_topk_run_is_one_skip_not_one_per_row(tmp_path):
+    from igcli.evaluate import EvaluateJob, evaluate
+    from igcli.runner import AttributeJob, run_attribute
+
+    paths = make_images(tmp_path / "imgs", 3)
+    model = REGION.replace(":region", ":linear")
+    run_attribute(AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=model, method="vg",
+                               preprocessing={"resize": 16, "crop": 16}, device="cpu", workers=0, target="top2"),
+                  quiet=True)
+    paths[1].unlink()
+    result = evaluate(EvaluateJob(tmp_path / "out", ["insertion"], model=model, device="cpu"), quiet=True)
+    assert [entry["path"] for entry in result.skipped] == [str(paths[1])]
+    assert result.aggregate["insertion"]["count"] == 4  # two rows for each image still there
