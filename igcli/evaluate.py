@@ -291,8 +291,9 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
                     reason = f"cannot reload the input image: {describe_decode_error(error)}"
                     if isinstance(error, FileNotFoundError):
                         reason += f" at {shown_path(image_paths[i])} ({missing_image_hint(root)})"
-                    result.skipped.append({"path": path, "reason": reason})
-                    reporter.message(f"skipped {shown_path(path)}: {reason}")
+                    if result.skipped[-1:] != [{"path": path, "reason": reason}]:  # its rows went on in this chunk
+                        result.skipped.append({"path": path, "reason": reason})
+                        reporter.message(f"skipped {shown_path(path)}: {reason}")
             if loaded[image_paths[i]] is not None:
                 pixels.append(loaded[image_paths[i]])
                 usable.append(i)
