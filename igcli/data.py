@@ -109,6 +109,10 @@ def _read_path_list(stream: TextIO, null: bool) -> list[str]:
         entries = [os.fsdecode(entry) for entry in buffer.read().split(separator.encode())]
     else:  # a text stream without bytes beneath (io.StringIO, a library caller's list)
         entries = stream.read().split(separator)
+    if not null and any("\0" in entry for entry in entries):
+        # No file name holds a NUL: this is a NUL-separated list (find -print0) read as lines.
+        raise InvalidArgumentError("-: the list of paths on stdin holds NUL bytes (find -print0?); pass --null "
+                                   "(-0) to read it as NUL-separated")
     return [entry for entry in entries if entry]
 
 

@@ -24,6 +24,7 @@ from .text import decode_text
 # The recorded settings' vocabularies, defined here (torch-free, as reading output must stay) and used by
 # the writers too.
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+MAX_PIXELS = 65536  # the largest --resize/--crop igcli accepts and stores (an image side, in pixels)
 REDUCTIONS = ("none", "sum", "abs-sum")
 
 
@@ -104,7 +105,7 @@ def check_settings(settings: Any) -> str | None:
     if not isinstance(stored, dict):
         return "'preprocessing' missing or not an object"
     for key in ("resize", "crop"):
-        if not _is_int(stored.get(key)) or not 0 < stored[key] <= 65536:
+        if not _is_int(stored.get(key)) or not 0 < stored[key] <= MAX_PIXELS:
             return f"preprocessing {key!r} is not a positive pixel count"
     mean, std = stored.get("mean"), stored.get("std")
     if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == 3

@@ -114,7 +114,9 @@ def test_a_failed_download_leaves_stdout_empty_and_says_one_line(tmp_path):
     (["--crop", "0"], 2, "--crop 0: must be a whole number of pixels"),
     (["--resize", "0"], 2, "--resize 0: must be a whole number of pixels"),
     (["--mean", "1,2"], 2, "--mean 1,2: give 3 values"),
-    (["--std", "0,1,1"], 2, "--std 0,1,1: every value must be > 0"),
+    (["--std", "0,1,1"], 2, "--std 0,1,1: every value must be at least 1e-06"),
+    (["--std", "1e-320,1,1"], 2, "every value must be at least 1e-06"),  # a denormal: inputs would be inf
+    (["--resize", "99999999"], 2, "--resize 99999999: must be a whole number of pixels, 1 to 65536"),
     (["--mean", "nan,0,0"], 2, "--mean nan,0,0: NaN or infinity"),
     (["--std", "inf,1,1"], 2, "--std inf,1,1: NaN or infinity"),
     # A baseline file is read, not only found.

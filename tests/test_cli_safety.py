@@ -137,6 +137,9 @@ def test_null_separated_stdin_lists_and_names_kept_verbatim(tmp_path):
     result = run_cli("attribute", "-", "--null", "-o", str(tmp_path / "out"), *COMMON, input=listing)
     assert result.returncode == 0, result.stderr
     assert sorted(stored_paths(tmp_path / "out")) == sorted(str(p) for p in odd)
+    forgot = run_cli("attribute", "-", "-o", str(tmp_path / "out2"), *COMMON, "--json", input=listing)
+    assert forgot.returncode == 2 and forgot.stdout == ""  # not exit 6 after computing every map
+    assert "holds NUL bytes" in one_line(forgot.stderr) and "--null" in forgot.stderr
 
 
 def test_labels_outside_the_model_are_skips_and_a_bad_csv_is_one_line(tmp_path):
