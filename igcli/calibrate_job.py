@@ -22,6 +22,7 @@ from .job import check_baseline, check_labels
 from .models import load_model
 from .preprocessing import check_preprocessing
 from .progress import make_reporter
+from .text import shown_path
 from .runner import (
     DEFAULT_STEPS,
     EXIT_SKIPPED,
@@ -131,7 +132,7 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
 
         def skip(path: str, reason: str) -> None:
             skipped.append({"path": path, "reason": reason})
-            reporter.message(f"skipped {path}: {reason}")
+            reporter.message(f"skipped {shown_path(path)}: {reason}")
 
         with contextlib.closing(stream_images(sample, loaded, device, labels=labels, batch_size=job.batch_size,
                                               workers=job.workers, on_skip=skip)) as batches:

@@ -69,8 +69,10 @@ def inherited_input_root(out_dir: str | os.PathLike, computed: str) -> str | Non
 def missing_image_hint(root: str | os.PathLike | None) -> str:
     """What to tell a user whose input image is not where igcli looked (appended to "file not found")."""
     if root is None:
-        return "the images moved? pass --root DIR, the folder that now holds the folder you gave igcli attribute"
-    return f"not under --root {os.fspath(root)}: give the folder that now holds the folder you gave igcli attribute"
+        return ("the images moved? pass --root DIR, the new place of the input folder (DIR holds what the folder "
+                "given to igcli attribute held)")
+    return (f"not under --root {os.fspath(root)}: give the new place of the input folder (the folder that holds "
+            "what the folder given to igcli attribute held)")
 
 
 class Output:
@@ -88,8 +90,8 @@ class Output:
     def __init__(self, source: str | os.PathLike | Sequence[str | os.PathLike], *,
                  root: str | os.PathLike | None = None) -> None:
         if root is not None and not os.path.isdir(root):
-            raise InvalidArgumentError(f"--root {os.fspath(root)}: no such folder (give the folder that now holds "
-                                       "the folder you gave igcli attribute)")
+            raise InvalidArgumentError(f"--root {os.fspath(root)}: no such folder; give the new place of the input "
+                                       "folder (it holds what the folder given to igcli attribute held)")
         self.root = root
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)

@@ -142,3 +142,15 @@ def test_cli_same_seed_same_file_and_attribute_uses_exactly_those_alphas(tmp_pat
     absent = run_cli("attribute", str(tmp_path / "imgs"), *TINY_ARGS, "--schedule", "auto", "--method", "blurig",
                      "-o", str(tmp_path / "o4"), env=cache)
     assert absent.returncode == 2 and "igcli calibrate" in absent.stderr
+
+
+def test_a_skipped_name_cannot_forge_lines_on_stderr(tmp_path):
+    make_images(tmp_path / "imgs", 2)
+    (tmp_path / "imgs" / "x\nskipped fake.jpg: forged\x1b[31m\u202e.jpg").write_bytes(b"not an image")
+    result = run_cli("calibrate", str(tmp_path / "imgs"), *TINY_ARGS, "--steps", "4", "--probe-steps", "9",
+                     "--images", "3", "-o", str(tmp_path / "s.json"), "--quiet")
+    assert result.returncode == 5, result.stderr  # calibrated on the two images; one input skipped
+    lines = result.stderr.splitlines()
+    assert not any(line.startswith("skipped fake.jpg") for line in lines)
+    assert "\x1b" not in result.stderr and "\u202e" not in result.stderr
+    assert any(line.startswith("skipped ") and "x\\nskipped fake.jpg" in line and "\\x1b" in line for line in lines)
