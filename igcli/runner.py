@@ -231,7 +231,11 @@ def baseline_from_spec(spec: str, loaded: LoadedModel, device: torch.device) -> 
         if path.endswith(".npy"):
             tensor = torch.from_numpy(np.load(path)).float()
         elif path.endswith((".pt", ".pth")):
-            tensor = torch.load(path, map_location="cpu", weights_only=True).float()
+            tensor = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(tensor, torch.Tensor) or tensor.is_complex() or tensor.dtype == torch.bool:
+                raise ValueError(f"it holds a {type(tensor).__name__} of {getattr(tensor, 'dtype', 'objects')}, "
+                                 "not one real tensor (3, H, W); save it with torch.save(tensor, FILE)")
+            tensor = tensor.float()
         else:
             pixels = preprocess_pixels(load_rgb(path, exif_transpose=loaded.preprocessing.exif_transpose),
                                        loaded.preprocessing)

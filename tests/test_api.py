@@ -319,3 +319,17 @@ def test_cuda_matches_cpu(convnet, images, method):
     on_gpu = igcli.attribute(convnet, images, method=method, rule="idgi", steps=8, device="cuda", **options)
     assert on_gpu.attributions.device.type == "cpu"  # results live where the images came from
     assert torch.allclose(on_gpu.attributions, on_cpu.attributions, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("content, expected", [
+    ({"baseline": torch.zeros(3, 4, 4)}, "holds a dict"),
+    (torch.zeros(3, 4, 4, dtype=torch.complex64), "torch.complex64, not one real tensor"),
+])
+def test_a_baseline_file_must_hold_one_real_tensor(tmp_path, content, expected):
+    from igcli.errors import InvalidArgumentError
+    from igcli.runner import baseline_from_spec
+
+    path = tmp_path / "baseline.pt"
+    torch.save(content, path)
+    with pytest.raises(InvalidArgumentError, match=expected):
+        baseline_from_spec(str(path), None, torch.device("cpu"))
