@@ -532,9 +532,11 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
                 with contextlib.closing(stream_images(todo, loaded, device, labels=labels, batch_size=job.batch_size,
                                                       workers=job.workers, on_skip=run.skip)) as batches:
                     for images, batch_labels, paths, skipped in batches:
+                        before = len(run.skipped)
                         if paths:
                             run.process(images, batch_labels, paths)
-                        reporter.advance(len(paths), skipped)
+                        failed = len(run.skipped) - before  # images skipped for NaN gradients count as skipped
+                        reporter.advance(len(paths) - failed, skipped + failed)
             except KeyboardInterrupt:
                 interrupted = True
             finally:

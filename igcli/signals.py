@@ -1,7 +1,7 @@
 """Signals that wait for a safe point: a SIGINT or SIGTERM never interrupts a write half-way.
 
-Outside a :func:`deferred` section a signal acts as usual (the CLI turns SIGTERM into KeyboardInterrupt, so a
-computation is abandoned at once and the job saves what it has). Inside one, the signal is only recorded;
+Outside a :func:`deferred` section a signal acts as usual (the CLI turns SIGINT and SIGTERM into
+:class:`Interrupted`, a KeyboardInterrupt, so a computation is abandoned at once and the job saves what it has). Inside one, the signal is only recorded;
 when the outermost section ends, it is delivered to the handler that was in place before, exactly once. HDF5
 writes, renames and index builds run inside such sections, so a SLURM ``--signal=TERM@120`` or a Ctrl-C at
 any moment leaves every file either whole or still hidden.
@@ -16,6 +16,20 @@ import threading
 from typing import Any, Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM (``signum``) received: caught wherever KeyboardInterrupt is, so work is saved alike.
+
+    A subclass, never KeyboardInterrupt itself, because CPython matches that exact type: when a KeyboardInterrupt
+    leaves code run from a string (``exec``/``eval`` of text, as dataclasses and namedtuple build their methods
+    during imports), it notes an unhandled interrupt, and ``python -m igcli`` then ends by SIGINT (status 130,
+    or -2 to ``subprocess``) whatever exit code igcli chose, even after catching it: 143 became 130.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 class _State:

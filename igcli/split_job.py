@@ -156,15 +156,20 @@ def summarize_split(source: Any) -> SplitStatistics:
     if output.settings.get("method") != "split-ig":
         raise InvalidArgumentError(f"{source}: not Split IG output (method {output.settings.get('method')!r})")
     try:
+        psis = [float(psi) for psi in output.settings["psi"]]
+        if not len(output):  # every input was skipped: no rows, hence no statistics, and nothing damaged
+            return SplitStatistics(psis, 0, [0] * len(psis))
         columns = {name: output.column(name) for name in ["found", "alpha_star", *STATISTICS]}
         found = columns["found"].astype(bool)
+        if found.ndim != 2 or found.shape[1] != len(psis):
+            raise ValueError(f"'found' has shape {found.shape}, not (rows, {len(psis)})")
         means, medians = {}, {}
         for name in ["alpha_star", *STATISTICS]:
             values = np.where(found, columns[name], np.nan)
             with np.errstate(all="ignore"):
                 means[name] = [float(v) for v in np.nanmean(values, axis=0)] if found.any() else []
                 medians[name] = [float(v) for v in np.nanmedian(values, axis=0)] if found.any() else []
-        return SplitStatistics(list(output.settings["psi"]), int(found.shape[0]),
+        return SplitStatistics(psis, int(found.shape[0]),
                                [int(c) for c in found.sum(axis=0)], means, medians)
     except (KeyError, TypeError, ValueError) as error:  # a folder that only claims to be Split IG output
         raise OutputError(f"{source}: Split IG statistics missing or malformed ({error})") from None

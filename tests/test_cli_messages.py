@@ -201,6 +201,8 @@ def test_names_win_over_files_called_the_same(tmp_path):
     (["attribute", "IMGS", "-o", "OUT", "--method", "sg"], "Invalid value for '--method'"),
     (["attribute", "-o", "OUT"], "Missing argument 'IMAGES...'"),
     (["attribute", "IMGS", "-o", "OUT", "--steps", "abc"], "Invalid value for '--steps'"),
+    (["attribute", "IMGS", "-o", "OUT", "--steps"], "Option '--steps' requires an argument"),
+    (["split", "IMGS", "-o", "OUT", "--psi"], "Option '--psi' requires an argument"),
     (["evaluate"], "Missing argument 'OUT...'"),
     (["frobnicate"], "No such command 'frobnicate'"),
 ])

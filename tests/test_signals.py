@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -9,9 +10,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import typer
 
-from cli_helpers import TINY, make_images
-from igcli.cli.common import _raise_keyboard_interrupt, _Signals
+from cli_helpers import TINY, TINY_ARGS, make_images, one_line, run_cli
+from igcli.cli.common import INTERRUPTED, _raise_keyboard_interrupt, _Signals, handle_errors, print_json
 from igcli.runner import AttributeJob, run_attribute
 from igcli.signals import deferred
 from igcli.store import list_shards
@@ -118,5 +120,62 @@ def test_sigterm_or_sigint_at_every_write_step_loses_nothing(tmp_path, monkeypat
                 np.testing.assert_array_equal(values, clean[path])
     finally:
         _Signals.received = None
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_handled_inside_a_string_exec_still_exits_128_plus_it(tmp_path, signum):
+    """CPython marks a bare KeyboardInterrupt leaving a string exec() as unhandled and then ends
+    ``python -m igcli`` by SIGINT, whatever exit code igcli chose: 143 became 130 (-2 here)."""
+    make_images(tmp_path / "imgs", 1)
+    result = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(tmp_path / "out"), *TINY_ARGS, "--model",
+                     TINY.replace(":tiny", ":signal_while_exec"), "--steps", "2", "--workers", "0", "--quiet",
+                     env={"IGCLI_TEST_SIGNAL": str(int(signum))})
+    assert result.returncode == 128 + signum, result.stderr
+    assert one_line(result.stderr) == f"igcli: error: {INTERRUPTED}"
+
+
+def test_a_signal_after_the_summary_changes_nothing(capsys):
+    """Once the summary is printed (``--json``), SIGTERM and SIGINT are ignored: the process ends with the code
+    the summary states, not 143 with a summary saying 0."""
+    ran = []
+
+    @handle_errors
+    def command() -> int:
+        print_json({"exit_code": 0})
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            os.kill(os.getpid(), signum)
+            for _ in range(1000):  # Python runs the handler between these bytecodes
+                pass
+        ran.append("to the end")
+        return 0
+
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert command() == 0 and ran == ["to the end"]
+        assert json.loads(capsys.readouterr().out) == {"exit_code": 0}
+        # and until the process exits, so the interpreter's shutdown is not cut short either
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def test_a_signal_before_the_summary_still_interrupts():
+    @handle_errors
+    def command() -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):
+            pass
+        print_json({"exit_code": 0})
+        return 0
+
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(typer.Exit) as stopped:
+            command()
+        assert stopped.value.exit_code == 143
+    finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from cli_helpers import TINY, TINY_ARGS, run_cli
 from conftest import tiny_convnet
 from fixtures.analytic import TanhRidge
 from igcli.split import parse_psis, split
+from igcli.split_job import summarize_split
 
 
 @pytest.fixture
@@ -86,3 +91,23 @@ def test_psi_values_are_checked():
     for bad in ("1.0", "0", "x", []):
         with pytest.raises(ValueError, match="psi"):
             parse_psis(bad)
+
+
+def test_a_split_run_whose_every_input_is_skipped_exits_5_and_resumes(tmp_path):
+    """No rows at all (each image skipped) is an output like any other: exit 5 with the skip counted, a zero-row
+    summary, and --resume finds nothing left to do (exit 0), instead of 'statistics malformed' for ever."""
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (20, 20), (255, 255, 255)).save(tmp_path / "imgs" / "white.png")  # NaN in nan_on_bright
+    (tmp_path / "imgs" / "broken.png").write_bytes(b"not an image")
+    args = ["split", str(tmp_path / "imgs"), "-o", str(tmp_path / "out"), *TINY_ARGS, "--model",
+            TINY.replace(":tiny", ":nan_on_bright"), "--steps", "4", "--workers", "0", "--psi", "0.5,0.9"]
+    result = run_cli(*args, "--json")
+    assert result.returncode == 5, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["exit_code"] == 5 and summary["rows"] == 0 and len(summary["skipped"]) == 2
+    assert summary["statistics"] == {"psis": [0.5, 0.9], "images": 0, "found": [0, 0], "means": {}, "medians": {}}
+    assert "2 skipped" in result.stderr.splitlines()[-1]  # the progress line counts the NaN skip too
+    assert summarize_split(tmp_path / "out").images == 0
+    resumed = run_cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Split IG over 0 images" in resumed.stdout

@@ -99,6 +99,7 @@ def main() -> None:
         from click import exceptions as click_errors
 
     command = cli()
+    _name_failing_command(command, click_errors.UsageError)
     try:
         # Not standalone: Click raises its errors here instead of printing them; Exit (help, --version,
         # typer.Exit from a command) comes back as the exit code.
@@ -120,6 +121,25 @@ def main() -> None:
 def one_line(text: str) -> str:
     """``text`` on one line, without a closing full stop (a hint follows it)."""
     return " ".join(str(text).split()).rstrip(".")
+
+
+def _name_failing_command(command: Any, usage_error_type: type) -> None:
+    """Make every usage error raised while ``command`` or a subcommand parses its arguments carry that command's
+    context: Click's parser raises some (``--steps`` with no value) without one, and the hint would then name
+    ``igcli --help`` instead of ``igcli attribute --help``."""
+    parse = command.parse_args
+
+    def parse_args(ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return parse(ctx, args)
+        except usage_error_type as error:
+            if getattr(error, "ctx", None) is None:
+                error.ctx = ctx
+            raise
+
+    command.parse_args = parse_args
+    for subcommand in getattr(command, "commands", {}).values():
+        _name_failing_command(subcommand, usage_error_type)
 
 
 def usage_error(error: Any) -> int:

@@ -106,6 +106,7 @@ def attribute_command(
 
     summary = run_attribute(job, quiet=quiet)
     code = c.interrupted_exit_code() if summary.interrupted else summary.exit_code  # 143 after SIGTERM
+    c.commit_outcome()  # the summary states the exit code: a later signal must not contradict it
     if json_summary:
         c.print_json({**summary.as_dict(), "exit_code": code})
     elif not quiet:

@@ -99,6 +99,7 @@ def calibrate_command(
         device=device, amp=amp, out=out, plot=plot,
     )
     summary = run_calibrate(job, quiet=quiet)
+    c.commit_outcome()  # the summary states the exit code: a later signal must not contradict it
     if json_summary:
         c.print_json(summary.as_dict())
     elif not quiet:

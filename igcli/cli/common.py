@@ -10,6 +10,7 @@ import math
 import os
 import signal
 import sys
+import threading
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator, Optional, TextIO
@@ -212,22 +213,42 @@ def fail(message: str, code: int) -> typer.Exit:
 
 
 class _Signals:
-    """The first termination signal received (SIGINT and SIGTERM are turned into KeyboardInterrupt so that work
-    is saved; later ones are ignored, so they cannot cut the saving short or kill the exit)."""
+    """The first termination signal received (SIGINT and SIGTERM raise :class:`~igcli.signals.Interrupted` so
+    that work is saved; later ones are ignored, so they cannot cut the saving short or kill the exit), and
+    whether the command's outcome is committed (its summary printed: later signals are ignored too)."""
 
     received: int | None = None
+    committed: bool = False
+    handling: bool = False  # inside handle_errors
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    if _Signals.received is not None:
-        return  # already stopping: igcli saves what it has and exits with the first signal's code
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    from ..signals import Interrupted
+
+    if _Signals.received is not None or _Signals.committed:
+        return  # already stopping, or done: igcli exits with the code it has already chosen
     _Signals.received = signum
-    raise KeyboardInterrupt
+    raise Interrupted(signum)
+
+
+_raise_keyboard_interrupt = _raise_interrupted  # the name the signal tests install
 
 
 def interrupted_exit_code() -> int:
     """143 after SIGTERM, 130 after SIGINT (the shell's 128 + signal convention)."""
     return 128 + (_Signals.received or signal.SIGINT)
+
+
+def commit_outcome() -> None:
+    """The command's outcome is decided and about to be reported (the summary printed): from now on SIGINT
+    and SIGTERM are ignored, so the process exits with the code the summary states, not 130/143 with a
+    summary that says otherwise. Only in the main thread (where signal handlers can be set) and inside
+    :func:`handle_errors` (a library call keeps the caller's handlers)."""
+    if not _Signals.handling or threading.current_thread() is not threading.main_thread():
+        return
+    _Signals.committed = True  # a signal already pending (run by signal.signal below) is dropped as well
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -236,8 +257,8 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _Signals.received = None
-        previous = {signum: signal.signal(signum, _raise_keyboard_interrupt)
+        _Signals.received, _Signals.committed, _Signals.handling = None, False, True
+        previous = {signum: signal.signal(signum, _raise_interrupted)
                     for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             with stdout_for_data_only():
@@ -250,8 +271,13 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             where = f"{error.filename}: " if error.filename else ""
             raise fail(f"{where}{error.strerror or error}", 6 if error.errno in OUTPUT_ERRNOS else 1) from None
         finally:
+            stopping = _Signals.received is not None or _Signals.committed
+            # The exit code is chosen: a signal pending now is dropped (not raised out of this block); after
+            # an interrupt or a summary, later ones are ignored until the process exits.
+            _Signals.committed, _Signals.handling = True, False
             for signum, handler in previous.items():
-                signal.signal(signum, signal.SIG_IGN if _Signals.received is not None else handler)
+                signal.signal(signum, signal.SIG_IGN if stopping else handler)
+            _Signals.committed = False
 
     return wrapper
 
@@ -303,6 +329,7 @@ def stdout_for_data_only() -> Iterator[None]:
 def print_json(data: dict[str, Any]) -> None:
     """``data`` on stdout as strict JSON: NaN and infinities (a metric with no values) become null, which
     ``jq`` and every JSON parser accept, unlike Python's ``NaN``."""
+    commit_outcome()
     stream = data_stream()
     stream.write(json.dumps(_finite_or_null(data), indent=2, allow_nan=False) + "\n")
     stream.flush()

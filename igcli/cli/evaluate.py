@@ -73,6 +73,7 @@ def evaluate_command(
                   f"{' + ' + r.settings['rule'] if r.settings.get('rule') not in (None, 'riemann') else ''})":
                   r.aggregate_curves() for r in results}
         plot_metric_curves(plot, curves, title=f"igcli evaluate, rank {rank}")
+    c.commit_outcome()  # the results are final: a later signal must not turn them into an interrupt
     if json_summary:
         c.print_json({"results": [r.as_dict() for r in results]})
     else:

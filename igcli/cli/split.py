@@ -83,6 +83,7 @@ def split_command(
     summary = run_split(job, quiet=quiet)
     statistics = summarize_split(out)
     code = c.interrupted_exit_code() if summary.interrupted else summary.exit_code  # 143 after SIGTERM
+    c.commit_outcome()  # the summary states the exit code: a later signal must not contradict it
     if json_summary:
         c.print_json({**summary.as_dict(), "exit_code": code, "statistics": statistics.as_dict()})
     else:
