@@ -32,6 +32,7 @@ from .metrics.ranking import RANKINGS, has_ranking, pixel_scores
 from .metrics.stability import closed_path_error, jpeg_stability, sensitivity
 from .models import ModelLoadError, Preprocessing, load_model
 from .progress import make_reporter
+from .signals import raise_if_received
 from .text import path_seed, shown_path
 from .output import IMAGE_PATHS, Output, missing_image_hint
 from .validate import OutputError
@@ -251,6 +252,7 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
                 lost = {entry["path"] for entry in result.skipped[skips:]}
                 skipped = sum(path in lost for path in fresh)
                 reporter.advance(len(fresh) - skipped, skipped)
+                raise_if_received()
                 last = chunk["paths"][-1]
     result.aggregate = _aggregate(result, metrics)
     result.seconds = round(time.perf_counter() - started, 3)

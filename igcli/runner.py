@@ -44,7 +44,7 @@ from .models import LoadedModel, file_sha256, load_model
 from .output import inherited_input_root
 from .progress import Reporter, make_reporter
 from .schedules import ScheduleFileError, cached_schedule_path, read_schedule_file
-from .signals import deferred
+from .signals import deferred, note_received, raise_if_received
 from .store import (
     INDEX_NAME,
     SHARD_PATTERN,
@@ -537,8 +537,10 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
                             run.process(images, batch_labels, paths)
                         failed = len(run.skipped) - before  # images skipped for NaN gradients count as skipped
                         reporter.advance(len(paths) - failed, skipped + failed)
+                        raise_if_received()
             except KeyboardInterrupt:
                 interrupted = True
+                note_received(None)  # delivered: this run stops here, and a later run in this process goes on
             finally:
                 writer.close()  # complete what was computed, whatever happened
                 run.finish()

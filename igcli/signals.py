@@ -32,6 +32,23 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+class _Received:
+    signum: int | None = None
+
+
+def note_received(signum: int | None) -> None:
+    """Record the termination signal a handler turned into :class:`Interrupted` (None clears it)."""
+    _Received.signum = signum
+
+
+def raise_if_received() -> None:
+    """Raise :class:`Interrupted` again when a signal was received but its exception was lost: Python prints
+    and drops an exception raised in a weakref callback or ``__del__``, so a handler that ran there would let
+    the run go on to the end. Long loops call this between steps; it costs an attribute read."""
+    if _Received.signum is not None:
+        raise Interrupted(_Received.signum)
+
+
 class _State:
     depth = 0
     pending: list[int] = []

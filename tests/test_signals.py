@@ -15,7 +15,7 @@ import typer
 from cli_helpers import TINY, TINY_ARGS, make_images, one_line, run_cli
 from igcli.cli.common import INTERRUPTED, _raise_keyboard_interrupt, _Signals, handle_errors, print_json
 from igcli.runner import AttributeJob, run_attribute
-from igcli.signals import deferred
+from igcli.signals import deferred, note_received
 from igcli.store import list_shards
 from igcli.validate import check_shard
 
@@ -104,6 +104,7 @@ def test_sigterm_or_sigint_at_every_write_step_loses_nothing(tmp_path, monkeypat
             out = tmp_path / f"run{at}"
             signum = signal.SIGINT if number % 2 else signal.SIGTERM
             _Signals.received = None  # as the CLI does at the start of each command
+            note_received(None)
             with monkeypatch.context() as patch:
                 WriteSteps(patch, at, signum)
                 try:
@@ -120,6 +121,7 @@ def test_sigterm_or_sigint_at_every_write_step_loses_nothing(tmp_path, monkeypat
                 np.testing.assert_array_equal(values, clean[path])
     finally:
         _Signals.received = None
+        note_received(None)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -179,3 +181,18 @@ def test_a_signal_before_the_summary_still_interrupts():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def test_a_signal_whose_exception_was_lost_still_stops_the_run_after_the_batch(tmp_path):
+    """Python drops an exception raised in a weakref callback or __del__; the handler's record of the signal
+    stops the run at the next batch instead, with the work so far saved."""
+    make_images(tmp_path / "imgs", 4)
+    job = AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=TINY, steps=2, batch_size=1,
+                       preprocessing={"resize": 16, "crop": 16}, device="cpu", workers=0)
+    note_received(signal.SIGTERM)  # as if the handler ran and its Interrupted was swallowed
+    try:
+        summary = run_attribute(job, quiet=True)
+    finally:
+        note_received(None)
+    assert summary.interrupted and summary.attributed == 1
+    assert sum(check_shard(shard).rows for shard in list_shards(tmp_path / "out")) == 1  # the batch is kept

@@ -223,11 +223,12 @@ class _Signals:
 
 
 def _raise_interrupted(signum: int, frame: Any) -> None:
-    from ..signals import Interrupted
+    from ..signals import Interrupted, note_received
 
     if _Signals.received is not None or _Signals.committed:
         return  # already stopping, or done: igcli exits with the code it has already chosen
     _Signals.received = signum
+    note_received(signum)  # raised again between batches should this exception be lost
     raise Interrupted(signum)
 
 
@@ -258,6 +259,9 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _Signals.received, _Signals.committed, _Signals.handling = None, False, True
+        from ..signals import note_received
+
+        note_received(None)
         previous = {signum: signal.signal(signum, _raise_interrupted)
                     for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
