@@ -44,6 +44,8 @@ from .models import LoadedModel, file_sha256, load_model
 from .output import inherited_input_root
 from .progress import Reporter, make_reporter
 from .schedules import ScheduleFileError, cached_schedule_path, read_schedule_file
+from .baseline_file import MAX_BASELINE_BYTES, read_npy_baseline
+from .input_file import read_regular_file
 from .signals import deferred, note_received, raise_if_received
 from .store import (
     INDEX_NAME,
@@ -227,10 +229,12 @@ def baseline_from_spec(spec: str, loaded: LoadedModel, device: torch.device) -> 
         raise InvalidArgumentError(
             f"--baseline {path}: not one of {', '.join(BASELINE_NAMES)} and no such file (give an image, .npy or .pt)"
         )
+    if path.endswith(".npy"):  # read and checked as before the model was loaded, now against its crop
+        tensor = torch.from_numpy(read_npy_baseline(
+            path, read_regular_file("--baseline", path, MAX_BASELINE_BYTES), loaded.preprocessing.crop))
+        return tensor.to(device)
     try:
-        if path.endswith(".npy"):
-            tensor = torch.from_numpy(np.load(path)).float()
-        elif path.endswith((".pt", ".pth")):
+        if path.endswith((".pt", ".pth")):
             tensor = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(tensor, torch.Tensor) or tensor.is_complex() or tensor.dtype == torch.bool:
                 raise ValueError(f"it holds a {type(tensor).__name__} of {getattr(tensor, 'dtype', 'objects')}, "

@@ -333,3 +333,20 @@ def test_a_baseline_file_must_hold_one_real_tensor(tmp_path, content, expected):
     torch.save(content, path)
     with pytest.raises(InvalidArgumentError, match=expected):
         baseline_from_spec(str(path), None, torch.device("cpu"))
+
+
+def test_a_npy_baseline_is_read_as_it_was_saved_and_checked_against_the_models_crop(tmp_path):
+    from types import SimpleNamespace
+
+    from igcli.errors import InvalidArgumentError
+    from igcli.runner import baseline_from_spec
+
+    values = np.random.default_rng(0).standard_normal((3, 4, 4))
+    np.save(tmp_path / "b.npy", values)
+    loaded = SimpleNamespace(preprocessing=SimpleNamespace(crop=4))
+    tensor = baseline_from_spec(str(tmp_path / "b.npy"), loaded, torch.device("cpu"))
+    assert tensor.dtype == torch.float32
+    np.testing.assert_array_equal(tensor.numpy(), values.astype(np.float32))
+    with pytest.raises(InvalidArgumentError, match=r"shape \(3, 4, 4\), expected \(3, 8, 8\)"):
+        baseline_from_spec(str(tmp_path / "b.npy"), SimpleNamespace(preprocessing=SimpleNamespace(crop=8)),
+                           torch.device("cpu"))
