@@ -152,17 +152,23 @@ def _check_schedule(job: AttributeJob, method: str) -> None:
         return
     if method == "vg":
         raise InvalidArgumentError("--schedule FILE/auto: vg has no path to schedule")
-    if job.schedule == "auto":
-        steps = job.steps or DEFAULT_STEPS
-        path = cached_schedule_path(job.model, method, steps)
-        if not path.is_file():
-            raise ScheduleFileError(
-                f"--schedule auto: no calibrated schedule for model {job.model}, method {method}, {steps} steps in "
-                f"{path.parent}; run igcli calibrate IMAGES --model {job.model} --method {method} --steps {steps}"
-            )
-    else:
-        path = Path(job.schedule)
-    read_schedule_file(path, model=job.model, method=method, steps=job.steps)
+    read_schedule_file(schedule_file_for(job.schedule, job.model, method, job.steps), model=job.model,
+                       method=method, steps=job.steps)
+
+
+def schedule_file_for(spec: str, model: str, method: str, steps: int | None) -> str | Path:
+    """The file ``--schedule FILE|auto`` names: FILE as given (so messages quote it as typed), or for ``auto``
+    the calibrated schedule in the cache; ScheduleFileError says how to make one when it is missing."""
+    if spec != "auto":
+        return spec
+    steps = steps or DEFAULT_STEPS
+    path = cached_schedule_path(model, method, steps)
+    if not path.is_file():
+        raise ScheduleFileError(
+            f"--schedule auto: no calibrated schedule for model {model}, method {method}, {steps} steps in "
+            f"{path.parent}; run igcli calibrate IMAGES --model {model} --method {method} --steps {steps}"
+        )
+    return path
 
 
 def check_output_folder(out: Path, part: Part, *, resume: bool, overwrite: bool) -> None:

@@ -219,7 +219,8 @@ def load_model(
             spec refused by ``code_free``.
     """
     if weights is not None and not os.path.isfile(weights):
-        raise ModelLoadError(f"--weights {weights}: no such file")
+        what = "not a regular file" if os.path.exists(weights) else "no such file"
+        raise ModelLoadError(f"--weights {weights}: {what}; give the state-dict file saved with torch.save")
     if code_free and not is_code_free(spec):
         raise ModelLoadError(
             f"model {spec!r} is named by the output folder, and igcli loads only torchvision and igcli model names "

@@ -37,13 +37,16 @@ from .data import (
 from .distributed import Part, ProcessGroup
 from .engine import default_batch_size, resolve_device
 from .errors import InvalidArgumentError, NonFiniteError
-from .job import DEFAULT_STEPS, STORAGE_DTYPES, AttributeJob, check_attribute_job, is_schedule_file, parse_target  # noqa: F401 (re-exported)
+from .job import (  # noqa: F401 (STORAGE_DTYPES re-exported)
+    DEFAULT_STEPS, STORAGE_DTYPES, AttributeJob, check_attribute_job, is_schedule_file, parse_target,
+    schedule_file_for,
+)
 from .labels import LabelResolver
 from .locking import FolderLock
 from .models import LoadedModel, file_sha256, load_model
 from .output import inherited_input_root
 from .progress import Reporter, make_reporter
-from .schedules import ScheduleFileError, cached_schedule_path, read_schedule_file
+from .schedules import read_schedule_file
 from .baseline_file import MAX_BASELINE_BYTES, read_npy_baseline
 from .input_file import read_regular_file
 from .signals import deferred, note_received, raise_if_received
@@ -202,16 +205,7 @@ def resolve_schedule(spec: Any, steps: int | None, method: str, rule: str, model
         return spec, steps or DEFAULT_STEPS, {}
     if path_method == "vg":
         raise InvalidArgumentError("--schedule FILE/auto: vg has no path to schedule")
-    if spec == "auto":
-        path = cached_schedule_path(model, path_method, steps or DEFAULT_STEPS)
-        if not path.is_file():
-            raise ScheduleFileError(
-                f"--schedule auto: no calibrated schedule for model {model}, method {path_method}, "
-                f"{steps or DEFAULT_STEPS} steps in {path.parent}; run igcli calibrate IMAGES --model {model} "
-                f"--method {path_method} --steps {steps or DEFAULT_STEPS}"
-            )
-    else:
-        path = Path(spec)
+    path = schedule_file_for(spec, model, path_method, steps)
     schedule, document = read_schedule_file(path, model=model, weights_sha256=weights_sha256, method=path_method,
                                             steps=steps)
     return schedule, schedule.steps, {"schedule_file": str(path), "schedule_sha256": file_sha256(path)}

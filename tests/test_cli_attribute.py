@@ -212,6 +212,7 @@ def test_bad_options_give_one_line_and_the_documented_code(tmp_path):
         (["--max-sigma", "5"], 2, "max_sigma"),
         (["--model", "resnt50"], 4, "did you mean resnet50"),
         (["--model", TINY, "--weights", str(tmp_path / "nope.pth")], 4, "no such file"),
+        (["--model", TINY, "--weights", str(tmp_path)], 4, "not a regular file"),
         (["--baseline", str(tmp_path / "nope.png")], 2, "--baseline"),
     ]
     for extra, code, text in cases:

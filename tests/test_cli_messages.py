@@ -103,7 +103,7 @@ def test_a_failed_download_leaves_stdout_empty_and_says_one_line(tmp_path):
     (["--method", "vg", "--rule", "idgi"], 2, "rule idgi integrates along a path"),
     (["--resume", "--overwrite"], 2, "--resume and --overwrite contradict"),
     (["--shard", "3/2"], 2, "--shard 3/2"),
-    (["--schedule", "missing.json"], 2, "--schedule missing.json"),
+    (["--schedule", "./missing.json"], 2, "--schedule ./missing.json: no such file"),  # quoted as typed
     (["--target", "label", "--labels", "LABELS"], 2, "line 2 needs two columns"),
     (["--labels", "LABELS"], 2, "--labels is only used with --target label"),
     (["--baseline", "missing.npy"], 2, "--baseline missing.npy"),
