@@ -345,6 +345,9 @@ def _file_model(path: str, weights: str | None, trust_model_file: bool) -> Loade
 
 def _unpickle_model_file(path: str, trust_model_file: bool) -> Any:
     """``torch.load`` with ``weights_only=True``; a whole pickled module only with ``trust_model_file``."""
+    if not _looks_saved_by_torch(path):  # text, an image, ...: no unpickler's guess at it helps the user
+        raise ModelLoadError(f"--model {path}: neither TorchScript nor a saved module (not a file that torch.save "
+                             "or torch.jit.save wrote)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:  # the weights-only unpickler met a class: a pickled module
@@ -360,6 +363,13 @@ def _unpickle_model_file(path: str, trust_model_file: bool) -> Any:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:
         raise ModelLoadError(f"--model {path}: cannot unpickle it ({_first_line(error)}; {_first_line(refused)})") from None
+
+
+def _looks_saved_by_torch(path: str) -> bool:
+    """Whether ``path`` starts as torch.save writes: a zip archive (torch >= 1.6) or a pickle (protocol 2+)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def _factory_model(spec: str, weights: str | None) -> LoadedModel:

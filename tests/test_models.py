@@ -102,6 +102,13 @@ def test_a_pickled_module_runs_no_code_without_trust_model_file(tmp_path):
     assert marker.exists()
 
 
+def test_a_file_torch_did_not_write_is_named_as_such(tmp_path):
+    for name, content in (("notes.txt", b"hello\n"), ("photo.pth", b"\xff\xd8\xff\xe0 a JPEG")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ModelLoadError, match="not a file that torch.save or torch.jit.save wrote"):
+            load_model(str(tmp_path / name), trust_model_file=True)
+
+
 def test_code_free_loading_refuses_files_and_factories(tmp_path):
     torch.save(tiny(), tmp_path / "whole.pt")
     for spec in (str(tmp_path / "whole.pt"), "tests/fixtures/tiny_model.py:tiny", "fixtures.tiny_model:tiny"):
