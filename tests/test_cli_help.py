@@ -123,15 +123,20 @@ def test_click_order_of_the_instruction_is_accepted():
     assert complete("bash", "igcli attr", instruction="bash_complete") == ["attribute"]
 
 
-@pytest.mark.parametrize("words", [{"COMP_WORDS": "igcli attribute --me", "COMP_CWORD": "abc"}, {}])
-def test_a_malformed_completion_request_offers_nothing_and_says_so_in_one_line(words):
-    """igcli called by hand with the completion variable: a bad word number, or no words at all."""
+@pytest.mark.parametrize("words, expected", [
+    ({"COMP_WORDS": "igcli attribute --me", "COMP_CWORD": "abc"}, "COMP_"),
+    ({}, "COMP_"),
+    ({"_IGCLI_COMPLETE": "garbage"}, "not a completion request"),
+    ({"_IGCLI_COMPLETE": "complete_klingon"}, "not a completion request"),
+])
+def test_a_malformed_completion_request_offers_nothing_and_says_so_in_one_line(words, expected):
+    """igcli called by hand with the completion variable: a bad word number, no words, an unknown request."""
     env = {**{k: v for k, v in ENV.items() if not k.startswith("COMP_")}, "_IGCLI_COMPLETE": "complete_bash", **words}
     result = subprocess.run([sys.executable, "-m", "igcli"], capture_output=True, text=True, env=env, cwd=ROOT,
                             timeout=60)
     assert result.returncode == 1 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("igcli: error: "), result.stderr
-    assert "COMP_" in result.stderr and "Traceback" not in result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
 
 
 def test_every_option_and_choice_completes(monkeypatch):

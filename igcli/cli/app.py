@@ -72,6 +72,11 @@ def _start_completion() -> None:
     action, _, shell = os.environ[COMPLETE_VAR].partition("_")
     if shell in ("complete", "source"):  # Click's order (bash_complete): shell first
         action, shell = shell, action
+    if action not in ("complete", "source") or shell_completion.get_completion_class(shell) is None:
+        sys.stderr.write(f"igcli: error: {COMPLETE_VAR}={os.environ[COMPLETE_VAR]} is not a completion request "
+                         "(complete_bash, complete_zsh, complete_fish); it is set by the script `igcli completions "
+                         "SHELL` prints\n")
+        raise SystemExit(1)
     completer = shell_completion.get_completion_class(shell) if action == "complete" else None
     try:
         if completer is not None:
