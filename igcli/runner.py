@@ -540,15 +540,25 @@ def run_attribute(job: AttributeJob, *, stdin: TextIO | None = None, quiet: bool
                 interrupted = True
                 note_received(None)  # delivered: this run stops here, and a later run in this process goes on
             finally:
-                writer.close()  # complete what was computed, whatever happened
+                try:
+                    writer.close()  # complete what was computed, whatever happened
+                except KeyboardInterrupt:  # the first signal came while the last shard was saved: it is saved
+                    interrupted = True
+                    note_received(None)
                 run.finish()
             for line in run.warnings():
                 reporter.message(line)
         loop_seconds = time.perf_counter() - loop_started
-        group.barrier()
         index = None
-        if (part.rank == 0 or part.world_size == 1) and list_shards(job.out):
-            index = str(build_index(job.out))
+        try:
+            group.barrier()
+            if (part.rank == 0 or part.world_size == 1) and list_shards(job.out):
+                index = str(build_index(job.out))
+        except KeyboardInterrupt:  # the first signal came while indexing: the shards are complete; say so
+            interrupted = True
+            note_received(None)
+            if (Path(job.out) / INDEX_NAME).is_file():  # signals wait for the index to be written (deferred)
+                index = str(Path(job.out) / INDEX_NAME)
     finally:
         lock.release()
         group.close()

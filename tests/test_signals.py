@@ -196,3 +196,34 @@ def test_a_signal_whose_exception_was_lost_still_stops_the_run_after_the_batch(t
         note_received(None)
     assert summary.interrupted and summary.attributed == 1
     assert sum(check_shard(shard).rows for shard in list_shards(tmp_path / "out")) == 1  # the batch is kept
+
+
+@pytest.mark.parametrize("where", ["closing the last shard", "indexing"])
+def test_a_first_signal_after_the_image_loop_still_gives_a_summary(tmp_path, monkeypatch, where):
+    """The signal waits for the shard or the index to be written (deferred), then arrives: the run reports
+    itself interrupted, with everything saved, instead of ending without a summary (no --json output)."""
+    import igcli.runner as runner
+    from igcli.signals import Interrupted
+
+    make_images(tmp_path / "imgs", 2)
+    if where == "indexing":
+        real = runner.build_index
+
+        def build_index_then_signal(out):
+            real(out)
+            raise Interrupted(signal.SIGTERM)
+
+        monkeypatch.setattr(runner, "build_index", build_index_then_signal)
+    else:
+        real_close = runner.ShardWriter.close
+
+        def close_then_signal(self):
+            real_close(self)
+            raise Interrupted(signal.SIGTERM)
+
+        monkeypatch.setattr(runner.ShardWriter, "close", close_then_signal)
+    summary = run_attribute(AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=TINY, steps=2,
+                                         preprocessing={"resize": 16, "crop": 16}, device="cpu", workers=0),
+                            quiet=True)
+    assert summary.interrupted and summary.attributed == 2 and summary.index is not None
+    assert sum(check_shard(shard).rows for shard in list_shards(tmp_path / "out")) == 2
