@@ -18,7 +18,7 @@ import zipfile
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, first_line
 from .input_file import MiB, read_regular_file
 
 MAX_BASELINE_BYTES = 512 * MiB  # a float32 (3, 4096, 4096) tensor is 192 MiB; an image file is far less
@@ -46,7 +46,7 @@ def read_npy_baseline(path: str, data: bytes, crop: int | None = None) -> np.nda
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as error:  # ValueError for junk or pickled objects, EOFError, ...
-        raise InvalidArgumentError(f"--baseline {path}: not a .npy array file ({_first_line(error)})") from None
+        raise InvalidArgumentError(f"--baseline {path}: not a .npy array file ({first_line(error)})") from None
     if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.integer)
                                                  or np.issubdtype(array.dtype, np.floating)):
         raise InvalidArgumentError(f"--baseline {path}: holds {array.dtype} values, not numbers")
@@ -87,10 +87,6 @@ def _check_image(path: str, data: bytes) -> None:
         raise InvalidArgumentError(f"--baseline {path}: not an image file igcli can read (nor .npy or .pt); give "
                                    "an image, a .npy array or a .pt tensor") from None
     except Exception as error:  # PIL raises OSError, SyntaxError, DecompressionBombWarning, ... for bad files
-        raise InvalidArgumentError(f"--baseline {path}: cannot read it as an image ({_first_line(error)}); give "
+        raise InvalidArgumentError(f"--baseline {path}: cannot read it as an image ({first_line(error)}); give "
                                    "an image, a .npy array or a .pt tensor") from None
 
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

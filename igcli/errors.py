@@ -47,3 +47,9 @@ EXIT_CODES = {
     130: "interrupted (SIGINT); finished shards are kept and the open one completed: rerun with --resume",
     143: "terminated (SIGTERM, e.g. a SLURM time limit); as for 130",
 }
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, for a one-line error (its type's name when it has none)."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -23,7 +23,7 @@ from PIL import Image
 from .data import describe_decode_error, load_rgb, normalize, preprocess_pixels
 from .labels import read_csv_rows
 from .engine import default_batch_size, resolve_device
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, first_line
 from .metrics import pic
 from .metrics.directions import HIGHER_IS_BETTER
 from .metrics.localization import best_f1_and_mae, roc_auc
@@ -232,7 +232,7 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
             recompute = recompute_function(settings, loaded, device, batch_size)
         except (InvalidArgumentError, KeyError, TypeError, ValueError) as error:
             raise OutputError(f"{output.shards[0]}: its settings cannot rebuild the attribution method "
-                              f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+                              f"({first_line(error)})") from None
     total = len(output) if job.limit is None else min(job.limit, len(output))  # rows (--limit counts rows)
     # Progress counts images, as attribute's does: a topK run has K rows per image.
     images = len(_first_rows(output.column("paths")[:total], None))

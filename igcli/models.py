@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from .baselines import Normalization
-from .errors import IgcliError
+from .errors import IgcliError, first_line
 from .preprocessing import check_preprocessing
 
 IMAGENET_NORMALIZATION = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
@@ -144,7 +144,7 @@ def efficientnet_lite0(weights: str | None = None) -> LoadedModel:
     try:
         module.load_state_dict(read_state_dict(weights))
     except RuntimeError as error:
-        raise ModelLoadError(f"--weights {weights}: not EfficientNet-Lite0 weights ({_first_line(error)})") from None
+        raise ModelLoadError(f"--weights {weights}: not EfficientNet-Lite0 weights ({first_line(error)})") from None
     module.eval()
     normalization = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     return LoadedModel(
@@ -250,17 +250,13 @@ def override_preprocessing(base: Preprocessing, overrides: dict[str, Any]) -> Pr
     return replace(base, normalization=Normalization(mean, std), **given)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """A state dict from ``path``, unwrapping ``{"state_dict": ...}``/``{"model": ...}`` and ``module.``."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a file that is not a checkpoint
-        raise ModelLoadError(f"--weights {path}: not a PyTorch state-dict file ({_first_line(error)})") from None
+        raise ModelLoadError(f"--weights {path}: not a PyTorch state-dict file ({first_line(error)})") from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -275,7 +271,7 @@ def _load_into(module: nn.Module, path: str) -> None:
     try:
         module.load_state_dict(read_state_dict(path))
     except RuntimeError as error:
-        raise ModelLoadError(f"--weights {path}: does not fit the model ({_first_line(error)})") from None
+        raise ModelLoadError(f"--weights {path}: does not fit the model ({first_line(error)})") from None
 
 
 def _torchvision_model(name: str, weights: str | None) -> LoadedModel:
@@ -308,7 +304,7 @@ def _torchvision_model(name: str, weights: str | None) -> LoadedModel:
             try:
                 module = torchvision.models.get_model(name, weights=default)
             except RuntimeError as error:
-                raise ModelLoadError(f"--weights {weights}: does not fit {name} ({_first_line(error)})") from None
+                raise ModelLoadError(f"--weights {weights}: does not fit {name} ({first_line(error)})") from None
         return LoadedModel(name, module, preprocessing, weights, categories)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(default.url)
     try:
@@ -318,7 +314,7 @@ def _torchvision_model(name: str, weights: str | None) -> LoadedModel:
             module = torchvision.models.get_model(name, weights=default)
     except (OSError, RuntimeError) as error:  # URLError is an OSError
         raise ModelLoadError(
-            f"--model {name}: could not get its weights from {default.url} ({_first_line(error)}); put the file "
+            f"--model {name}: could not get its weights from {default.url} ({first_line(error)}); put the file "
             f"at {cached} or pass --weights FILE"
         ) from None
     return LoadedModel(name, module, preprocessing, str(cached), categories)
@@ -358,11 +354,11 @@ def _unpickle_model_file(path: str, trust_model_file: bool) -> Any:
             ) from None
         refused = error
     except Exception as error:
-        raise ModelLoadError(f"--model {path}: neither TorchScript nor a saved module ({_first_line(error)})") from None
+        raise ModelLoadError(f"--model {path}: neither TorchScript nor a saved module ({first_line(error)})") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:
-        raise ModelLoadError(f"--model {path}: cannot unpickle it ({_first_line(error)}; {_first_line(refused)})") from None
+        raise ModelLoadError(f"--model {path}: cannot unpickle it ({first_line(error)}; {first_line(refused)})") from None
 
 
 def _looks_saved_by_torch(path: str) -> bool:
@@ -386,14 +382,14 @@ def _factory_model(spec: str, weights: str | None) -> LoadedModel:
     except ModelLoadError:
         raise
     except Exception as error:
-        raise ModelLoadError(f"--model {spec}: importing {target} failed ({_first_line(error)})") from None
+        raise ModelLoadError(f"--model {spec}: importing {target} failed ({first_line(error)})") from None
     factory = getattr(namespace, attribute, None)
     if not callable(factory):
         raise ModelLoadError(f"--model {spec}: {target} has no callable {attribute!r}")
     try:
         module = factory()
     except Exception as error:
-        raise ModelLoadError(f"--model {spec}: {attribute}() failed ({_first_line(error)})") from None
+        raise ModelLoadError(f"--model {spec}: {attribute}() failed ({first_line(error)})") from None
     if not isinstance(module, nn.Module):
         raise ModelLoadError(f"--model {spec}: {attribute}() returned a {type(module).__name__}, not an nn.Module")
     if weights is not None:

@@ -36,7 +36,7 @@ from .data import (
 )
 from .distributed import Part, ProcessGroup
 from .engine import default_batch_size, resolve_device
-from .errors import InvalidArgumentError, NonFiniteError
+from .errors import InvalidArgumentError, NonFiniteError, first_line
 from .job import (  # noqa: F401 (STORAGE_DTYPES re-exported)
     DEFAULT_STEPS, STORAGE_DTYPES, AttributeJob, check_attribute_job, is_schedule_file, parse_target,
     schedule_file_for,
@@ -239,7 +239,7 @@ def baseline_from_spec(spec: str, loaded: LoadedModel, device: torch.device) -> 
                                        loaded.preprocessing)
             tensor = normalize(pixels[None], loaded.preprocessing)[0]
     except Exception as error:
-        raise InvalidArgumentError(f"--baseline {path}: cannot read it ({str(error).splitlines()[0]})") from None
+        raise InvalidArgumentError(f"--baseline {path}: cannot read it ({first_line(error)})") from None
     crop = loaded.preprocessing.crop
     if tuple(tensor.shape) != (3, crop, crop):
         raise InvalidArgumentError(f"--baseline {path}: shape {tuple(tensor.shape)}, the model takes (3, {crop}, {crop})")

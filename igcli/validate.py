@@ -18,7 +18,7 @@ from typing import Any
 
 import h5py
 
-from .errors import IgcliError
+from .errors import IgcliError, first_line
 from .text import decode_text
 
 # The recorded settings' vocabularies, defined here (torch-free, as reading output must stay) and used by
@@ -54,10 +54,6 @@ class ShardInfo:
     input_root: str | None = None
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
 
 def read_settings(handle: h5py.File) -> dict[str, Any]:
     """The run settings in a shard's or index's root attributes, checked (see :func:`check_settings`)."""
@@ -67,7 +63,7 @@ def read_settings(handle: h5py.File) -> dict[str, Any]:
     try:
         settings = json.loads(text)
     except (TypeError, ValueError, RecursionError) as error:
-        raise DamagedShardError(handle.filename, f"settings_json is not valid JSON ({_first_line(error)})") from None
+        raise DamagedShardError(handle.filename, f"settings_json is not valid JSON ({first_line(error)})") from None
     problem = check_settings(settings)
     if problem:
         raise DamagedShardError(handle.filename, f"settings_json: {problem}")
@@ -170,7 +166,7 @@ def check_shard(path: Path | str, *, read_data: bool = False) -> ShardInfo:
             raise DamagedShardError(path, "is not a regular file")
         handle = h5py.File(path, "r")
     except OSError as error:
-        raise DamagedShardError(path, f"not readable as HDF5, truncated or damaged ({_first_line(error)})") from None
+        raise DamagedShardError(path, f"not readable as HDF5, truncated or damaged ({first_line(error)})") from None
     try:
         with handle:
             info = _check_open_shard(Path(path), handle)
@@ -181,7 +177,7 @@ def check_shard(path: Path | str, *, read_data: bool = False) -> ShardInfo:
     except DamagedShardError:
         raise
     except (OSError, KeyError, TypeError, ValueError, RuntimeError) as error:  # h5py's for damaged metadata/data
-        raise DamagedShardError(path, f"damaged ({_first_line(error)})") from None
+        raise DamagedShardError(path, f"damaged ({first_line(error)})") from None
 
 
 def _dataset_names(handle: h5py.File) -> list[str]:
