@@ -75,3 +75,8 @@ def check_method(method: str, rule: str, output: str, options: dict[str, Any]) -
     if output not in OUTPUTS:
         raise InvalidArgumentError(f"unknown output {output!r}; choose from {', '.join(OUTPUTS)}")
     return method, rule, options
+
+
+def method_names() -> tuple[str, ...]:
+    """Every method's name (built-in and plugins), as ``--method`` accepts it (``idgi`` aside, an alias)."""
+    return METHOD_NAMES
