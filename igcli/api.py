@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from .baselines import BaselineSpec, Normalization, make_baseline
+from .baselines import BaselineSpec, Normalization
 from .completeness import CompletenessWarning, GapTally
-from .engine import Engine, default_batch_size, prepared_model, resolve_device
-from .errors import InvalidArgumentError, NonFiniteError, ShapeError, TargetError
-from .integrate import integrate_fixed_path, integrate_guided_path
-from .methods import METHOD_NAMES, METHOD_OPTIONS, check_method
-from .methods import resolve_method as _resolve_method, resolve_options as _resolve_options  # noqa: F401 (used by runner, calibrate)
-from .paths import BlurPath, StraightPath
+from .methods import Method, check_method, get_method
+from .prologue import TargetSpec, prepared_batch
 from .rules import make_rule
 from .schedules import Schedule, ScheduleSpec, make_schedule
-
-TargetSpec = Union[None, int, Sequence[int], torch.Tensor]
 
 
 @dataclass
@@ -112,71 +106,25 @@ def attribute(
     """
     settings = describe(method, rule, steps=steps, schedule=schedule, baseline=baseline, output=output, seed=seed,
                         **method_options)
-    method, rule = settings["method"], settings["rule"]
-    options = {key: settings[key] for key in METHOD_OPTIONS[method]}
-    _check_images(images)
-    run_device = resolve_device(device)
-    if batch_size is None:
-        batch_size = default_batch_size(run_device)
-    engine = Engine(model, output=output, batch_size=batch_size, device=run_device, amp=amp)
-    path_schedule = make_schedule(schedule, steps) if method != "vg" else None
-    if progress is not None:
-        engine.on_rows = _progress_counter(progress, images.shape[0] * (path_schedule.steps if path_schedule else 1))
-
-    result_device = images.device
-    inputs = _to_device(images, run_device)
-    with prepared_model(model, run_device):
-        logits = engine.predict(inputs)
-        engine.raise_if_nonfinite()
-        targets = _resolve_targets(target, logits, inputs.shape[0], run_device)
-        engine.check_targets(targets)
-        scores = engine.target_scores(logits, targets)
-
-        if method == "vg":
+    chosen, rule = get_method(settings["method"]), settings["rule"]
+    options = {option.name: settings[option.name] for option in chosen.options}
+    path_schedule = make_schedule(schedule, steps) if chosen.has_path else None
+    with prepared_batch(model, images, target, output=output, batch_size=batch_size, device=device,
+                        amp=amp) as batch:
+        engine, inputs, targets, scores = batch.engine, batch.inputs, batch.targets, batch.scores
+        if progress is not None:
+            rows = inputs.shape[0] * (path_schedule.steps if path_schedule else 1)
+            engine.on_rows = _progress_counter(progress, rows)
+        if not chosen.has_path:
             _, gradients = engine.scores_and_gradients_chunked(inputs, targets)
             engine.raise_if_nonfinite()
-            attributions = gradients.to(images.dtype)
             nan = torch.full_like(scores, float("nan"))
-            return AttributionResult(
-                attributions.to(result_device),
-                targets.to(result_device),
-                scores.to(result_device),
-                nan.to(result_device),
-                nan.to(result_device),
-                settings,
-            )
-
-        accumulator = make_rule(rule, inputs.shape, run_device)
-        steps_total = path_schedule.steps
-        if method == "blurig":
-            path = BlurPath(
-                inputs, options["max_sigma"], padding=options["blur_padding"], derivative=options["blur_derivative"]
-            )
-            boundary_scores = integrate_fixed_path(engine, path, path_schedule, accumulator, targets, {steps_total: scores})
-            baseline_scores = boundary_scores[:, 0]
-        else:
-            baselines = make_baseline(
-                baseline, inputs, normalization, blur_sigma=options["baseline_sigma"], seed=seed
-            )
-            if method == "ig":
-                path = StraightPath(inputs, baselines)
-                boundary_scores = integrate_fixed_path(
-                    engine, path, path_schedule, accumulator, targets, {steps_total: scores}
-                )
-                baseline_scores = boundary_scores[:, 0]
-            else:
-                baseline_scores = integrate_guided_path(
-                    engine,
-                    inputs,
-                    baselines,
-                    path_schedule,
-                    accumulator,
-                    targets,
-                    scores,
-                    fraction=options["fraction"],
-                    max_dist=options["max_dist"],
-                    anchors=options["anchors"],
-                )
+            return AttributionResult(gradients.to(device=images.device, dtype=images.dtype), targets.to(images.device),
+                                     scores.to(images.device), nan.to(images.device), nan.to(images.device), settings)
+        accumulator = make_rule(rule, inputs.shape, batch.device)
+        baselines = chosen.make_baselines(baseline, inputs, normalization, seed, options)
+        baseline_scores = chosen.integrate(engine, inputs, baselines, path_schedule, accumulator, targets, scores,
+                                           options)
         engine.raise_if_nonfinite()
 
     attributions = accumulator.attributions
@@ -184,11 +132,11 @@ def attribute(
     gap = (attributions.flatten(1).sum(dim=1) - change).abs() / change.abs()
     gap = torch.where(change != 0, gap, torch.full_like(gap, float("nan")))
     result = AttributionResult(
-        attributions.to(device=result_device, dtype=images.dtype),
-        targets.to(result_device),
-        scores.float().to(result_device),
-        baseline_scores.float().to(result_device),
-        gap.float().to(result_device),
+        attributions.to(device=images.device, dtype=images.dtype),
+        targets.to(images.device),
+        scores.float().to(images.device),
+        baseline_scores.float().to(images.device),
+        gap.float().to(images.device),
         settings,
     )
     if check_completeness:
@@ -231,65 +179,21 @@ def describe(
     ``uniform`` baseline. Raises :class:`InvalidArgumentError` for anything :func:`attribute` would refuse.
     """
     method, rule, options = check_method(method, rule, output, method_options)
-    path_schedule = make_schedule(schedule, steps) if method != "vg" else None
+    chosen = get_method(method)
+    path_schedule = make_schedule(schedule, steps) if chosen.has_path else None
     return _settings(
-        method,
-        rule if method != "vg" else None,
+        chosen,
+        rule if chosen.has_path else None,
         path_schedule,
-        baseline if method in ("ig", "gig") else None,
+        baseline if chosen.takes_baseline else None,
         output,
         options,
         seed,
     )
 
 
-# -- argument checking ---------------------------------------------------------------------------------------
-
-
-def _check_images(images: Any) -> None:
-    if not isinstance(images, torch.Tensor):
-        raise InvalidArgumentError(f"images must be a torch.Tensor of shape (B, C, H, W), got {type(images).__name__}")
-    if images.dim() != 4 or images.shape[0] == 0 or min(images.shape[1:]) == 0:
-        raise ShapeError(f"images must have shape (B, C, H, W) with B, C, H, W > 0, got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise InvalidArgumentError(f"images must be a float tensor (preprocessed for the model), got {images.dtype}")
-    finite = torch.isfinite(images.flatten(1)).all(dim=1)
-    if not bool(finite.all()):
-        index = int((~finite).nonzero()[0, 0])
-        raise NonFiniteError(f"image {index} contains NaN or infinity")
-
-
-def _to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    if images.device == device:
-        return images
-    if device.type == "cuda" and images.device.type == "cpu":
-        return images.pin_memory().to(device, non_blocking=True)
-    return images.to(device)
-
-
-def _resolve_targets(target: TargetSpec, logits: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
-    if target is None:
-        return logits.argmax(dim=1)
-    if isinstance(target, bool):
-        raise TargetError(f"target must be a class index, got {target!r}")
-    if isinstance(target, int):
-        return torch.full((batch,), target, dtype=torch.int64, device=device)
-    try:
-        targets = torch.as_tensor(target, device=device)
-    except (TypeError, ValueError, RuntimeError):
-        raise TargetError(f"target must be None, an int or {batch} ints, got {target!r}") from None
-    if targets.is_floating_point() or targets.dtype == torch.bool:
-        raise TargetError(f"targets must be integers, got {targets.dtype}")
-    targets = targets.to(torch.int64).reshape(-1)
-    if targets.shape[0] == 1:
-        return targets.expand(batch).clone()
-    if targets.shape[0] != batch:
-        raise ShapeError(f"{targets.shape[0]} targets for {batch} images")
-    return targets
-
-
 def _settings(
-    method: str,
+    method: Method,
     rule: str | None,
     schedule: Schedule | None,
     baseline: BaselineSpec | None,
@@ -297,8 +201,7 @@ def _settings(
     options: dict[str, Any],
     seed: int,
 ) -> dict[str, Any]:
-    path = {"vg": None, "ig": "straight", "blurig": "blur", "gig": "guided"}[method]
-    settings: dict[str, Any] = {"method": method, "rule": rule, "path": path, "output": output, **options}
+    settings: dict[str, Any] = {"method": method.name, "rule": rule, "path": method.path, "output": output, **options}
     if schedule is not None:
         settings.update(steps=schedule.steps, schedule=schedule.name, alphas=schedule.points.tolist(),
                         schedule_weights=schedule.weights.tolist(), boundaries=schedule.boundaries.tolist())

@@ -2,7 +2,7 @@
 
 Torch-free, so a junk file is refused (exit 2) before torch is imported and a model loaded. What needs the
 model, the crop size when ``--crop`` is not given and the normalisation an image goes through, is checked
-when the baseline is made (:func:`igcli.runner.baseline_from_spec`), which reads files the same way.
+when the baseline is made (:func:`igcli.batch_baselines.baseline_from_spec`), which reads files the same way.
 
 - ``.npy``: a numeric array of shape (3, H, W) in model-input space, finite; loaded without pickles;
 - ``.pt``/``.pth``: a file ``torch.save`` writes (a zip archive holding a ``data.pkl``, or a legacy pickle);

@@ -30,16 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .api import METHOD_OPTIONS, _check_images, _resolve_method, _resolve_options, _resolve_targets, _to_device
-from .baselines import BaselineSpec, Normalization, make_baseline
-from .engine import Engine, default_batch_size, prepared_model, resolve_device
+from .baselines import BaselineSpec, Normalization
+from .engine import Engine
 from .errors import InvalidArgumentError
-from .integrate import integrate_guided_path
-from .paths import BlurPath, StraightPath
-from .schedules import Schedule
+from .methods import get_method, resolve_method
+from .prologue import prepared_batch
 
 STATISTICS = ("mean", "median")
-CALIBRATED_METHODS = ("ig", "blurig", "gig")
 
 
 @dataclass
@@ -62,7 +59,7 @@ def _reduce(values: torch.Tensor, statistic: str) -> torch.Tensor:
     return values.mean(dim=1) if statistic == "mean" else values.median(dim=1).values
 
 
-class _GuidedProbe:
+class GuidedProbe:
     """A rule for :func:`integrate_guided_path` that records finite differences of the integrand instead of
     accumulating attributions. Steps arrive in order for all images at once."""
 
@@ -109,45 +106,26 @@ def probe_derivative(
     Returns:
         A :class:`Probe` with k - 1 estimates per image (k - 2 for Guided IG).
     """
-    method, _ = _resolve_method(method, "riemann")
-    if method not in CALIBRATED_METHODS:
-        raise InvalidArgumentError(f"calibration needs a path method ({', '.join(CALIBRATED_METHODS)}), got {method}")
+    chosen = get_method(resolve_method(method, "riemann")[0])
+    if not chosen.calibratable:
+        raise InvalidArgumentError(f"method {chosen.name} cannot be calibrated (it has no path to schedule)")
     if statistic not in STATISTICS:
         raise InvalidArgumentError(f"unknown statistic {statistic!r}; choose from {', '.join(STATISTICS)}")
     if not isinstance(probe_steps, int) or probe_steps < 3:
         raise InvalidArgumentError(f"probe steps must be an integer >= 3, got {probe_steps!r}")
-    options = _resolve_options(method, method_options)
-    _check_images(images)
-    run_device = resolve_device(device)
-    engine = Engine(model, output=output, batch_size=batch_size or default_batch_size(run_device), device=run_device, amp=amp)
-    inputs = _to_device(images, run_device)
+    options = chosen.resolve_options(method_options)
     grid = np.linspace(0.0, 1.0, probe_steps)
-    with prepared_model(model, run_device):
-        logits = engine.predict(inputs)
-        targets = _resolve_targets(target, logits, inputs.shape[0], run_device)
-        engine.check_targets(targets)
-        if method == "gig":
-            baselines = make_baseline(baseline, inputs, normalization, blur_sigma=options["baseline_sigma"], seed=seed)
-            probe = _GuidedProbe(inputs.shape[0], 1.0 / (probe_steps - 1), statistic)
-            integrate_guided_path(engine, inputs, baselines, Schedule.from_alphas(grid), probe, targets,
-                                  engine.target_scores(logits, targets), fraction=options["fraction"],
-                                  max_dist=options["max_dist"], anchors=options["anchors"])
-            per_image = torch.stack(probe.columns, dim=1)
-            where = (grid[:-2] + grid[1:-1]) / 2  # integrand samples sit at the steps' starts grid[:-1]
-        else:
-            if method == "blurig":
-                path = BlurPath(inputs, options["max_sigma"], padding=options["blur_padding"],
-                                derivative=options["blur_derivative"])
-            else:
-                baselines = make_baseline(baseline, inputs, normalization, blur_sigma=options["baseline_sigma"], seed=seed)
-                path = StraightPath(inputs, baselines)
-            per_image = _probe_fixed_path(engine, path, grid, targets, statistic)
-            where = (grid[:-1] + grid[1:]) / 2
-        engine.raise_if_nonfinite()
+    with prepared_batch(model, images, target, output=output, batch_size=batch_size, device=device,
+                        amp=amp) as batch:
+        baselines = chosen.make_baselines(baseline, batch.inputs, normalization, seed, options)
+        per_image, where = chosen.probe(batch.engine, batch.inputs, baselines, grid, batch.targets, batch.scores,
+                                        statistic, options)
+        batch.engine.raise_if_nonfinite()
+        targets = batch.targets
     return Probe(where, per_image.cpu().numpy(), targets.cpu())
 
 
-def _probe_fixed_path(engine: Engine, path, grid: np.ndarray, targets: torch.Tensor, statistic: str) -> torch.Tensor:
+def probe_fixed_path(engine: Engine, path, grid: np.ndarray, targets: torch.Tensor, statistic: str) -> torch.Tensor:
     """(B, k - 1) reduced |finite differences| of the integrand on a fixed path, in engine-sized chunks."""
     device = targets.device
     batch, k = targets.shape[0], grid.shape[0]
@@ -275,7 +253,3 @@ def average_probes(probes: list[Probe]) -> tuple[np.ndarray, np.ndarray]:
         raise InvalidArgumentError("no calibration images could be used")
     alphas = probes[0].alphas
     return alphas, np.concatenate([p.per_image for p in probes]).mean(axis=0)
-
-
-def method_option_names(method: str) -> tuple[str, ...]:
-    return tuple(METHOD_OPTIONS[method])

@@ -15,7 +15,7 @@ import numpy as np
 
 from .safe_file import WriteGuardedFile
 from .signals import deferred
-from .store import FORMAT, INDEX_NAME, LIBVER, SPACE_PROBLEMS, STRING, _attribute_value, describe_os_error, list_shards
+from .store import FORMAT, INDEX_NAME, LIBVER, SPACE_PROBLEMS, STRING, attribute_value, describe_os_error, list_shards
 from .validate import DamagedShardError, OutputError, check_shard
 
 
@@ -103,7 +103,7 @@ def _fill_index(index: h5py.File, settings, shards, counts, total, small, layout
                 skipped_reasons) -> None:
     index.attrs["format"] = FORMAT
     for key, value in settings.items():
-        index.attrs[key] = _attribute_value(value)
+        index.attrs[key] = attribute_value(value)
     index.attrs["settings_json"] = json.dumps(settings)
     index.attrs["rows"] = total
     index.attrs["shard_count"] = len(shards)

@@ -228,7 +228,7 @@ def _row_names(output, count: int) -> list[str]:
         for path, target in zip(rows["paths"], rows["targets"]):
             if len(names) == count:
                 return names
-            names.append(f"{len(names):05d}-{_safe_stem(path)}-t{int(target)}.png")
+            names.append(f"{len(names):05d}-{safe_stem(path)}-t{int(target)}.png")
     return names
 
 
@@ -275,7 +275,7 @@ def _without_image(heat: Image.Image) -> list[Image.Image]:
     return [blank, heat, blank]
 
 
-def _safe_stem(path: str) -> str:
+def safe_stem(path: str) -> str:
     """The input's name as a short, plain file-name part: no control characters, separators or undecodable
     bytes, at most 80 characters (a 255-byte input name plus the row number would not fit)."""
     return re.sub(r"[^\w.-]+", "_", Path(path).stem)[:80] or "_"

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .api import _check_images, _resolve_targets, _to_device
 from .baselines import BaselineSpec, Normalization, make_baseline
-from .engine import Engine, default_batch_size, prepared_model, resolve_device
+from .engine import Engine
 from .errors import InvalidArgumentError
 from .integrate import integrate_fixed_path
 from .paths import StraightPath
+from .prologue import prepared_batch
 from .rules import make_rule
 from .schedules import ScheduleSpec, make_schedule
 
@@ -122,19 +122,13 @@ def split(
     psi_values = parse_psis(psis)
     if not (0 < tolerance < 1):
         raise InvalidArgumentError(f"tolerance must be in (0, 1), got {tolerance!r}")
-    _check_images(images)
     path_schedule = make_schedule(schedule, steps)
-    run_device = resolve_device(device)
-    engine = Engine(model, output=output, batch_size=batch_size or default_batch_size(run_device), device=run_device, amp=amp)
-    inputs = _to_device(images, run_device)
-    count, psi_count = inputs.shape[0], psi_values.shape[0]
     n = path_schedule.steps
-    with prepared_model(model, run_device):
-        logits = engine.predict(inputs)
-        engine.raise_if_nonfinite()
-        targets = _resolve_targets(target, logits, count, run_device)
-        engine.check_targets(targets)
-        scores = engine.target_scores(logits, targets).to(torch.float64)
+    with prepared_batch(model, images, target, output=output, batch_size=batch_size, device=device,
+                        amp=amp) as batch:
+        engine, inputs, targets, run_device = batch.engine, batch.inputs, batch.targets, batch.device
+        count, psi_count = inputs.shape[0], psi_values.shape[0]
+        scores = batch.scores.to(torch.float64)
         baselines = make_baseline(baseline, inputs, normalization, blur_sigma=baseline_sigma, seed=seed)
         full_path = StraightPath(inputs, baselines)
 

@@ -75,7 +75,7 @@ def list_shards(out_dir: str | os.PathLike) -> list[Path]:
     return [folder / name for name in sorted(names)]
 
 
-def _attribute_value(value: Any) -> Any:
+def attribute_value(value: Any) -> Any:
     if value is None:
         return "none"
     if isinstance(value, str):  # (subclasses such as torch's TorchVersion confuse h5py)
@@ -135,7 +135,7 @@ class ShardWriter:
             self._handle = h5py.File(self._file, "w", libver=LIBVER)
             self._handle.attrs["format"] = FORMAT
             for key, value in self.settings.items():
-                self._handle.attrs[key] = _attribute_value(value)
+                self._handle.attrs[key] = attribute_value(value)
             self._handle.attrs["settings_json"] = json.dumps(self.settings)
             if self.input_root is not None:
                 self._handle.attrs["input_root"] = encode_text(self.input_root)

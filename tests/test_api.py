@@ -327,7 +327,7 @@ def test_cuda_matches_cpu(convnet, images, method):
 ])
 def test_a_baseline_file_must_hold_one_real_tensor(tmp_path, content, expected):
     from igcli.errors import InvalidArgumentError
-    from igcli.runner import baseline_from_spec
+    from igcli.batch_baselines import baseline_from_spec
 
     path = tmp_path / "baseline.pt"
     torch.save(content, path)
@@ -339,7 +339,7 @@ def test_a_npy_baseline_is_read_as_it_was_saved_and_checked_against_the_models_c
     from types import SimpleNamespace
 
     from igcli.errors import InvalidArgumentError
-    from igcli.runner import baseline_from_spec
+    from igcli.batch_baselines import baseline_from_spec
 
     values = np.random.default_rng(0).standard_normal((3, 4, 4))
     np.save(tmp_path / "b.npy", values)

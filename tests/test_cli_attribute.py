@@ -20,7 +20,7 @@ import igcli
 from cli_helpers import ROOT, SUBPROCESS_ENV, TINY, TINY_ARGS, make_images, one_line, run_cli
 from igcli.data import load_rgb, normalize, preprocess_pixels
 from igcli.models import Preprocessing, load_model
-from igcli.runner import AttributeJob, run_attribute
+from igcli.jobs import AttributeJob, run_attribute
 from igcli.output import Output
 from igcli.store import list_shards
 from igcli.validate import check_shard

@@ -92,7 +92,7 @@ def _crafted(tmp_path: Path, damage) -> tuple[Path, Path]:
 
 def _every_reader_names(out: Path, shard: Path, tmp_path: Path) -> None:
     """index, evaluate and render (as the library: the CLI turns the same error into one line, exit 6)."""
-    from igcli.evaluate import EvaluateJob, evaluate
+    from igcli.jobs.evaluate import EvaluateJob, evaluate
     from igcli.render import render_output
     from igcli.store import build_index
     from igcli.validate import DamagedShardError

@@ -120,8 +120,8 @@ def test_sic_aic_run_over_shards_and_count_what_they_cannot_score(tmp_path):
 
 
 def test_stability_metrics_recompute_with_the_run_settings(tmp_path):
-    from igcli.evaluate import EvaluateJob, evaluate
-    from igcli.runner import AttributeJob, run_attribute
+    from igcli.jobs.evaluate import EvaluateJob, evaluate
+    from igcli.jobs import AttributeJob, run_attribute
 
     make_images(tmp_path / "imgs", 3)
     model = REGION.replace(":region", ":linear")
@@ -143,7 +143,7 @@ def test_stability_metrics_recompute_with_the_run_settings(tmp_path):
 
 
 def test_localization_from_boxes_csv_and_voc_xml(tmp_path):
-    from igcli.evaluate import GroundTruth
+    from igcli.metrics.ground_truth import GroundTruth
     from igcli.models import Preprocessing
 
     image = tmp_path / "cat.jpg"
@@ -169,8 +169,8 @@ def test_localization_from_boxes_csv_and_voc_xml(tmp_path):
 
 
 def test_closed_paths_vanish_for_a_linear_model_and_not_for_a_curved_one(tmp_path):
-    from igcli.evaluate import EvaluateJob, evaluate
-    from igcli.runner import AttributeJob, run_attribute
+    from igcli.jobs.evaluate import EvaluateJob, evaluate
+    from igcli.jobs import AttributeJob, run_attribute
 
     make_images(tmp_path / "imgs", 2)
     for name in ("linear", "tiny"):
@@ -207,7 +207,7 @@ def test_evaluate_runs_no_code_named_by_an_output_folder(tmp_path):
 
 def test_images_are_found_from_any_folder_and_under_root_after_they_moved(tmp_path):
     from igcli.errors import InvalidArgumentError
-    from igcli.evaluate import EvaluateJob, evaluate
+    from igcli.jobs.evaluate import EvaluateJob, evaluate
     from igcli.output import Output
     from igcli.render import render_output
 
@@ -250,7 +250,7 @@ def test_a_resumed_output_keeps_one_meaning_of_root(tmp_path, monkeypatch):
     import h5py
 
     from igcli.output import IMAGE_PATHS, Output
-    from igcli.runner import AttributeJob, run_attribute
+    from igcli.jobs import AttributeJob, run_attribute
     from igcli.store import list_shards
 
     project = tmp_path / "proj"
@@ -282,7 +282,7 @@ def test_a_resumed_output_keeps_one_meaning_of_root(tmp_path, monkeypatch):
 def test_recomputing_maps_for_a_metric_warns_about_nothing(tmp_path):
     """The run judged its maps' completeness once; evaluate's recomputed maps (sensitivity here, on the tiny
     model with few steps: large gaps) must not repeat that as raw Python warnings."""
-    from igcli.runner import AttributeJob, run_attribute
+    from igcli.jobs import AttributeJob, run_attribute
 
     make_images(tmp_path / "imgs", 2, size=16)
     run_attribute(AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=TINY, steps=4,
@@ -295,8 +295,8 @@ def test_recomputing_maps_for_a_metric_warns_about_nothing(tmp_path):
 
 def test_progress_counts_images_and_skips(tmp_path, capsys):
     """top2: two rows per image, the progress counts images; reloading fails for every image: all skipped."""
-    from igcli.evaluate import EvaluateJob, evaluate
-    from igcli.runner import AttributeJob, run_attribute
+    from igcli.jobs.evaluate import EvaluateJob, evaluate
+    from igcli.jobs import AttributeJob, run_attribute
 
     make_images(tmp_path / "imgs", 3, size=16)
     run_attribute(AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=TINY, steps=2,
@@ -313,8 +313,8 @@ def test_progress_counts_images_and_skips(tmp_path, capsys):
 
 
 def test_a_missing_image_of_a_topk_run_is_one_skip_not_one_per_row(tmp_path):
-    from igcli.evaluate import EvaluateJob, evaluate
-    from igcli.runner import AttributeJob, run_attribute
+    from igcli.jobs.evaluate import EvaluateJob, evaluate
+    from igcli.jobs import AttributeJob, run_attribute
 
     paths = make_images(tmp_path / "imgs", 3)
     model = REGION.replace(":region", ":linear")

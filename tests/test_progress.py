@@ -99,7 +99,8 @@ def test_progress_adds_no_host_reads():
 
 
 def test_the_bar_advances_within_a_batch(tmp_path, monkeypatch):
-    from igcli import runner
+    from igcli.jobs import pipeline as runner
+    from igcli.jobs import AttributeJob, run_attribute
     from cli_helpers import TINY, make_images
 
     events: list[tuple[str, float]] = []
@@ -118,9 +119,9 @@ def test_the_bar_advances_within_a_batch(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "make_reporter", lambda total, label, **kwargs: Recording(total, label))
     make_images(tmp_path / "imgs", 3)
-    job = runner.AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=TINY, device="cpu",
-                              preprocessing={"resize": 16, "crop": 16}, steps=4, batch_size=2, workers=0)
-    runner.run_attribute(job, quiet=True)
+    job = AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=TINY, device="cpu",
+                       preprocessing={"resize": 16, "crop": 16}, steps=4, batch_size=2, workers=0)
+    run_attribute(job, quiet=True)
     # Batches of 2 and 1 images, 4 points each, 2 rows per chunk: half an image per chunk.
     assert events == [("partial", 0.5), ("partial", 1.0), ("partial", 1.5), ("partial", 2.0), ("advance", 2),
                       ("partial", 0.5), ("partial", 1.0), ("advance", 1)]

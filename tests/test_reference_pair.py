@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 import igcli
+import igcli.paths
 
 saliency_core = pytest.importorskip("saliency.core")
 pair_guided_ig = pytest.importorskip("saliency.core.guided_ig")
@@ -467,14 +468,15 @@ def test_blur_ig_with_scipys_truncation_equals_pair(model, images, monkeypatch):
     only difference left (measured max relative error 4.7e-14, 2.7e-14). This pins the schedule mapping
     (sigma_i = i max_sigma / n <-> alpha = 1 - i / n), the step 0.01, the sign and the weights exactly.
 
-    It swaps ``igcli.api.BlurPath`` for a subclass; if that internal name moves, update this test."""
+    It swaps ``igcli.paths.BlurPath`` (which the blurig method builds) for a subclass; if that name moves,
+    update this test."""
 
-    class ScipyTruncatedBlurPath(igcli.api.BlurPath):
+    class ScipyTruncatedBlurPath(igcli.paths.BlurPath):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.radius = None
 
-    monkeypatch.setattr(igcli.api, "BlurPath", ScipyTruncatedBlurPath)
+    monkeypatch.setattr(igcli.paths, "BlurPath", ScipyTruncatedBlurPath)
     targets = [4, 6]
     result = igcli.attribute(
         model,

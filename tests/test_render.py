@@ -14,7 +14,7 @@ from igcli.captions import (FONT_SIZE, LINE, ROW_GAP, bar_labels, colour_bar, fi
 from igcli.models import model_categories
 from igcli.output import Output
 from igcli.render import clip_value, heatmap_on_white, render_output
-from igcli.runner import AttributeJob, run_attribute
+from igcli.jobs import AttributeJob, run_attribute
 
 RED, BLUE = np.array([214, 38, 41]), np.array([33, 102, 171])  # diverging_heatmap's full colours, 0-255
 CROP = 16  # the tiny model's input size; titled panels are enlarged to 16 x 14 = 224

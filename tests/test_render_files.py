@@ -20,7 +20,7 @@ from igcli.captions import panel_size, sheet_size
 from igcli.errors import InvalidArgumentError
 from igcli.output import Output
 from igcli.render import _check_sheet, clip_value, render_output
-from igcli.runner import AttributeJob, run_attribute
+from igcli.jobs import AttributeJob, run_attribute
 from igcli.text import shown_path
 from igcli.validate import OutputError
 

@@ -13,7 +13,7 @@ from cli_helpers import TINY, TINY_ARGS, run_cli
 from conftest import tiny_convnet
 from fixtures.analytic import TanhRidge
 from igcli.split import parse_psis, split
-from igcli.split_job import summarize_split
+from igcli.jobs.split import summarize_split
 
 
 @pytest.fixture

@@ -69,7 +69,7 @@ def attribute_command(
     Inputs are split deterministically across SLURM array tasks (--shard i/n) and torchrun ranks; every part
     writes its own shards and OUT/index.h5 links them. Bad images are skipped, each with its reason.
     """
-    from ..job import AttributeJob, check_attribute_job
+    from ..jobs.checks import AttributeJob, check_attribute_job
 
     job = AttributeJob(
         inputs=inputs,
@@ -102,7 +102,7 @@ def attribute_command(
         command=shlex.join(["igcli", *sys.argv[1:]]),
     )
     check_attribute_job(job)  # before torch is imported and the model loaded: refusals come at once
-    from ..runner import run_attribute
+    from ..jobs.attribute import run_attribute
 
     summary = run_attribute(job, quiet=quiet)
     code = c.interrupted_exit_code() if summary.interrupted else summary.exit_code  # 143 after SIGTERM

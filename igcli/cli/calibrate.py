@@ -85,7 +85,7 @@ def calibrate_command(
     and refines with Powell's method; the result is never worse than uniform on the bound.
     """
     preprocessing = c.preprocessing_overrides(resize, crop, mean, std, interpolation)  # before torch loads
-    from ..calibrate_job import CalibrateJob, run_calibrate
+    from ..jobs.calibrate import CalibrateJob, run_calibrate
 
     job = CalibrateJob(
         inputs=inputs, model=model, weights=str(weights) if weights is not None else None,

@@ -55,7 +55,7 @@ def evaluate_command(
     quiet: c.QuietOption = False,
     json_summary: c.JsonOption = False,
 ) -> None:
-    from ..evaluate import EvaluateJob, evaluate, parse_metrics, write_csv
+    from ..jobs.evaluate import EvaluateJob, evaluate, parse_metrics, write_csv
 
     metrics = parse_metrics(metric)
     results = []

@@ -68,7 +68,7 @@ def split_command(
     json_summary: c.JsonOption = False,
 ) -> None:
     preprocessing = c.preprocessing_overrides(resize, crop, mean, std, interpolation)  # before torch loads
-    from ..split_job import SplitJob, run_split, summarize_split
+    from ..jobs.split import SplitJob, run_split, summarize_split
 
     job = SplitJob(
         inputs=inputs, out=out, model=model, weights=str(weights) if weights is not None else None,

@@ -1,6 +1,6 @@
 """``igcli split`` as a job: Split IG over image folders into shards, with the paper's statistics and figures.
 
-It runs on :func:`igcli.runner.run_attribute`'s machinery (inputs, parts, resume, shards, progress) with a
+It runs on the shard-writing pipeline (:mod:`igcli.jobs.pipeline`) (inputs, parts, resume, shards, progress) with a
 different per-batch computation, so every option of ``attribute`` that applies means the same here.
 """
 
@@ -13,11 +13,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import InvalidArgumentError
-from .runner import AttributeJob, AttributeSummary, _Run, batch_baseline, run_attribute
-from .split import STATISTICS, parse_psis, split
-from .output import Output
-from .validate import OutputError
+from ..errors import InvalidArgumentError
+from ..output import Output
+from ..recipe import SPLIT_IG
+from ..split import STATISTICS, parse_psis, split
+from ..validate import OutputError
+from .checks import AttributeJob
+from .pipeline import AttributeSummary, ShardStep, run_sharded
 
 
 @dataclass
@@ -30,8 +32,10 @@ class SplitJob(AttributeJob):
     output: str = "logit"
 
 
-class _SplitRun(_Run):
+class SplitStep(ShardStep):
     """Per batch: Split IG for every psi, written as extra per-row datasets beside the full IG."""
+
+    label = "igcli split"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -40,17 +44,16 @@ class _SplitRun(_Run):
         self.curve_count = 0
         self.plotted = 0
 
-    def _attribute(self, images: torch.Tensor, targets: torch.Tensor | None, paths: Sequence[str]) -> Any:
-        baseline = batch_baseline(self.baseline, paths, self.job.seed, images.shape[1:], self.loaded, self.device)
+    def compute(self, images: torch.Tensor, targets: torch.Tensor | None, paths: Sequence[str]) -> Any:
         return split(
             self.loaded.module, images, targets, psis=self.psis, steps=self.steps, schedule=self.schedule,
-            rule=self.job.rule, baseline=baseline, output=self.job.output, tolerance=self.job.tolerance,
+            rule=self.job.rule, baseline=self.batch_baselines(images, paths), output=self.job.output, tolerance=self.job.tolerance,
             normalization=self.loaded.preprocessing.normalization, batch_size=self.batch_size, device=self.device,
             amp=self.job.amp, seed=self.job.seed,
-            **({"baseline_sigma": self.job.method_options["baseline_sigma"]} if "baseline_sigma" in self.job.method_options else {}),
+            baseline_sigma=self.recipe.options["baseline_sigma"],
         )
 
-    def _write(self, result: Any, paths: list[str], ranks: np.ndarray, images: torch.Tensor) -> None:
+    def write(self, result: Any, paths: list[str], ranks: np.ndarray, images: torch.Tensor) -> None:
         change = (result.scores - result.baseline_scores).double()
         gap = ((result.full.flatten(1).double().sum(1) - change).abs() / change.abs()).float()
         columns = {
@@ -93,13 +96,13 @@ class _SplitRun(_Run):
         self.curve_alphas = result.curve_alphas
 
     def _plot_rows(self, result: Any, paths: list[str], images: torch.Tensor) -> None:
-        from .captions import class_text, printable
-        from .figures import plot_split_image
-        from .render import _safe_stem
+        from ..captions import class_text, printable
+        from ..figures import plot_split_image
+        from ..render import safe_stem
 
         pixels = self.loaded.preprocessing.normalization.to_pixels(images).clamp(0, 1)
         for i, path in enumerate(paths):
-            name = f"{self.rows - len(paths) + i:05d}-{_safe_stem(path)}-t{int(result.targets[i])}.png"
+            name = f"{self.rows - len(paths) + i:05d}-{safe_stem(path)}-t{int(result.targets[i])}.png"
             plot_split_image(
                 Path(self.job.plot) / name,
                 (pixels[i].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8),
@@ -113,7 +116,7 @@ class _SplitRun(_Run):
 
     def finish(self) -> None:
         if self.job.plot is not None and self.curve_count:
-            from .figures import plot_split_aggregate
+            from ..figures import plot_split_aggregate
 
             plot_split_aggregate(
                 Path(self.job.plot) / "aggregate.png", self.curve_alphas, self.curve_sums["f"] / self.curve_count,
@@ -123,7 +126,7 @@ class _SplitRun(_Run):
 
 
 def run_split(job: SplitJob, **kwargs: Any) -> AttributeSummary:
-    """Run Split IG for this process's part of ``job`` (see :func:`igcli.runner.run_attribute` for kwargs)."""
+    """Run Split IG for this process's part of ``job`` (see :func:`igcli.jobs.pipeline.run_sharded` for kwargs)."""
     if job.method not in ("ig", "idgi"):
         raise InvalidArgumentError(f"Split IG walks the straight path; --method {job.method} does not apply")
     psis = parse_psis(job.psis)
@@ -131,8 +134,8 @@ def run_split(job: SplitJob, **kwargs: Any) -> AttributeSummary:
         raise InvalidArgumentError(f"--tolerance must be in (0, 1), got {job.tolerance}")
     if job.plot is not None:
         Path(job.plot).mkdir(parents=True, exist_ok=True)
-    extra = {"method": "split-ig", "psi": psis.tolist(), "tolerance": job.tolerance}
-    return run_attribute(job, _run_class=_SplitRun, _label="igcli split", _extra_settings=extra, **kwargs)
+    extra = {"method": SPLIT_IG, "psi": psis.tolist(), "tolerance": job.tolerance}
+    return run_sharded(job, SplitStep, extra=extra, **kwargs)
 
 
 @dataclass
@@ -153,7 +156,7 @@ class SplitStatistics:
 def summarize_split(source: Any) -> SplitStatistics:
     """Average the per-image statistics stored in Split IG shards (an OUT folder, index or shards)."""
     output = Output(source)
-    if output.settings.get("method") != "split-ig":
+    if output.settings.get("method") != SPLIT_IG:
         raise InvalidArgumentError(f"{source}: not Split IG output (method {output.settings.get('method')!r})")
     try:
         psis = [float(psi) for psi in output.settings["psi"]]

@@ -11,31 +11,29 @@ from __future__ import annotations
 import csv
 import os
 import time
-import xml.etree.ElementTree as ElementTree
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
-from .data import describe_decode_error, load_rgb, normalize, preprocess_pixels
-from .labels import read_csv_rows
-from .engine import default_batch_size, resolve_device
-from .errors import InvalidArgumentError, first_line
-from .metrics import pic
-from .metrics.directions import HIGHER_IS_BETTER
-from .metrics.localization import best_f1_and_mae, roc_auc
-from .metrics.perturbation import INSERTION_FRACTIONS, abpc, insertion_deletion
-from .metrics.ranking import RANKINGS, has_ranking, pixel_scores
-from .metrics.stability import closed_path_error, jpeg_stability, sensitivity
-from .models import ModelLoadError, Preprocessing, load_model
-from .progress import make_reporter
-from .signals import raise_if_received
-from .text import path_seed, shown_path
-from .output import IMAGE_PATHS, Output, missing_image_hint
-from .validate import OutputError
+from ..data import describe_decode_error, load_rgb, normalize, preprocess_pixels
+from ..engine import default_batch_size, resolve_device
+from ..errors import InvalidArgumentError, first_line
+from ..metrics import pic
+from ..metrics.directions import HIGHER_IS_BETTER
+from ..metrics.ground_truth import GroundTruth
+from ..metrics.localization import best_f1_and_mae, roc_auc
+from ..metrics.perturbation import INSERTION_FRACTIONS, abpc, insertion_deletion
+from ..metrics.ranking import RANKINGS, has_ranking, pixel_scores
+from ..metrics.stability import closed_path_error, jpeg_stability, sensitivity
+from ..models import ModelLoadError, Preprocessing, load_model
+from ..progress import make_reporter
+from ..signals import raise_if_received
+from ..text import path_seed, shown_path
+from ..output import IMAGE_PATHS, Output, missing_image_hint
+from ..recipe import Recipe
+from ..validate import OutputError
 
 METRICS = ("insertion", "deletion", "abpc", "sic", "aic", "sic-msssim", "aic-msssim", "sensitivity", "jpeg-stability",
            "closed-path", "localization", "completeness")
@@ -126,72 +124,6 @@ def _overrides(stored: dict[str, Any]) -> dict[str, Any]:
     return {key: stored[key] for key in ("resize", "crop", "mean", "std", "interpolation") if key in stored}
 
 
-class GroundTruth:
-    """Object masks for localization, aligned with the crop the model saw: ``--masks DIR`` of PNGs (nonzero =
-    object; ``DIR/STEM.png`` or ``DIR/<path as given>.png``) or ``--boxes`` (a CSV of path,xmin,ymin,xmax,ymax
-    rows in original-image pixels, several rows per image allowed, or a folder of Pascal VOC XML files
-    ``STEM.xml``)."""
-
-    def __init__(self, masks: str | None, boxes: str | None, preprocessing: Preprocessing) -> None:
-        if masks is None and boxes is None:
-            raise InvalidArgumentError("--metric localization needs --masks DIR or --boxes FILE|DIR")
-        if masks is not None and not os.path.isdir(masks):
-            raise InvalidArgumentError(f"--masks {masks}: no such folder")
-        if boxes is not None and not os.path.exists(boxes):
-            raise InvalidArgumentError(f"--boxes {boxes}: no such file or folder")
-        self.masks, self.boxes, self.preprocessing = masks, boxes, preprocessing
-        self.table: dict[str, list[tuple[float, float, float, float]]] = {}
-        if boxes is not None and os.path.isfile(boxes):
-            for number, row in enumerate(read_csv_rows("--boxes", boxes), start=1):
-                if not row or row[0] == "path":
-                    continue
-                try:
-                    values = tuple(float(v) for v in row[1:5])
-                except ValueError:
-                    values = ()
-                if len(values) != 4 or not all(np.isfinite(values)):
-                    raise InvalidArgumentError(f"--boxes {boxes}: line {number} is not path,xmin,ymin,xmax,ymax")
-                self.table.setdefault(row[0], []).append(values)
-
-    def _aligned(self, mask: Image.Image) -> np.ndarray:
-        from torchvision.transforms import InterpolationMode
-        from torchvision.transforms.v2 import functional as F
-
-        tensor = torch.from_numpy(np.array(mask.convert("L"), dtype=np.uint8))[None]
-        tensor = F.resize(tensor, [self.preprocessing.resize], interpolation=InterpolationMode.NEAREST)
-        return (F.center_crop(tensor, [self.preprocessing.crop] * 2)[0] > 0).numpy()
-
-    def __call__(self, path: str, image_path: str | None = None) -> np.ndarray:
-        """(crop, crop) bool mask for ``path`` (as given; boxes are drawn on the image at ``image_path``, where
-        it is now, by default ``path``); FileNotFoundError with a reason when there is none."""
-        stem = Path(path).stem
-        if self.masks is not None:
-            for candidate in (Path(self.masks) / f"{stem}.png", Path(self.masks) / Path(path).with_suffix(".png")):
-                if candidate.is_file():
-                    with Image.open(candidate) as mask:
-                        return self._aligned(mask)
-            raise FileNotFoundError(f"no mask {stem}.png in --masks {self.masks}")
-        if os.path.isdir(self.boxes):
-            xml = Path(self.boxes) / f"{stem}.xml"
-            if not xml.is_file():
-                raise FileNotFoundError(f"no {stem}.xml in --boxes {self.boxes}")
-            try:
-                boxes = [tuple(float(o.find(f"bndbox/{k}").text) for k in ("xmin", "ymin", "xmax", "ymax"))
-                         for o in ElementTree.parse(xml).getroot().iter("object")]
-            except (ElementTree.ParseError, AttributeError, TypeError, ValueError) as error:
-                raise FileNotFoundError(f"{xml} is not Pascal VOC XML with numeric bndbox values ({error})") from None
-        else:
-            boxes = self.table.get(path) or self.table.get(os.path.basename(path)) or []
-            if not boxes:
-                raise FileNotFoundError(f"no row for this image in --boxes {self.boxes}")
-        # Boxes are in the pixels of the image as viewers show it (EXIF orientation applied, as the model saw it).
-        size = load_rgb(image_path or path, exif_transpose=self.preprocessing.exif_transpose).size
-        canvas = np.zeros((size[1], size[0]), dtype=np.uint8)
-        for xmin, ymin, xmax, ymax in boxes:
-            canvas[int(round(ymin)) : int(round(ymax)), int(round(xmin)) : int(round(xmax))] = 255
-        return self._aligned(Image.fromarray(canvas))
-
-
 def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
     """Compute ``job.metrics`` for every row of ``job.source`` (an OUT folder, its index or shards)."""
     started = time.perf_counter()
@@ -202,10 +134,11 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
     settings = output.settings
     preprocessing = _preprocessing(settings)
     result = EvaluateResult(str(job.source), settings, job.rank, metrics, seed=job.seed)
-    if "closed-path" in metrics and settings["method"] not in ("ig", "gig", "split-ig"):
+    recipe = Recipe.from_settings(settings)
+    if "closed-path" in metrics and not _joins_any_two_points(recipe):
         raise InvalidArgumentError(
             f"--metric closed-path needs a method whose path runs between any two points (ig, gig); "
-            f"{job.source} has {settings['method']}"
+            f"{job.source} has {recipe.method}"
         )
     truth = GroundTruth(job.masks, job.boxes, preprocessing) if "localization" in metrics else None
     model, recompute = None, None
@@ -229,7 +162,7 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
     batch_size = job.batch_size or default_batch_size(device)
     if set(RECOMPUTING) & set(metrics):
         try:
-            recompute = recompute_function(settings, loaded, device, batch_size)
+            recompute = recipe.attribution_function(loaded, device, batch_size)
         except (InvalidArgumentError, KeyError, TypeError, ValueError) as error:
             raise OutputError(f"{output.shards[0]}: its settings cannot rebuild the attribution method "
                               f"({first_line(error)})") from None
@@ -377,40 +310,13 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
         result.rows.append(rows[i])
 
 
-def recompute_function(settings: dict[str, Any], loaded, device: torch.device, batch_size: int):
-    """``recompute(images, targets, paths)``: the maps the run would make for these inputs, as it stored them
-    (method, rule, schedule, baseline, options, output, reduce), from its recorded settings."""
-    from .api import METHOD_OPTIONS, attribute
-    from .runner import baseline_from_spec, batch_baseline
-    from .schedules import schedule_from_settings
-
-    method = "ig" if settings["method"] == "split-ig" else settings["method"]
-    options = {key: settings[key] for key in METHOD_OPTIONS[method] if key in settings}
-    schedule = schedule_from_settings(settings) if method != "vg" else "right"
-    baseline_spec = settings.get("baseline") or "black"
-    if baseline_spec.startswith("file:"):
-        baseline_spec = baseline_from_spec(baseline_spec[5:], loaded, device)
-    normalization = loaded.preprocessing.normalization
-
-    def recompute(images: torch.Tensor, targets: torch.Tensor, paths: Sequence[str],
-                  baseline: torch.Tensor | None = None) -> torch.Tensor:
-        """Maps for ``images``; ``baseline`` (model-input space) replaces the recorded one when given."""
-        if baseline is None:
-            baseline = batch_baseline(baseline_spec, paths, int(settings.get("seed", 0)), images.shape[1:], loaded,
-                                      device)
-        maps = attribute(loaded.module, images, targets, method=method, rule=settings.get("rule") or "riemann",
-                         steps=schedule.steps if method != "vg" else 1, schedule=schedule, baseline=baseline,
-                         output=settings.get("output", "prob"), batch_size=batch_size, device=device,
-                         amp=bool(settings.get("amp", False)), normalization=normalization,
-                         seed=int(settings.get("seed", 0)), check_completeness=False,  # the run's to judge, once
-                         **options).attributions
-        if settings.get("reduce") == "sum":
-            maps = maps.sum(dim=1)
-        elif settings.get("reduce") == "abs-sum":
-            maps = maps.abs().sum(dim=1)
-        return maps.cpu()
-
-    return recompute
+def _joins_any_two_points(recipe: Recipe) -> bool:
+    """Whether the recorded method's path can be walked between any two points (a plugin's must be installed
+    to tell)."""
+    try:
+        return recipe.method_object().joins_any_two_points
+    except InvalidArgumentError:
+        return False
 
 
 def _aggregate(result: EvaluateResult, metrics: list[str]) -> dict[str, dict[str, float]]:

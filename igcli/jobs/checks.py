@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .baseline_file import check_baseline_file
-from .distributed import Part, resolve_part
-from .errors import InvalidArgumentError
-from .labels import LabelResolver
-from .methods import BASELINE_NAMES, check_method
-from .preprocessing import check_preprocessing
-from .schedules import ScheduleFileError, cached_schedule_path, make_schedule, read_schedule_file, schedule_name
-from .store import INDEX_NAME, SHARD_PATTERN
-from .validate import REDUCTIONS, OutputError
+from ..baseline_file import check_baseline_file
+from ..distributed import Part, resolve_part
+from ..errors import InvalidArgumentError
+from ..labels import LabelResolver
+from ..methods import BASELINE_NAMES, check_method
+from ..preprocessing import check_preprocessing
+from ..schedules import ScheduleFileError, cached_schedule_path, make_schedule, read_schedule_file, schedule_name
+from ..store import INDEX_NAME, SHARD_PATTERN
+from ..validate import REDUCTIONS, OutputError
 
 DEFAULT_STEPS = 32
 IMAGENET_CLASSES = 1000  # the classes of every model given by name (torchvision's classifiers, igcli's)
@@ -174,7 +174,7 @@ def schedule_file_for(spec: str, model: str, method: str, steps: int | None) -> 
 def check_output_folder(out: Path, part: Part, *, resume: bool, overwrite: bool) -> None:
     """What can be told of ``out`` before any settings exist: it is a writable folder (or can be made), and
     without ``--resume``/``--overwrite`` it holds nothing of this part's (nothing at all in a one-part run).
-    The full check, under the part's lock, is :func:`igcli.runner.prepare_output`."""
+    The full check, under the part's lock, is :func:`igcli.jobs.output_folder.prepare_output`."""
     if not out.exists():
         return  # made later; a parent that cannot hold it is reported then
     if not out.is_dir():

@@ -1,7 +1,7 @@
 """``igcli calibrate`` as a job: RiemannOpt schedules probed on a sample of image folders, saved as files.
 
-It streams images through :mod:`igcli.runner`'s machinery (inputs, model, labels, baselines) and hands the
-probes to :mod:`igcli.calibrate` (Bhattacharya et al. 2024, RiemannOpt, Algorithm 1 and Eq. 9).
+It streams images through the jobs' shared pieces (inputs, model, labels, baselines: :mod:`igcli.jobs.streaming`,
+:mod:`igcli.batch_baselines`) and hands the probes to :mod:`igcli.calibrate` (Bhattacharya et al. 2024, RiemannOpt, Algorithm 1 and Eq. 9).
 """
 
 from __future__ import annotations
@@ -12,27 +12,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from . import __version__
-from .api import _resolve_method, describe
-from .baselines import BASELINE_NAMES
-from .data import discover_inputs
-from .engine import resolve_device
-from .errors import InvalidArgumentError
-from .job import check_baseline, check_labels
-from .models import load_model
-from .preprocessing import check_preprocessing
-from .progress import make_reporter
-from .text import shown_path
-from .runner import (
-    DEFAULT_STEPS,
-    EXIT_SKIPPED,
-    baseline_from_spec,
-    batch_baseline,
-    label_resolver,
-    parse_target,
-    stream_images,
-)
-from .schedules import cached_schedule_path
+from .. import __version__
+from ..batch_baselines import baseline_from_spec, batch_baseline
+from ..data import discover_inputs
+from ..engine import resolve_device
+from ..errors import InvalidArgumentError
+from ..methods import check_method, get_method, resolve_method
+from ..models import load_model
+from ..preprocessing import check_preprocessing
+from ..progress import make_reporter
+from ..schedules import cached_schedule_path
+from ..text import shown_path
+from .checks import DEFAULT_STEPS, check_baseline, check_labels, parse_target
+from .pipeline import EXIT_SKIPPED
+from .streaming import label_resolver, stream_images
 
 
 @dataclass
@@ -98,13 +91,14 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
     """RiemannOpt for ``job``: probe |g'| on a seeded sample of the inputs, optimise, save the schedule file."""
     import random
 
-    from .calibrate import average_probes, optimize_partition, interpolator, probe_derivative
-    from .schedules import write_schedule_file
+    from ..calibrate import average_probes, optimize_partition, interpolator, probe_derivative
+    from ..schedules import write_schedule_file
 
     started = time.perf_counter()
-    method, _ = _resolve_method(job.method, "riemann")
-    if method == "vg":
-        raise InvalidArgumentError("--method vg has no path to calibrate; use ig, blurig or gig")
+    method, _ = resolve_method(job.method, "riemann")
+    chosen = get_method(method)
+    if not chosen.calibratable:
+        raise InvalidArgumentError(f"--method {method} has no path to calibrate; use ig, blurig or gig")
     target_mode, target_value = parse_target(job.target)
     if target_mode == "top":
         raise InvalidArgumentError("--target topK: calibrate explains one class per image; use pred, label or INDEX")
@@ -113,9 +107,8 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
         raise InvalidArgumentError(f"--images must be at least 1, got {job.images}")
     if not isinstance(job.steps, int) or job.steps < 1:
         raise InvalidArgumentError(f"--steps must be a positive integer, got {job.steps}")
-    describe(method, "riemann", steps=job.steps, baseline=job.baseline if job.baseline in BASELINE_NAMES else "black",
-             output=job.output, seed=job.seed, **job.method_options)  # validates the options
-    if method in ("ig", "gig"):
+    check_method(method, "riemann", job.output, job.method_options)  # before the model is loaded
+    if chosen.takes_baseline:
         check_baseline(job.baseline, job.preprocessing.get("crop"))
     if target_mode == "label" and job.labels is not None:
         check_labels(job.labels, job.model)
@@ -126,7 +119,7 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
     device = resolve_device(job.device)
     loaded.module.to(device)
     labels = label_resolver(job.labels, loaded, device) if target_mode == "label" else None
-    baseline = baseline_from_spec(job.baseline, loaded, device) if method in ("ig", "gig") else "black"
+    baseline = baseline_from_spec(job.baseline, loaded, device) if chosen.takes_baseline else "black"
     probes, skipped = [], []
     with make_reporter(len(sample), "igcli calibrate", quiet=quiet, stream=progress_stream) as reporter:
 
@@ -159,7 +152,7 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
         "probe_steps": job.probe_steps,
         "statistic": job.statistic,
         "output": job.output,
-        "baseline": job.baseline if method in ("ig", "gig") else None,
+        "baseline": job.baseline if chosen.takes_baseline else None,
         "target": job.target,
         "options": {k: v for k, v in job.method_options.items()},
         "preprocessing": loaded.preprocessing.as_dict(),
@@ -179,7 +172,7 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
                                   alphas=optimized.alphas, calibration=calibration, igcli_version=__version__)
     plot = None
     if job.plot is not None:
-        from .figures import plot_schedule
+        from ..figures import plot_schedule
 
         plot = str(plot_schedule(job.plot, alphas, derivative, optimized.alphas,
                                  title=f"{job.model} {method}: |g'(alpha)| and {job.steps} sample points"))

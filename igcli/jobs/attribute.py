@@ -1,0 +1,60 @@
+"""``igcli attribute`` as a job: every image's maps for one part of a (distributed) run, into HDF5 shards.
+
+Notebooks and scripts can call it too::
+
+    from igcli.jobs import AttributeJob, run_attribute
+    summary = run_attribute(AttributeJob(inputs=["imgs/"], out=Path("out"), model="efficientnet_lite0",
+                                         method="ig", rule="idgi"))
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..api import AttributionResult, attribute
+from .checks import AttributeJob
+from .pipeline import AttributeSummary, ShardStep, run_sharded
+
+
+class AttributeStep(ShardStep):
+    """Per batch: :func:`igcli.attribute` with the job's method, rule, schedule and baseline; one row per
+    (image, target) with the map, the scores at both ends and the completeness gap."""
+
+    label = "igcli attribute"
+
+    def compute(self, images: torch.Tensor, targets: torch.Tensor | None, paths: Sequence[str]) -> AttributionResult:
+        return attribute(
+            self.loaded.module, images, targets, method=self.recipe.method, rule=self.recipe.rule or "riemann",
+            steps=self.steps, schedule=self.schedule, baseline=self.batch_baselines(images, paths),
+            output=self.job.output, batch_size=self.batch_size, device=self.device, amp=self.job.amp,
+            normalization=self.loaded.preprocessing.normalization, seed=self.job.seed, progress=self.on_progress,
+            check_completeness=False,  # the run warns once at its end instead of once per batch
+            **self.recipe.options,
+        )
+
+    def write(self, result: AttributionResult, paths: list[str], ranks: np.ndarray, images: torch.Tensor) -> None:
+        columns: dict[str, Any] = {
+            "attributions": self.stored_maps(result.attributions),
+            "paths": paths,
+            "targets": result.targets.cpu().numpy().astype(np.int64),
+            "scores": result.scores.cpu().numpy().astype(np.float32),
+            "baseline_scores": result.baseline_scores.cpu().numpy().astype(np.float32),
+            "completeness_gap": result.completeness_gap.cpu().numpy().astype(np.float32),
+        }
+        if self.target_mode == "top":
+            columns["target_rank"] = ranks
+        self.store(columns)
+
+
+def run_attribute(job: AttributeJob, **kwargs: Any) -> AttributeSummary:
+    """Run ``job`` for this process's part and return what it did (keyword arguments: ``stdin``, ``quiet``,
+    ``progress_stream``; see :func:`igcli.jobs.pipeline.run_sharded`).
+
+    Completed shards stay complete whatever happens; on KeyboardInterrupt (SIGINT, or SIGTERM turned into it
+    by the CLI) the open shard is completed with the images finished so far, the index rebuilt, and the summary
+    has ``interrupted=True``. Raises :class:`~igcli.errors.IgcliError` subclasses for bad input.
+    """
+    return run_sharded(job, AttributeStep, **kwargs)

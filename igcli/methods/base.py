@@ -1,0 +1,165 @@
+"""What a method is: its options, what it needs, and how it walks from its path start to the input.
+
+Every method is path x schedule x rule (README, "What is computed, exactly"). A :class:`Method` declares the
+path part and everything callers need to know about it; the schedule and the rule are the caller's. This
+module is torch-free (``igcli attribute`` checks a method's options before it imports torch); the methods
+import torch inside the functions that compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from ..errors import InvalidArgumentError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from ..baselines import Normalization
+    from ..engine import Engine
+    from ..schedules import Schedule
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a method.
+
+    Attributes:
+        name: as the library takes it (``max_sigma``); the CLI spells it ``--max-sigma`` or ``--option
+            max_sigma=VALUE``.
+        default: used when the option is not given (the value of the method's reference implementation).
+        kind: ``float``, ``int``, ``str`` or ``bool``: what a value is converted to (the CLI's text too).
+        help: one sentence, with the unit.
+        choices: the allowed values, when they are few.
+        check: ``check(value)`` returns a problem ("must be > 0") or None.
+    """
+
+    name: str
+    default: Any
+    kind: type = float
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    def convert(self, value: Any, method: str) -> Any:
+        """``value`` as ``kind`` (text from the command line included), checked; InvalidArgumentError otherwise."""
+        try:
+            if self.kind is bool and isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                converted: Any = value.lower() in ("true", "1", "yes")
+            elif self.kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
+                raise ValueError(value)
+            else:
+                converted = self.kind(value)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(
+                f"{self.name} of method {method} must be {self.kind.__name__}, got {value!r}") from None
+        if self.choices is not None and converted not in self.choices:
+            raise InvalidArgumentError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+        problem = self.check(converted) if self.check is not None else None
+        if problem:
+            raise InvalidArgumentError(f"{self.name} {problem}, got {value!r}")
+        return converted
+
+
+def positive(value: float) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+BASELINE_SIGMA = Option("baseline_sigma", 50.0, float, "Sigma of the blur baseline, pixels.", check=positive)
+
+
+class Method:
+    """A way to walk from a path start to the input; subclass it (one file per method) and register it.
+
+    Class attributes:
+        name: what ``--method`` takes.
+        title: how pictures and summaries name it ("Blur IG").
+        summary: one line for ``--help`` and the method listing.
+        reference: the paper (authors, year) whose reference implementation the defaults reproduce.
+        options: the method's own options, with defaults.
+        path: the recorded path kind (``straight``, ``blur``, ``guided``...); None for a method without a path
+            (a plain gradient): no schedule, no rule, no baseline score.
+        takes_baseline: whether ``--baseline`` applies (the path starts at a baseline).
+        calibratable: whether ``igcli calibrate`` can make a RiemannOpt schedule for it.
+        joins_any_two_points: whether the path can be walked between any two points (``closed-path`` metric).
+        fixed_path: whether the path is known before any gradient (then it is sampled in any order, batched
+            over images x points, and :meth:`make_path` builds it); False for adaptive paths (Guided IG), which
+            override :meth:`integrate` and :meth:`probe`.
+    """
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+    options: ClassVar[tuple[Option, ...]] = ()
+    path: ClassVar[str | None] = None
+    takes_baseline: ClassVar[bool] = False
+    calibratable: ClassVar[bool] = True
+    joins_any_two_points: ClassVar[bool] = False
+    fixed_path: ClassVar[bool] = True
+
+    @property
+    def has_path(self) -> bool:
+        return self.path is not None
+
+    def defaults(self) -> dict[str, Any]:
+        return {option.name: option.default for option in self.options}
+
+    def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
+        """This method's options: defaults updated with ``given``, each converted and checked; unknown names
+        are refused, naming the ones that apply."""
+        known = {option.name: option for option in self.options}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            valid = ", ".join(sorted(known)) or "none"
+            raise InvalidArgumentError(
+                f"option(s) {', '.join(unknown)} do not apply to method {self.name}; it takes: {valid}")
+        resolved = {name: option.convert(given.get(name, option.default), self.name) for name, option in known.items()}
+        self.check_options(resolved)
+        return resolved
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Checks across options (each option is checked alone by its :class:`Option`)."""
+
+    # -- the computation (torch) --------------------------------------------------------------------------
+
+    def make_baselines(self, spec: Any, inputs: "torch.Tensor", normalization: "Normalization | None", seed: int,
+                       options: dict[str, Any]) -> "torch.Tensor | None":
+        """(B, C, H, W) path starts in model-input space for ``takes_baseline`` methods, from ``--baseline``
+        (a name or a tensor); None for methods whose path start is their own (Blur IG's blurred image)."""
+        if not self.takes_baseline:
+            return None
+        from ..baselines import make_baseline
+
+        return make_baseline(spec, inputs, normalization, blur_sigma=options.get("baseline_sigma", 50.0), seed=seed)
+
+    def make_path(self, inputs: "torch.Tensor", baselines: "torch.Tensor | None", options: dict[str, Any]):
+        """The fixed path for B images: an object with ``points(image_index, alphas)`` and
+        ``points_and_velocity(image_index, alphas)`` (see :class:`igcli.paths.StraightPath`)."""
+        raise NotImplementedError(f"method {self.name} has no fixed path")
+
+    def integrate(self, engine: "Engine", inputs: "torch.Tensor", baselines: "torch.Tensor | None",
+                  schedule: "Schedule", rule: Any, targets: "torch.Tensor", scores: "torch.Tensor",
+                  options: dict[str, Any]) -> "torch.Tensor":
+        """Accumulate the path integral of every image into ``rule.attributions``; return (B,) f at the path
+        start. ``scores``: (B,) f(x), already computed."""
+        from ..integrate import integrate_fixed_path
+
+        path = self.make_path(inputs, baselines, options)
+        boundary_scores = integrate_fixed_path(engine, path, schedule, rule, targets, {schedule.steps: scores})
+        return boundary_scores[:, 0]
+
+    def probe(self, engine: "Engine", inputs: "torch.Tensor", baselines: "torch.Tensor | None", grid: Any,
+              targets: "torch.Tensor", scores: "torch.Tensor", statistic: str, options: dict[str, Any]):
+        """RiemannOpt's probe (Swain and Singhi 2024, Algorithm 1): ((B, J) reduced |g'| estimates, (J,) the
+        alphas where they sit) on the equispaced ``grid`` of k alphas."""
+        from ..calibrate import probe_fixed_path
+
+        per_image = probe_fixed_path(engine, self.make_path(inputs, baselines, options), grid, targets, statistic)
+        return per_image, (grid[:-1] + grid[1:]) / 2
+
+    def __repr__(self) -> str:
+        return f"<igcli method {self.name!r}>"

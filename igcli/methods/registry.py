@@ -1,0 +1,78 @@
+"""The method registry: igcli's own methods and those of installed plugins.
+
+A plugin is a package that declares, in its ``pyproject.toml``::
+
+    [project.entry-points."igcli.methods"]
+    meanig = "igcli_meanig:MeanColourIG"
+
+The value is a :class:`~igcli.methods.base.Method` subclass (or instance) whose ``name`` is the entry point's
+name. Names are listed from the installed packages' metadata without importing them, so ``igcli --help``
+stays instant; a plugin's code is imported only when its method is used. A plugin cannot replace a built-in
+method. Only packages installed in the environment can provide a method: an output folder naming a method
+never imports anything else.
+"""
+
+from __future__ import annotations
+
+import difflib
+from functools import lru_cache
+from importlib import metadata
+
+from ..errors import InvalidArgumentError
+from .base import Method
+from .blurig import BlurIntegratedGradients
+from .gig import GuidedIntegratedGradients
+from .ig import IntegratedGradients
+from .vg import VanillaGradient
+
+ENTRY_POINT_GROUP = "igcli.methods"
+BUILT_IN: dict[str, Method] = {m.name: m for m in (VanillaGradient(), IntegratedGradients(),
+                                                    BlurIntegratedGradients(), GuidedIntegratedGradients())}
+ALIASES = {"idgi": ("ig", "idgi")}  # name -> (method, rule): the IDGI paper's own name for IG with its rule
+
+
+@lru_cache(maxsize=None)
+def _plugin_entry_points() -> dict[str, metadata.EntryPoint]:
+    found: dict[str, metadata.EntryPoint] = {}
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name not in BUILT_IN and entry.name not in ALIASES:
+            found.setdefault(entry.name, entry)
+    return found
+
+
+def method_names() -> tuple[str, ...]:
+    """Every method's name, built-in ones first, then installed plugins' (sorted); ``idgi`` (an alias of
+    ``ig --rule idgi``) aside."""
+    return tuple(BUILT_IN) + tuple(sorted(_plugin_entry_points()))
+
+
+@lru_cache(maxsize=None)
+def _load_plugin(name: str) -> Method:
+    entry = _plugin_entry_points()[name]
+    where = f"method {name} from {entry.value} (package {entry.dist.name if entry.dist else 'unknown'})"
+    try:
+        loaded = entry.load()
+    except Exception as error:  # a broken plugin: one line naming it, whatever it raised
+        raise InvalidArgumentError(f"{where}: cannot be loaded ({type(error).__name__}: {error}); reinstall or "
+                                   "uninstall that package") from None
+    method = loaded() if isinstance(loaded, type) and issubclass(loaded, Method) else loaded
+    if not isinstance(method, Method):
+        raise InvalidArgumentError(f"{where}: is a {type(loaded).__name__}, not an igcli.methods.Method subclass")
+    if method.name != name:
+        raise InvalidArgumentError(f"{where}: the class says its name is {method.name!r}; the two must agree")
+    return method
+
+
+def get_method(name: str) -> Method:
+    """The method called ``name`` (built-in or plugin); InvalidArgumentError with the closest names otherwise."""
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"method must be a string, got {name!r}")
+    key = name.strip().lower()
+    if key in BUILT_IN:
+        return BUILT_IN[key]
+    if key in _plugin_entry_points():
+        return _load_plugin(key)
+    known = [*method_names(), *ALIASES]
+    close = difflib.get_close_matches(key, known, n=2, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise InvalidArgumentError(f"unknown method {name!r}; {hint}choose from {', '.join(known)}")

@@ -1,0 +1,152 @@
+"""The run recipe: one typed, versioned description of how a folder's maps were made.
+
+It alone is written to every shard's attributes (``settings_json``, and each key as its own attribute for
+``h5dump`` readers), read back by every reader, compared by ``--resume``, shown by ``render``, and turned back
+into the attribution function ``evaluate`` recomputes with (:meth:`Recipe.attribution_function`).
+
+Stored flat, with ``recipe`` naming the format: ``method``, ``rule``, ``path``, ``output``, the method's options
+by name (listed in ``option_names``), the schedule (``steps``, ``schedule``, ``alphas``, ``schedule_weights``,
+``boundaries``), ``baseline``, ``seed``, the model (``model``, ``weights``, ``weights_sha256``,
+``preprocessing``), ``target``, ``labels``, ``dtype``, ``reduce``, ``amp``, ``part_count``, a job's own keys
+(Split IG: ``psi``, ``tolerance``) and provenance (``command``, ``igcli_version``, ``torch_version``,
+``device``). Shards written before the recipe had a format (no ``recipe`` key) read the same way: their keys
+are a subset of these, and their methods' options are the built-in ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from .methods import BUILT_IN, Method, get_method
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+RECIPE_FORMAT = "igcli-recipe/1"
+SPLIT_IG = "split-ig"  # igcli split's method name: IG on the straight path, with thresholds
+# Fields that may change between a run and its resumption without changing a single number.
+VOLATILE = frozenset({"command", "igcli_version", "torch_version", "device", "weights", "schedule_file"})
+# The order in which a --resume refusal names differences: the ones a person is most likely to have changed.
+FIRST_SHOWN = ("method", "rule", "model", "steps", "schedule", "output", "baseline", "target")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How maps were made. ``options``: the method's options with defaults filled in; ``alphas``,
+    ``schedule_weights``, ``boundaries``: the exact schedule (lists of floats in [0, 1]); ``baseline``: a name,
+    ``file:PATH`` or ``tensor`` (None for methods without one); ``extra``: a job's own settings."""
+
+    method: str
+    model: str = ""
+    rule: str | None = "riemann"
+    path: str | None = None
+    output: str = "prob"
+    options: dict[str, Any] = field(default_factory=dict)
+    steps: int | None = None
+    schedule: str | None = None
+    alphas: list[float] | None = None
+    schedule_weights: list[float] | None = None
+    boundaries: list[float] | None = None
+    baseline: str | None = None
+    seed: int = 0
+    weights: str | None = None
+    weights_sha256: str | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    target: str = "pred"
+    labels: str | None = None
+    dtype: str = "float32"
+    reduce: str = "none"
+    amp: bool = False
+    part_count: int = 1
+    schedule_file: str | None = None
+    schedule_sha256: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    igcli_version: str = ""
+    torch_version: str = ""
+    device: str = ""
+
+    # -- to and from the stored attributes ----------------------------------------------------------------
+
+    def as_settings(self) -> dict[str, Any]:
+        """The flat, JSON-serialisable form stored in shards (see the module docstring)."""
+        flat: dict[str, Any] = {"recipe": RECIPE_FORMAT}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in ("options", "extra"):
+                flat.update(value)
+            elif value is not None or item.name in ("rule", "path"):
+                flat[item.name] = value
+        flat["option_names"] = sorted(self.options)
+        return flat
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> "Recipe":
+        """Read a recipe from stored settings, of this format or from before it had one."""
+        names = {item.name for item in fields(cls)} - {"options", "extra"}
+        option_names = settings.get("option_names")
+        if not isinstance(option_names, list):  # before the recipe: the built-in method's options
+            method = BUILT_IN.get("ig" if settings.get("method") == SPLIT_IG else str(settings.get("method")))
+            option_names = [option.name for option in method.options] if method else []
+        options = {name: settings[name] for name in option_names if name in settings}
+        known = names | set(options) | {"recipe", "option_names"}
+        extra = {key: value for key, value in settings.items() if key not in known}
+        return cls(**{key: settings[key] for key in names if key in settings}, options=options, extra=extra)
+
+    def with_provenance(self, **values: Any) -> "Recipe":
+        return replace(self, **values)
+
+    def differences(self, other: "Recipe") -> list[str]:
+        """The stored keys whose values differ, volatile ones aside, most telling first."""
+        mine, theirs = self.as_settings(), other.as_settings()
+        keys = (set(mine) | set(theirs)) - VOLATILE - {"recipe"}
+        differing = [key for key in keys if mine.get(key) != theirs.get(key)]
+        return sorted(differing, key=lambda key: (FIRST_SHOWN.index(key) if key in FIRST_SHOWN else len(FIRST_SHOWN), key))
+
+    # -- back to computation ------------------------------------------------------------------------------
+
+    @property
+    def path_method(self) -> str:
+        """The registered method that walked the path (Split IG's is ``ig``)."""
+        return "ig" if self.method == SPLIT_IG else self.method
+
+    def method_object(self) -> Method:
+        """The :class:`~igcli.methods.Method` (a plugin's must be installed: InvalidArgumentError otherwise)."""
+        return get_method(self.path_method)
+
+    def rebuilt_schedule(self):
+        """The exact :class:`~igcli.schedules.Schedule` the run used (None for a method without a path)."""
+        from .schedules import schedule_from_settings
+
+        return schedule_from_settings(self.as_settings()) if self.steps else None
+
+    def attribution_function(self, loaded: Any, device: "torch.device", batch_size: int
+                             ) -> Callable[..., "torch.Tensor"]:
+        """``recompute(images, targets, paths, baseline=None)``: the maps this recipe makes for (B, C, H, W)
+        model inputs, as stored ((B, C, H, W) or (B, H, W) with ``reduce``, float32, on the host).
+        ``baseline`` (model-input space) replaces the recorded one when given. ``loaded``: the
+        :class:`~igcli.models.LoadedModel` the maps were made with."""
+        from .api import attribute
+        from .batch_baselines import baseline_from_spec, batch_baseline
+        from .maps import reduce_channels
+
+        method = self.method_object()
+        schedule = self.rebuilt_schedule()
+        spec: Any = self.baseline or "black"
+        if isinstance(spec, str) and spec.startswith("file:"):
+            spec = baseline_from_spec(spec[len("file:"):], loaded, device)
+
+        def recompute(images: "torch.Tensor", targets: "torch.Tensor", paths: Sequence[str],
+                      baseline: "torch.Tensor | None" = None) -> "torch.Tensor":
+            if baseline is None:
+                baseline = batch_baseline(spec, paths, self.seed, images.shape[1:], loaded, device)
+            maps = attribute(loaded.module, images, targets, method=method.name, rule=self.rule or "riemann",
+                             steps=schedule.steps if schedule else 1, schedule=schedule or "right", baseline=baseline,
+                             output=self.output, batch_size=batch_size, device=device, amp=self.amp,
+                             normalization=loaded.preprocessing.normalization, seed=self.seed,
+                             check_completeness=False,  # the run's to judge, once
+                             **self.options).attributions
+            return reduce_channels(maps, self.reduce).cpu()
+
+        return recompute
