@@ -12,12 +12,6 @@ from . import common as c
 from .app import app
 
 
-class PathMethod(str, Enum):
-    ig = "ig"
-    blurig = "blurig"
-    gig = "gig"
-
-
 class Statistic(str, Enum):
     mean = "mean"
     median = "median"
@@ -46,8 +40,8 @@ def calibrate_command(
     mean: c.MeanOption = None,
     std: c.StdOption = None,
     interpolation: c.InterpolationOption = None,
-    method: Annotated[PathMethod, typer.Option("--method", help="The path method to calibrate.",
-                                               rich_help_panel=c.METHOD_PANEL)] = PathMethod.ig,
+    method: Annotated[c.PathMethod, typer.Option("--method", help="The path method to calibrate.",
+                                               rich_help_panel=c.METHOD_PANEL)] = c.PathMethod.ig,
     steps: Annotated[int, typer.Option("--steps", "-n", min=1, help="Sample points of the schedule.",
                                        rich_help_panel=c.METHOD_PANEL)] = 32,
     probe_steps: Annotated[int, typer.Option("--probe-steps", "-k", min=3, help="Equispaced points where the "
@@ -61,6 +55,7 @@ def calibrate_command(
     fraction: c.FractionOption = None,
     max_dist: c.MaxDistOption = None,
     anchors: c.AnchorsOption = None,
+    option: c.MethodOptionsOption = None,
     target: c.TargetOption = "pred",
     labels: c.LabelsOption = None,
     output: c.OutputOption = c.Output.prob,
@@ -93,8 +88,8 @@ def calibrate_command(
         preprocessing=preprocessing, method=method.value,
         steps=steps, probe_steps=probe_steps, images=images, seed=seed, statistic=statistic.value,
         output=output.value, baseline=baseline,
-        method_options=c.method_options(method.value, max_sigma=max_sigma, fraction=fraction, max_dist=max_dist,
-                                        anchors=anchors),
+        method_options=c.method_options(method.value, option, max_sigma=max_sigma, fraction=fraction,
+                                        max_dist=max_dist, anchors=anchors),
         target=target, labels=str(labels) if labels is not None else None, batch_size=batch_size, workers=workers,
         device=device, amp=amp, out=out, plot=plot,
     )

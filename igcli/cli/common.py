@@ -13,7 +13,7 @@ import sys
 import threading
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Optional, TextIO
+from typing import Annotated, Any, Callable, Iterator, List, Optional, TextIO
 
 import typer
 
@@ -21,12 +21,26 @@ import typer
 from ..errors import IgcliError, InvalidArgumentError
 
 
-class Method(str, Enum):
-    vg = "vg"
-    ig = "ig"
-    blurig = "blurig"
-    gig = "gig"
-    idgi = "idgi"
+def _method_choices(path_only: bool = False) -> type[Enum]:
+    """``--method``'s choices from the registry (plugins' names come from their packages' metadata, without
+    importing them, so ``--help`` stays instant). ``path_only``: methods with a path (for calibrate)."""
+    from ..methods import BUILT_IN, method_names
+
+    names = [n for n in method_names() if not (path_only and n in BUILT_IN and not BUILT_IN[n].has_path)]
+    return Enum("Method", {name: name for name in (*names, *([] if path_only else ["idgi"]))}, type=str)
+
+
+def _method_help() -> str:
+    from ..methods import BUILT_IN, method_names
+
+    described = [f"{name} ({BUILT_IN[name].summary})" for name in BUILT_IN]
+    plugins = [name for name in method_names() if name not in BUILT_IN]
+    text = ", ".join(described) + (f"; from plugins: {', '.join(plugins)}" if plugins else "")
+    return f"{text}; idgi is short for ig --rule idgi."
+
+
+Method = _method_choices()
+PathMethod = _method_choices(path_only=True)
 
 
 class Rule(str, Enum):
@@ -99,9 +113,7 @@ StdOption = Annotated[Optional[str], typer.Option("--std", metavar="R,G,B", help
 InterpolationOption = Annotated[Optional[Interpolation], typer.Option("--interpolation", help="Resize "
                                 "interpolation (default: from the weights, else bilinear).", rich_help_panel=MODEL_PANEL)]
 
-MethodOption = Annotated[Method, typer.Option("--method", help="vg (plain gradient), ig (straight path), blurig "
-                                             "(Blur IG), gig (Guided IG); idgi is short for ig --rule idgi.",
-                                             rich_help_panel=METHOD_PANEL)]
+MethodOption = Annotated[Method, typer.Option("--method", help=_method_help(), rich_help_panel=METHOD_PANEL)]
 RuleOption = Annotated[Rule, typer.Option("--rule", help="How gradients become attributions: riemann or idgi "
                                          "(IDGI, any path method).", rich_help_panel=METHOD_PANEL)]
 StepsOption = Annotated[Optional[int], typer.Option("--steps", min=1, help="Gradient evaluations along the path "
@@ -116,14 +128,26 @@ BaselineOption = Annotated[str, typer.Option("--baseline", help="black, white, b
                                             ".npy/.pt tensor in model-input space) for ig/gig; a file named like "
                                             "one of the names as ./NAME.",
                                             rich_help_panel=METHOD_PANEL)]
-MaxSigmaOption = Annotated[Optional[float], typer.Option("--max-sigma", help="Blur IG: blur sigma at the path start, "
-                           "pixels [50].", rich_help_panel=METHOD_PANEL, metavar="SIGMA")]
-FractionOption = Annotated[Optional[float], typer.Option("--fraction", help="Guided IG: fraction of features moved "
-                           "per step [0.25].", rich_help_panel=METHOD_PANEL)]
-MaxDistOption = Annotated[Optional[float], typer.Option("--max-dist", help="Guided IG: largest L1 distance from the "
-                          "straight path, relative [0.02].", rich_help_panel=METHOD_PANEL, metavar="DIST")]
-AnchorsOption = Annotated[Optional[int], typer.Option("--anchors", help="Guided IG: anchor points on the straight "
-                          "path (0 = none) [0].", rich_help_panel=METHOD_PANEL)]
+def _option_help(method: str, name: str) -> str:
+    """A method option's help from the registry: "Blur IG: blur sigma at the path start, pixels [50]."."""
+    from ..methods import BUILT_IN
+
+    option = next(o for o in BUILT_IN[method].options if o.name == name)
+    text = option.help[0].lower() + option.help[1:]
+    return f"{BUILT_IN[method].title}: {text.rstrip('.')} [{option.default}]."
+
+
+MaxSigmaOption = Annotated[Optional[float], typer.Option("--max-sigma", help=_option_help("blurig", "max_sigma"),
+                           rich_help_panel=METHOD_PANEL, metavar="SIGMA")]
+FractionOption = Annotated[Optional[float], typer.Option("--fraction", help=_option_help("gig", "fraction"),
+                           rich_help_panel=METHOD_PANEL)]
+MaxDistOption = Annotated[Optional[float], typer.Option("--max-dist", help=_option_help("gig", "max_dist"),
+                          rich_help_panel=METHOD_PANEL, metavar="DIST")]
+AnchorsOption = Annotated[Optional[int], typer.Option("--anchors", help=_option_help("gig", "anchors"),
+                          rich_help_panel=METHOD_PANEL)]
+MethodOptionsOption = Annotated[Optional[List[str]], typer.Option("--option", "-O", metavar="NAME=VALUE",
+                                help="A method option by its library name, e.g. max_sigma=30; repeatable. "
+                                "Plugins' methods take their options this way.", rich_help_panel=METHOD_PANEL)]
 TargetOption = Annotated[str, typer.Option("--target", help="Class to explain: pred, label (from --labels, a "
                          "WordNet ID starting the file name, or the parent folder), a class INDEX, or topK.",
                          rich_help_panel=METHOD_PANEL)]
@@ -196,9 +220,19 @@ def preprocessing_overrides(resize, crop, mean, std, interpolation) -> dict[str,
     return overrides
 
 
-def method_options(method: str, **given: Any) -> dict[str, Any]:
-    """The method options the user set (None = not given), so the library's defaults apply otherwise."""
-    return {name: value for name, value in given.items() if value is not None}
+def method_options(method: str, pairs: list[str] | None = None, **given: Any) -> dict[str, Any]:
+    """The method options the user set: the named flags (None = not given, so the method's defaults apply) and
+    ``--option NAME=VALUE`` pairs (text; the method converts and checks it). A name given both ways is refused."""
+    options = {name: value for name, value in given.items() if value is not None}
+    for pair in pairs or []:
+        name, equals, value = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not equals or not name:
+            raise InvalidArgumentError(f"--option {pair!r}: expected NAME=VALUE, e.g. --option max_sigma=30")
+        if name in options:
+            raise InvalidArgumentError(f"--option {name}: given twice; give it once")
+        options[name] = value
+    return options
 
 
 INTERRUPTED = "interrupted; files already complete are kept (attribute, split: rerun with --resume to continue)"
