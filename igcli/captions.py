@@ -17,7 +17,9 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, features
 
-METHOD_NAMES = {"vg": "vanilla gradient", "ig": "IG", "blurig": "Blur IG", "gig": "Guided IG"}
+from .methods import BUILT_IN
+from .recipe import SPLIT_IG, Recipe
+
 RULE_NAMES = {"riemann": "Riemann sum", "idgi": "IDGI rule"}
 
 # Layout in pixels. Panels smaller than PANEL_MIN (a 16-pixel test crop, a 32-pixel CIFAR one) are enlarged by
@@ -54,20 +56,20 @@ def top_count(target_spec: Any) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def row_title(path: str, target: int, score: float, settings: dict[str, Any], categories: Sequence[str] | None,
+def row_title(path: str, target: int, score: float, recipe: Recipe, categories: Sequence[str] | None,
               rank: int | None = None) -> str:
     """What one map explains: ``chelsea.jpg: predicted tabby (281), p = 0.520``.
 
     ``rank`` is the stored ``target_rank`` (0 for the top class) and is shown from 1: ``rank 2 of 3``.
     """
-    return "".join(row_title_parts(path, target, score, settings, categories, rank))
+    return "".join(row_title_parts(path, target, score, recipe, categories, rank))
 
 
-def row_title_parts(path: str, target: int, score: float, settings: dict[str, Any],
+def row_title_parts(path: str, target: int, score: float, recipe: Recipe,
                     categories: Sequence[str] | None, rank: int | None = None) -> tuple[str, str]:
     """:func:`row_title` as (file name, the rest): drawn, a name too long for the line is shortened in its
     middle and the rest (class, rank, score) is always kept whole (see :func:`fit`)."""
-    kind = str(settings.get("target", ""))
+    kind = str(recipe.target)
     what = class_text(int(target), categories)
     if rank is not None:
         count = top_count(kind)
@@ -76,22 +78,28 @@ def row_title_parts(path: str, target: int, score: float, settings: dict[str, An
         what = f"predicted {what}"
     elif kind == "label":
         what = f"true class {what}"
-    return printable(Path(path).name), f": {what}, {score_text(float(score), settings.get('output'))}"
+    return printable(Path(path).name), f": {what}, {score_text(float(score), recipe.output)}"
 
 
-def method_title(settings: dict[str, Any], percentile: float) -> str:
+def recipe_method_title(recipe: Recipe) -> str:
+    """The method as people name it: a built-in's title ("Blur IG"), else the recorded name (a plugin's class is
+    not imported to draw a title: rendering a folder runs no code it names)."""
+    if recipe.method == SPLIT_IG:
+        return "Split IG"
+    return BUILT_IN[recipe.method].title if recipe.method in BUILT_IN else str(recipe.method)
+
+
+def method_title(recipe: Recipe, percentile: float) -> str:
     """How the maps were made and coloured: ``efficientnet_lite0, IG, IDGI rule, 32 steps; colour at +/-
     99th percentile of |attribution|``."""
-    parts = [printable(_model_name(str(settings.get("model", "model"))))]
-    method = str(settings.get("method", "?"))
-    parts.append(METHOD_NAMES.get(method, method))
-    rule = settings.get("rule")
-    if rule:
-        parts.append(RULE_NAMES.get(rule, str(rule)))
-    if settings.get("steps"):
-        schedule = str(settings.get("schedule") or "")
-        steps = f"{settings['steps']} steps"
-        if settings.get("schedule_file"):
+    parts = [printable(_model_name(str(recipe.model or "model")))]
+    parts.append(printable(recipe_method_title(recipe)))
+    if recipe.rule:
+        parts.append(RULE_NAMES.get(recipe.rule, str(recipe.rule)))
+    if recipe.steps:
+        schedule = str(recipe.schedule or "")
+        steps = f"{recipe.steps} steps"
+        if recipe.schedule_file:
             steps += " (calibrated)"
         elif schedule and schedule != "right" and len(schedule) <= 24:
             steps += f" ({schedule})"

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from .errors import InvalidArgumentError
+from .recipe import Recipe
 from .store import INDEX_NAME, describe_os_error, list_shards
 from .text import decode_text
 from .validate import DamagedShardError, OutputError, check_shard
@@ -83,7 +84,7 @@ class Output:
     :func:`locate_image`); the column ``image_paths`` of :meth:`iter_rows` says where to open each row's image.
 
     >>> output = Output("OUT")
-    >>> output.settings["method"], len(output)
+    >>> output.recipe.method, len(output)   # how the maps were made: igcli.recipe.Recipe
     >>> for rows in output.iter_rows(): rows["attributions"]   # one shard's rows at a time
     """
 
@@ -108,7 +109,8 @@ class Output:
         else:
             self.shards = [Path(p) for p in source]
         infos = [check_shard(shard) for shard in self.shards]
-        self.settings = infos[0].settings
+        self.settings = infos[0].settings  # as stored (flat); the recipe reads it
+        self.recipe = Recipe.from_settings(self.settings)
         self._counts = [info.rows for info in infos]
         self._input_roots = [info.input_root for info in infos]
 

@@ -129,8 +129,8 @@ def render_output(source, png_dir=None, *, percentile: float = 99.0, limit: int 
 
     output = Output(source, root=root)
     count = len(output) if limit is None else min(limit, len(output))
-    settings = output.settings
-    preprocessing = Preprocessing.from_dict(settings["preprocessing"])
+    recipe = output.recipe
+    preprocessing = Preprocessing.from_dict(recipe.preprocessing)
     folder = Path(png_dir) if png_dir is not None else None
     sheet = Path(sheet) if sheet is not None else None
     sheet_format = _check_sheet(sheet, count, preprocessing.crop) if sheet is not None else None
@@ -139,8 +139,8 @@ def render_output(source, png_dir=None, *, percentile: float = 99.0, limit: int 
     names = _row_names(output, count) if folder is not None else []
     _check_overwrites(output, folder, names, sheet)
 
-    categories = model_categories(str(settings.get("model", ""))) if not bare or sheet is not None else None
-    header = method_title(settings, percentile)
+    categories = model_categories(str(recipe.model)) if not bare or sheet is not None else None
+    header = method_title(recipe, percentile)
     written: list[Path] = []
     sheet_rows = []
     not_finite = 0
@@ -169,7 +169,7 @@ def render_output(source, png_dir=None, *, percentile: float = 99.0, limit: int 
                     if on_missing_image is not None:
                         on_missing_image(path, error)
                     panels = None
-                title = row_title_parts(path, int(target), float(score), settings, categories, rank)
+                title = row_title_parts(path, int(target), float(score), recipe, categories, rank)
                 scale = clip_value(attributions, percentile)
                 if folder is not None:
                     if bare:
@@ -187,7 +187,7 @@ def render_output(source, png_dir=None, *, percentile: float = 99.0, limit: int 
             written.append(pending.save(draw_sheet(sheet_rows, header, heatmap_on_white), sheet_format))
     if not_finite and on_warning is not None:
         # float16 storage turns values beyond its range into infinities (attribute warned when it stored them).
-        cause = "; stored as float16: rerun igcli attribute with --dtype float32" if settings.get("dtype") == \
+        cause = "; stored as float16: rerun igcli attribute with --dtype float32" if recipe.dtype == \
             "float16" else ""
         on_warning(f"{not_finite} of {count} maps hold NaN or infinite values: drawn grey and left out of the "
                    f"colour scale{cause}")

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from cli_helpers import TINY, make_images, one_line, run_cli
+from igcli.recipe import Recipe
 from igcli.captions import (FONT_SIZE, LINE, ROW_GAP, bar_labels, colour_bar, fit, font, method_title, panel_size,
                             printable, row_title, row_title_parts, row_width, titled_picture)
 from igcli.models import model_categories
@@ -18,6 +19,7 @@ from igcli.jobs import AttributeJob, run_attribute
 
 RED, BLUE = np.array([214, 38, 41]), np.array([33, 102, 171])  # diverging_heatmap's full colours, 0-255
 CROP = 16  # the tiny model's input size; titled panels are enlarged to 16 x 14 = 224
+R = Recipe.from_settings  # the captions read a run recipe; these tests give its stored form
 SETTINGS = {"model": "efficientnet_lite0", "method": "ig", "rule": "idgi", "steps": 32, "schedule": "right",
             "output": "prob", "target": "pred"}
 
@@ -35,13 +37,13 @@ def output(tmp_path_factory):
 def test_row_title_names_the_class_score_and_rank():
     imagenet = model_categories("efficientnet_lite0")
     assert len(imagenet) == 1000 and imagenet[281] == "tabby"
-    assert row_title("imgs/chelsea.jpg", 281, 0.52, SETTINGS, imagenet) == "chelsea.jpg: predicted tabby (281), p = 0.520"
+    assert row_title("imgs/chelsea.jpg", 281, 0.52, R(SETTINGS), imagenet) == "chelsea.jpg: predicted tabby (281), p = 0.520"
     top = {**SETTINGS, "target": "top3", "output": "logit"}
-    assert row_title("a/b.png", 282, 7.1234, top, imagenet, rank=1) == "b.png: rank 2 of 3: tiger cat (282), logit = 7.12"
-    assert row_title("b.png", 4, 0.00012, {**SETTINGS, "target": "label"}, None) == "b.png: true class class 4, p = 1.2e-04"
-    assert row_title("b.png", 7, 0.5, {**SETTINGS, "target": "7"}, ("x",) * 5) == "b.png: class 7, p = 0.500"  # no name
+    assert row_title("a/b.png", 282, 7.1234, R(top), imagenet, rank=1) == "b.png: rank 2 of 3: tiger cat (282), logit = 7.12"
+    assert row_title("b.png", 4, 0.00012, R({**SETTINGS, "target": "label"}), None) == "b.png: true class class 4, p = 1.2e-04"
+    assert row_title("b.png", 7, 0.5, R({**SETTINGS, "target": "7"}), ("x",) * 5) == "b.png: class 7, p = 0.500"  # no name
     # An undecodable byte and a newline in a file name become U+FFFD, which a font can draw.
-    assert row_title("caf\udce9\n.png", 0, 1.0, SETTINGS, None).startswith("caf\ufffd\ufffd.png: predicted class 0")
+    assert row_title("caf\udce9\n.png", 0, 1.0, R(SETTINGS), None).startswith("caf\ufffd\ufffd.png: predicted class 0")
 
 
 def test_titles_are_drawn_left_to_right_as_written():
@@ -50,12 +52,12 @@ def test_titles_are_drawn_left_to_right_as_written():
     # surrogates become U+FFFD; letters of any script stay.
     assert printable("a\u202eb\u2066c\u200bd\x85e\u2028f\u2029g\udce9h\ud800i\x1bj") == "a\ufffdb\ufffdc\ufffdd" \
         "\ufffde\ufffdf\ufffdg\ufffdh\ufffdi\ufffdj"
-    assert row_title("\u202egnp.exe", 2, 0.5, SETTINGS, None) == "\ufffdgnp.exe: predicted class 2, p = 0.500"
+    assert row_title("\u202egnp.exe", 2, 0.5, R(SETTINGS), None) == "\ufffdgnp.exe: predicted class 2, p = 0.500"
     # A Hebrew file name opens the line as written; class and score follow it (with libraqm, Pillow would
     # otherwise lay out the whole line right to left, class and score first).
     hebrew = "\u05e9\u05dc\u05d5\u05dd.png"
     heat = Image.new("RGB", (CROP, CROP), (255, 255, 255))
-    titled = np.asarray(titled_picture([heat], [row_title(hebrew, 2, 0.5, SETTINGS, None)], 0.1, heatmap_on_white))
+    titled = np.asarray(titled_picture([heat], [row_title(hebrew, 2, 0.5, R(SETTINGS), None)], 0.1, heatmap_on_white))
     alone = np.asarray(titled_picture([heat], [hebrew], 0.1, heatmap_on_white))
     width = int(font(FONT_SIZE).getlength(hebrew))
     np.testing.assert_array_equal(titled[:8 + LINE, :8 + width], alone[:8 + LINE, :8 + width])
@@ -64,8 +66,8 @@ def test_titles_are_drawn_left_to_right_as_written():
 
 def test_a_long_file_name_is_shortened_in_its_middle_and_the_class_and_score_kept():
     name = "n" * 120 + "x" * 120 + ".png"  # 244 characters
-    parts = row_title_parts("imgs/" + name, 281, 0.52, {**SETTINGS, "target": "top3"}, None, rank=1)
-    assert "".join(parts) == row_title("imgs/" + name, 281, 0.52, {**SETTINGS, "target": "top3"}, None, rank=1)
+    parts = row_title_parts("imgs/" + name, 281, 0.52, R({**SETTINGS, "target": "top3"}), None, rank=1)
+    assert "".join(parts) == row_title("imgs/" + name, 281, 0.52, R({**SETTINGS, "target": "top3"}), None, rank=1)
     drawn = fit(parts, 600)
     assert drawn.endswith("x.png: rank 2 of 3: class 281, p = 0.520") and drawn.startswith("nnnn")
     assert "\u2026" in drawn and len(drawn) < len(name)
@@ -75,15 +77,15 @@ def test_a_long_file_name_is_shortened_in_its_middle_and_the_class_and_score_kep
 
 
 def test_method_title_says_model_method_rule_steps_and_colour_scale():
-    assert method_title(SETTINGS, 99.0) == ("efficientnet_lite0, IG, IDGI rule, 32 steps; full colour at \u00b199th "
+    assert method_title(R(SETTINGS), 99.0) == ("efficientnet_lite0, IG, IDGI rule, 32 steps; full colour at \u00b199th "
                                             "percentile of |sum over channels|")
     blur = {"model": "/models/net.py:build", "method": "blurig", "rule": "riemann", "steps": 16,
             "schedule": "gauss-legendre"}
-    assert method_title(blur, 95.5).startswith("net.py:build, Blur IG, Riemann sum, 16 steps (gauss-legendre); ")
-    assert "95.5th" in method_title(blur, 95.5)
+    assert method_title(R(blur), 95.5).startswith("net.py:build, Blur IG, Riemann sum, 16 steps (gauss-legendre); ")
+    assert "95.5th" in method_title(R(blur), 95.5)
     calibrated = {**blur, "schedule": "file:/home/u/x.json", "schedule_file": "/home/u/x.json"}
-    assert "16 steps (calibrated)" in method_title(calibrated, 99)
-    assert method_title({"model": "resnet50", "method": "vg", "rule": None}, 99).startswith("resnet50, vanilla gradient;")
+    assert "16 steps (calibrated)" in method_title(R(calibrated), 99)
+    assert method_title(R({"model": "resnet50", "method": "vg", "rule": None}), 99).startswith("resnet50, vanilla gradient;")
 
 
 def test_categories_come_without_loading_a_model():
