@@ -22,7 +22,7 @@ from PIL import Image
 
 from .data import describe_decode_error, load_rgb, normalize, preprocess_pixels
 from .labels import read_csv_rows
-from .engine import default_batch_size, resolve_device
+from .engine import Engine, default_batch_size, resolve_device
 from .errors import InvalidArgumentError, first_line
 from .metrics import pic
 from .metrics.directions import HIGHER_IS_BETTER
@@ -227,6 +227,10 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
             raise InvalidArgumentError(f"the weights of {spec} differ from those the maps were made with; pass --weights")
         model = loaded.module.eval().to(device)
     batch_size = job.batch_size or default_batch_size(device)
+    # Every forward pass of the metrics goes through this Engine. It scores in float32 whatever the run's
+    # --amp: amp changed how the maps were computed, not what is measured about them, and half-precision
+    # probabilities (bfloat16 on a CPU: 3 significant digits) would make runs with and without amp incomparable.
+    engine = None if model is None else Engine(model, output="prob", batch_size=batch_size, device=device, amp=False)
     if set(RECOMPUTING) & set(metrics):
         try:
             recompute = recompute_function(settings, loaded, device, batch_size)
@@ -245,8 +249,8 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
                 end = min(begin + batch_size, len(rows["paths"]), begin + total - done)
                 chunk = {k: v[begin:end] for k, v in rows.items()}
                 skips = len(result.skipped)
-                _evaluate_chunk(chunk, metrics, job.rank, model, preprocessing, truth, device, batch_size, result,
-                                reporter, job.seed, recompute, job.root)
+                _evaluate_chunk(chunk, metrics, job.rank, engine, preprocessing, truth, device, result, reporter,
+                                job.seed, recompute, job.root)
                 done += end - begin
                 fresh = _first_rows(chunk["paths"], last)  # images whose first row is in this chunk
                 lost = {entry["path"] for entry in result.skipped[skips:]}
@@ -270,8 +274,8 @@ def _first_rows(paths: Sequence[str], previous: str | None) -> list[str]:
     return starts
 
 
-def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, batch_size, result, reporter,
-                    seed, recompute=None, root=None) -> None:
+def _evaluate_chunk(chunk, metrics, rank, engine, preprocessing, truth, device, result, reporter, seed,
+                    recompute=None, root=None) -> None:
     paths = list(chunk["paths"])  # as given: how results name images, and what seeds per-image noise
     image_paths = list(chunk[IMAGE_PATHS])  # where the images are now
     maps = torch.from_numpy(np.asarray(chunk["attributions"], dtype=np.float32))
@@ -332,7 +336,7 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
         s = scores[ranked].to(device)
         if {"insertion", "deletion"} & set(metrics):
             black = preprocessing.normalization.from_pixels(torch.zeros_like(x))
-            measured = insertion_deletion(model, x, black, s, targets, batch_size)
+            measured = insertion_deletion(engine, x, black, s, targets)
             for name in ("insertion", "deletion"):
                 if name in metrics:
                     result.curves.setdefault(name, []).extend(measured[f"{name}_curve"].cpu().numpy())
@@ -340,17 +344,17 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
                 for name in METRIC_VALUES["insertion"] * ("insertion" in metrics) + METRIC_VALUES["deletion"] * ("deletion" in metrics):
                     values[i][name] = float(measured[name][k])
         if "abpc" in metrics:
-            measured = abpc(model, x, s, targets, batch_size)
+            measured = abpc(engine, x, s, targets)
             for k, i in enumerate(ranked):
                 values[i]["abpc"] = float(measured["abpc"][k])
         wanted = [m for m in PIC_METRICS if m in metrics]
         if wanted:  # the bokeh images of every ranked image of the chunk go through the model together
             levels = [level for level in pic.LEVELS if any(pic.level_of(name) == level for name in wanted)]
             all_samples = pic.measure_batch(
-                model, [pixels[position[k]].permute(1, 2, 0).numpy() for k in range(len(ranked))],
+                engine, [pixels[position[k]].permute(1, 2, 0).numpy() for k in range(len(ranked))],
                 [scores[i].numpy() for i in ranked], [rows[i]["target"] for i in ranked],
                 lambda stack: normalize(stack, preprocessing),
-                [path_seed(seed, paths[i]) for i in ranked], device, batch_size, levels)
+                [path_seed(seed, paths[i]) for i in ranked], levels)
             for i, samples in zip(ranked, all_samples):
                 for name, curve in pic.image_curves(samples, levels).items():
                     if name not in wanted:
