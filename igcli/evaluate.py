@@ -54,6 +54,7 @@ METRIC_VALUES = {
     "completeness": ("completeness_gap",),
 }
 NEEDS_MODEL = {"insertion", "deletion", "abpc", *PIC_METRICS, *RECOMPUTING}
+SCORED_BY_MODEL = ("insertion", "deletion", "abpc", *PIC_METRICS)  # through the Engine, NaN for a non-finite output
 
 
 @dataclass
@@ -230,6 +231,7 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
     # Every forward pass of the metrics goes through this Engine. It scores in float32 whatever the run's
     # --amp: amp changed how the maps were computed, not what is measured about them, and half-precision
     # probabilities (bfloat16 on a CPU: 3 significant digits) would make runs with and without amp incomparable.
+    # Its NaN rows come back as NaN values, and _skip_nonfinite skips those images alone (no raise_if_nonfinite).
     engine = None if model is None else Engine(model, output="prob", batch_size=batch_size, device=device, amp=False)
     if set(RECOMPUTING) & set(metrics):
         try:
@@ -339,7 +341,8 @@ def _evaluate_chunk(chunk, metrics, rank, engine, preprocessing, truth, device, 
             measured = insertion_deletion(engine, x, black, s, targets)
             for name in ("insertion", "deletion"):
                 if name in metrics:
-                    result.curves.setdefault(name, []).extend(measured[f"{name}_curve"].cpu().numpy())
+                    result.curves.setdefault(name, []).extend(
+                        curve for curve in measured[f"{name}_curve"].cpu().numpy() if np.isfinite(curve).all())
             for k, i in enumerate(ranked):
                 for name in METRIC_VALUES["insertion"] * ("insertion" in metrics) + METRIC_VALUES["deletion"] * ("deletion" in metrics):
                     values[i][name] = float(measured[name][k])
@@ -356,6 +359,9 @@ def _evaluate_chunk(chunk, metrics, rank, engine, preprocessing, truth, device, 
                 lambda stack: normalize(stack, preprocessing),
                 [path_seed(seed, paths[i]) for i in ranked], levels)
             for i, samples in zip(ranked, all_samples):
+                if not np.isfinite(samples.probability).all():  # AIC's hits mean nothing then: NaN for all
+                    values[i].update({name: float("nan") for name in wanted})
+                    continue
                 for name, curve in pic.image_curves(samples, levels).items():
                     if name not in wanted:
                         continue
@@ -376,9 +382,28 @@ def _evaluate_chunk(chunk, metrics, rank, engine, preprocessing, truth, device, 
             flat = scores[i].numpy()
             values[i]["roc_auc"] = roc_auc(flat, mask)
             values[i]["best_f1"], values[i]["best_mae"] = best_f1_and_mae(flat, mask)
+    for i in ranked:
+        _skip_nonfinite(paths[i], values[i], metrics, result, reporter)
     for i in usable:
         rows[i].update(values[i], ranked=bool(rankable[i]))
         result.rows.append(rows[i])
+
+
+def _skip_nonfinite(path: str, values: dict[str, float], metrics: list[str], result: EvaluateResult,
+                    reporter) -> None:
+    """Drop an image's model-scored values that are NaN (the model's output was NaN or infinite for it or a
+    perturbed copy) and record it as skipped for those metrics, as attribute skips such an image (exit code 5);
+    its other values stay."""
+    lost = [m for m in metrics if m in SCORED_BY_MODEL
+            and any(not np.isfinite(values.get(name, 0.0)) for name in METRIC_VALUES[m])]
+    if not lost:
+        return
+    for name in (name for m in lost for name in METRIC_VALUES[m]):
+        values.pop(name, None)
+    reason = f"{', '.join(lost)}: NaN or infinity in the model's outputs for this image or a perturbed copy of it"
+    if result.skipped[-1:] != [{"path": path, "reason": reason}]:  # a topK run: one entry per image
+        result.skipped.append({"path": path, "reason": reason})
+        reporter.message(f"skipped {shown_path(path)}: {reason}")
 
 
 def recompute_function(settings: dict[str, Any], loaded, device: torch.device, batch_size: int):
