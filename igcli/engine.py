@@ -1,4 +1,5 @@
-"""Batched evaluation of f and grad f: the one narrow boundary between igcli and the model.
+"""Batched evaluation of f and grad f: the one narrow boundary between igcli and the model, for the
+attribution methods and the metrics' forward passes alike.
 
 The engine knows nothing of paths or rules. It takes rows (any mix of images and path points) of at most
 ``batch_size``, runs the model once forward (and once backward when gradients are asked for), gathers the
@@ -153,6 +154,19 @@ class Engine:
         scores = torch.cat(out)
         self._track_finite(scores, "model outputs")
         return scores
+
+    @torch.inference_mode()
+    def scores_and_hits(self, rows: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """f (R,) and whether the top class is the target (R,) bool, for rows of any count; forward passes only,
+        chunked, one pass per chunk for both.
+
+        Unlike :meth:`scores`, the targets are checked against the model's classes (:class:`TargetError`) before
+        they index anything. Where a row's outputs hold NaN its f is NaN (with ``output="prob"`` any NaN or
+        +infinity logit makes it NaN) and its hit means nothing; callers judge rows by whether f is finite.
+        """
+        logits = self.predict(rows)
+        self.check_targets(targets)
+        return self.target_scores(logits, targets), logits.argmax(dim=1) == targets
 
     def scores_and_gradients(self, rows: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """f (R,) and d f / d rows (R, C, H, W) in the rows' dtype, for one chunk of at most ``batch_size`` rows."""

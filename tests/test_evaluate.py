@@ -325,3 +325,38 @@ def test_a_missing_image_of_a_topk_run_is_one_skip_not_one_per_row(tmp_path):
     result = evaluate(EvaluateJob(tmp_path / "out", ["insertion"], model=model, device="cpu"), quiet=True)
     assert [entry["path"] for entry in result.skipped] == [str(paths[1])]
     assert result.aggregate["insertion"]["count"] == 4  # two rows for each image still there
+
+
+def test_an_image_the_model_answers_with_nan_is_skipped_for_those_metrics_alone(tmp_path):
+    """nan_on_bright is tiny with NaN logits for bright inputs: the white image's model-scored metrics are dropped
+    with a reason (exit code 5), its localization stays, and its batch-mates keep exactly tiny's values."""
+    paths = make_images(tmp_path / "imgs", 2, size=16)
+    white = tmp_path / "imgs" / "white.png"
+    Image.new("RGB", (16, 16), (255, 255, 255)).save(white)
+    paths.append(white)
+    region = np.zeros((16, 16), np.uint8)
+    region[:8, :8] = 255
+    (tmp_path / "masks").mkdir()
+    for path in paths:
+        Image.fromarray(region).save(tmp_path / "masks" / f"{path.stem}.png")
+    maps = np.random.default_rng(2).random((3, 3, 16, 16))
+    nan_model = TINY.replace(":tiny", ":nan_on_bright")
+    write_output(tmp_path / "out", paths, maps, "ig", model=nan_model)
+    args = ["evaluate", str(tmp_path / "out"), "--metric", "insertion,deletion,abpc,sic,aic,localization", "--json",
+            "--masks", str(tmp_path / "masks"), "--device", "cpu", "--batch-size", "2"]
+    result = run_cli(*args, "--model", nan_model)
+    assert result.returncode == 5, result.stderr
+    (evaluated,) = json.loads(result.stdout)["results"]
+    assert evaluated["skipped"] == [{"path": str(white), "reason": "insertion, deletion, abpc, sic, aic: NaN or "
+                                     "infinity in the model's outputs for this image or a perturbed copy of it"}]
+    assert "skipped" in result.stderr and "white.png: insertion, deletion, abpc, sic, aic: NaN" in result.stderr
+    rows = evaluated["rows"]
+    assert not {"insertion", "deletion_ratio", "abpc", "sic", "aic"} & set(rows[2]) and rows[2]["roc_auc"] >= 0
+    from igcli.evaluate import EvaluateJob, evaluate
+
+    clean = evaluate(EvaluateJob(tmp_path / "out", ["insertion", "deletion", "abpc"], model=TINY, device="cpu",
+                                 batch_size=2), quiet=True)
+    for name in ("insertion", "insertion_ratio", "deletion", "deletion_ratio", "abpc"):
+        assert [row[name] for row in rows[:2]] == [row[name] for row in clean.rows[:2]], name
+        assert evaluated["aggregate"][name]["count"] == 2
+    assert np.isfinite(evaluated["curves"]["insertion"]["y"]).all()  # the NaN curve is not in the mean

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from igcli.engine import Engine
 from igcli.metrics import pic
 
 SIZE = 176  # MS-SSIM's five scales need more than 160 pixels
@@ -18,6 +19,10 @@ class Quadrant(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         region = x[:, :, : SIZE // 2, : SIZE // 2].mean(dim=(1, 2, 3))
         return torch.stack([6 * (region - 0.45), torch.zeros_like(region)], dim=1)
+
+
+def engine(model, batch_size: int) -> Engine:
+    return Engine(model, output="prob", batch_size=batch_size, device=torch.device("cpu"))
 
 
 def picture(seed: int) -> np.ndarray:
@@ -38,7 +43,7 @@ def test_sic_and_aic_equal_pairs_compute_pic_metric(seed, monkeypatch):
     scores = np.random.default_rng(seed + 10).random((SIZE, SIZE))
     scores[: SIZE // 2, : SIZE // 2] += 0.5  # a decent map
     model = Quadrant()
-    samples = pic.measure(model, pixels, scores, 0, to_input, seed=seed, device=torch.device("cpu"), batch_size=8)
+    samples = pic.measure(engine(model, 8), pixels, scores, 0, to_input, seed=seed)
     ours = pic.image_curves(samples)
 
     base = pic.blurred_base(pixels)
@@ -100,10 +105,9 @@ def test_measuring_images_together_equals_one_at_a_time(monkeypatch):
     monkeypatch.setattr(pic, "webp_size", lambda pixels: len(zlib.compress(pixels.tobytes(), 1)))
     pictures = [picture(4), picture(5)]
     scores = [np.random.default_rng(k).random((SIZE, SIZE)) for k in (4, 5)]
-    device = torch.device("cpu")
-    together = pic.measure_batch(Quadrant(), pictures, scores, [0, 1], to_input, [4, 5], device, batch_size=7)
+    together = pic.measure_batch(engine(Quadrant(), 7), pictures, scores, [0, 1], to_input, [4, 5])
     for k in range(2):
-        alone = pic.measure(Quadrant(), pictures[k], scores[k], k, to_input, seed=4 + k, device=device, batch_size=3)
+        alone = pic.measure(engine(Quadrant(), 3), pictures[k], scores[k], k, to_input, seed=4 + k)
         for field in ("entropy", "msssim", "probability", "correct"):
             np.testing.assert_allclose(getattr(together[k], field), getattr(alone, field), rtol=1e-6)
 
@@ -111,8 +115,7 @@ def test_measuring_images_together_equals_one_at_a_time(monkeypatch):
 def test_only_the_information_levels_asked_for_are_measured(monkeypatch):
     encoded = []
     monkeypatch.setattr(pic, "webp_size", lambda pixels: encoded.append(1) or 1)
-    args = (Quadrant(), [picture(6)], [np.random.default_rng(6).random((SIZE, SIZE))], [0], to_input, [6],
-            torch.device("cpu"), 8)
+    args = (engine(Quadrant(), 8), [picture(6)], [np.random.default_rng(6).random((SIZE, SIZE))], [0], to_input, [6])
     (both,) = pic.measure_batch(*args)
     assert len(encoded) == len(pic.PIC_FRACTIONS) + 2
     (msssim_only,) = pic.measure_batch(*args, levels=("msssim",))
@@ -124,3 +127,46 @@ def test_only_the_information_levels_asked_for_are_measured(monkeypatch):
     assert np.isnan(entropy_only.msssim).all() and not np.isnan(entropy_only.entropy).any()
     assert [pic.level_of(name) for name in ("sic", "aic", "sic-msssim", "aic-msssim")] == [
         "entropy", "entropy", "msssim", "msssim"]
+
+
+class Counted(nn.Module):
+    """Quadrant, recording the row count of every call; NaN logits for pictures whose first pixel is (7, 7, 7)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(x.shape[0])
+        logits = Quadrant()(x)
+        marked = (x[:, :, 0, 0] == 7 / 255).all(dim=1).view(-1, 1)
+        return torch.where(marked, torch.full_like(logits, float("nan")), logits)
+
+
+def test_pic_forward_passes_go_through_the_engine_in_its_chunks(monkeypatch):
+    monkeypatch.setattr(pic, "webp_size", lambda pixels: 1)
+    pictures = [picture(7), picture(8)]
+    scores = [np.random.default_rng(k).random((SIZE, SIZE)) for k in (7, 8)]
+    model = Counted()
+    samples = pic.measure_batch(engine(model, 10), pictures, scores, [0, 1], to_input, [7, 8], levels=("entropy",))
+    rows = 2 * (len(pic.PIC_FRACTIONS) + 2)  # 54 images: 5 calls of 10 and one of 4
+    assert model.calls == [10] * 5 + [4]
+    for k, pixels in enumerate(pictures):  # the last image of each picture is the original: the old formula
+        logits = Quadrant()(to_input(torch.from_numpy(pixels).permute(2, 0, 1)[None]))
+        assert samples[k].probability[-1] == pytest.approx(float(torch.softmax(logits, 1)[0, k]), rel=1e-6)
+        assert bool(samples[k].correct[-1]) == (int(logits.argmax(1)) == k)
+    assert sum(model.calls) == rows
+
+
+def test_pic_marks_a_picture_with_non_finite_model_outputs(monkeypatch):
+    monkeypatch.setattr(pic, "webp_size", lambda pixels: 1)
+    pictures = [picture(9), picture(10)]
+    pictures[1][0, 0] = 7  # marked: NaN logits for its original and its bokeh images that keep this pixel
+    scores = [np.random.default_rng(k).random((SIZE, SIZE)) for k in (9, 10)]
+    first, second = pic.measure_batch(engine(Counted(), 16), pictures, scores, [0, 0], to_input, [9, 10],
+                                      levels=("entropy",))
+    assert np.isfinite(first.probability).all()
+    assert np.isnan(second.probability[-1]) and np.isfinite(second.probability[0])  # the blurred corner is not 7
+    (alone,) = pic.measure_batch(engine(Quadrant(), 16), pictures[:1], scores[:1], [0], to_input, [9],
+                                 levels=("entropy",))
+    np.testing.assert_allclose(first.probability, alone.probability, rtol=1e-6)  # its batch-mate changes nothing

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..data import describe_decode_error, load_rgb, normalize, preprocess_pixels
-from ..engine import default_batch_size, resolve_device
+from ..engine import Engine, default_batch_size, resolve_device
 from ..errors import InvalidArgumentError, first_line
 from ..metrics import pic
 from ..metrics.directions import HIGHER_IS_BETTER
@@ -52,6 +52,7 @@ METRIC_VALUES = {
     "completeness": ("completeness_gap",),
 }
 NEEDS_MODEL = {"insertion", "deletion", "abpc", *PIC_METRICS, *RECOMPUTING}
+SCORED_BY_MODEL = ("insertion", "deletion", "abpc", *PIC_METRICS)  # through the Engine, NaN for a non-finite output
 
 
 @dataclass
@@ -160,6 +161,11 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
             raise InvalidArgumentError(f"the weights of {spec} differ from those the maps were made with; pass --weights")
         model = loaded.module.eval().to(device)
     batch_size = job.batch_size or default_batch_size(device)
+    # Every forward pass of the metrics goes through this Engine. It scores in float32 whatever the run's
+    # --amp: amp changed how the maps were computed, not what is measured about them, and half-precision
+    # probabilities (bfloat16 on a CPU: 3 significant digits) would make runs with and without amp incomparable.
+    # Its NaN rows come back as NaN values, and _skip_nonfinite skips those images alone (no raise_if_nonfinite).
+    engine = None if model is None else Engine(model, output="prob", batch_size=batch_size, device=device, amp=False)
     if set(RECOMPUTING) & set(metrics):
         try:
             recompute = recipe.attribution_function(loaded, device, batch_size)
@@ -178,8 +184,8 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
                 end = min(begin + batch_size, len(rows["paths"]), begin + total - done)
                 chunk = {k: v[begin:end] for k, v in rows.items()}
                 skips = len(result.skipped)
-                _evaluate_chunk(chunk, metrics, job.rank, model, preprocessing, truth, device, batch_size, result,
-                                reporter, job.seed, recompute, job.root)
+                _evaluate_chunk(chunk, metrics, job.rank, engine, preprocessing, truth, device, result, reporter,
+                                job.seed, recompute, job.root)
                 done += end - begin
                 fresh = _first_rows(chunk["paths"], last)  # images whose first row is in this chunk
                 lost = {entry["path"] for entry in result.skipped[skips:]}
@@ -203,8 +209,8 @@ def _first_rows(paths: Sequence[str], previous: str | None) -> list[str]:
     return starts
 
 
-def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, batch_size, result, reporter,
-                    seed, recompute=None, root=None) -> None:
+def _evaluate_chunk(chunk, metrics, rank, engine, preprocessing, truth, device, result, reporter, seed,
+                    recompute=None, root=None) -> None:
     paths = list(chunk["paths"])  # as given: how results name images, and what seeds per-image noise
     image_paths = list(chunk[IMAGE_PATHS])  # where the images are now
     maps = torch.from_numpy(np.asarray(chunk["attributions"], dtype=np.float32))
@@ -265,26 +271,30 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
         s = scores[ranked].to(device)
         if {"insertion", "deletion"} & set(metrics):
             black = preprocessing.normalization.from_pixels(torch.zeros_like(x))
-            measured = insertion_deletion(model, x, black, s, targets, batch_size)
+            measured = insertion_deletion(engine, x, black, s, targets)
             for name in ("insertion", "deletion"):
                 if name in metrics:
-                    result.curves.setdefault(name, []).extend(measured[f"{name}_curve"].cpu().numpy())
+                    result.curves.setdefault(name, []).extend(
+                        curve for curve in measured[f"{name}_curve"].cpu().numpy() if np.isfinite(curve).all())
             for k, i in enumerate(ranked):
                 for name in METRIC_VALUES["insertion"] * ("insertion" in metrics) + METRIC_VALUES["deletion"] * ("deletion" in metrics):
                     values[i][name] = float(measured[name][k])
         if "abpc" in metrics:
-            measured = abpc(model, x, s, targets, batch_size)
+            measured = abpc(engine, x, s, targets)
             for k, i in enumerate(ranked):
                 values[i]["abpc"] = float(measured["abpc"][k])
         wanted = [m for m in PIC_METRICS if m in metrics]
         if wanted:  # the bokeh images of every ranked image of the chunk go through the model together
             levels = [level for level in pic.LEVELS if any(pic.level_of(name) == level for name in wanted)]
             all_samples = pic.measure_batch(
-                model, [pixels[position[k]].permute(1, 2, 0).numpy() for k in range(len(ranked))],
+                engine, [pixels[position[k]].permute(1, 2, 0).numpy() for k in range(len(ranked))],
                 [scores[i].numpy() for i in ranked], [rows[i]["target"] for i in ranked],
                 lambda stack: normalize(stack, preprocessing),
-                [path_seed(seed, paths[i]) for i in ranked], device, batch_size, levels)
+                [path_seed(seed, paths[i]) for i in ranked], levels)
             for i, samples in zip(ranked, all_samples):
+                if not np.isfinite(samples.probability).all():  # AIC's hits mean nothing then: NaN for all
+                    values[i].update({name: float("nan") for name in wanted})
+                    continue
                 for name, curve in pic.image_curves(samples, levels).items():
                     if name not in wanted:
                         continue
@@ -305,6 +315,8 @@ def _evaluate_chunk(chunk, metrics, rank, model, preprocessing, truth, device, b
             flat = scores[i].numpy()
             values[i]["roc_auc"] = roc_auc(flat, mask)
             values[i]["best_f1"], values[i]["best_mae"] = best_f1_and_mae(flat, mask)
+    for i in ranked:
+        _skip_nonfinite(paths[i], values[i], metrics, result, reporter)
     for i in usable:
         rows[i].update(values[i], ranked=bool(rankable[i]))
         result.rows.append(rows[i])
@@ -317,6 +329,23 @@ def _joins_any_two_points(recipe: Recipe) -> bool:
         return recipe.method_object().joins_any_two_points
     except InvalidArgumentError:
         return False
+
+
+def _skip_nonfinite(path: str, values: dict[str, float], metrics: list[str], result: EvaluateResult,
+                    reporter) -> None:
+    """Drop an image's model-scored values that are NaN (the model's output was NaN or infinite for it or a
+    perturbed copy) and record it as skipped for those metrics, as attribute skips such an image (exit code 5);
+    its other values stay."""
+    lost = [m for m in metrics if m in SCORED_BY_MODEL
+            and any(not np.isfinite(values.get(name, 0.0)) for name in METRIC_VALUES[m])]
+    if not lost:
+        return
+    for name in (name for m in lost for name in METRIC_VALUES[m]):
+        values.pop(name, None)
+    reason = f"{', '.join(lost)}: NaN or infinity in the model's outputs for this image or a perturbed copy of it"
+    if result.skipped[-1:] != [{"path": path, "reason": reason}]:  # a topK run: one entry per image
+        result.skipped.append({"path": path, "reason": reason})
+        reporter.message(f"skipped {shown_path(path)}: {reason}")
 
 
 def _aggregate(result: EvaluateResult, metrics: list[str]) -> dict[str, dict[str, float]]:

@@ -3,7 +3,7 @@
 - ``insertion``: start from a black image and put back the top 0%, 5%, ..., 100% pixels (all channels) of the
   input; ``deletion``: start from the input and set them to black. The area under the target's softmax
   probability over the fraction (trapezoid), and under the probability ratio p / p(original) (Table 1's two
-  rows). All perturbed images of a batch go through the model together.
+  rows). All perturbed images of a batch go through the model together, in the Engine's chunks.
 - ``abpc``: ablate (set to zero in model-input space, the paper's "zero baseline") the top-ranked pixels and,
   separately, the bottom-ranked ones, in 10% increments; the area between the two probability curves,
   bottom-first minus top-first. 0: the ranking is no better than its reverse.
@@ -11,31 +11,26 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import torch
 
+from ..engine import Engine
+from . import check_engine
 from .ranking import top_masks
 
 INSERTION_FRACTIONS = np.linspace(0.0, 1.0, 21)
 ABPC_FRACTIONS = np.linspace(0.0, 1.0, 11)
 
 
-def probabilities(model: Callable, images: torch.Tensor, targets: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Softmax probability of ``targets`` for (R, C, H, W) images, in chunks of ``batch_size``; (R,) float64."""
-    out = []
-    with torch.inference_mode():
-        for begin in range(0, images.shape[0], batch_size):
-            logits = model(images[begin : begin + batch_size])
-            if isinstance(logits, (tuple, list)):
-                logits = logits[0]
-            out.append(torch.softmax(logits.float(), dim=1).gather(1, targets[begin : begin + batch_size, None])[:, 0])
-    return torch.cat(out).to(torch.float64)
+def probabilities(engine: Engine, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Softmax probability of ``targets`` for (R, C, H, W) images, through ``engine`` (forward passes of at
+    most ``engine.batch_size`` rows); (R,) float64, NaN where the model's outputs are not finite."""
+    check_engine(engine)
+    return engine.scores_and_hits(images, targets)[0].to(torch.float64)
 
 
-def curves(model: Callable, images: torch.Tensor, base: torch.Tensor, masks: torch.Tensor, targets: torch.Tensor,
-           batch_size: int, *, reveal: bool) -> torch.Tensor:
+def curves(engine: Engine, images: torch.Tensor, base: torch.Tensor, masks: torch.Tensor, targets: torch.Tensor,
+           *, reveal: bool) -> torch.Tensor:
     """(B, L) probabilities of images whose masked pixels come from ``images`` (reveal=True, onto ``base``)
     or from ``base`` (reveal=False, out of ``images``). masks: (B, L, H, W) bool."""
     count, levels = masks.shape[:2]
@@ -43,7 +38,7 @@ def curves(model: Callable, images: torch.Tensor, base: torch.Tensor, masks: tor
     source, other = (images, base) if reveal else (base, images)
     perturbed = other[:, None] + mask * (source - other)[:, None]
     flat = perturbed.reshape(count * levels, *images.shape[1:])
-    return probabilities(model, flat, targets.repeat_interleave(levels), batch_size).view(count, levels)
+    return probabilities(engine, flat, targets.repeat_interleave(levels)).view(count, levels)
 
 
 def area(fractions: np.ndarray, values: torch.Tensor) -> torch.Tensor:
@@ -51,18 +46,20 @@ def area(fractions: np.ndarray, values: torch.Tensor) -> torch.Tensor:
     return torch.trapezoid(values, torch.as_tensor(fractions, dtype=values.dtype, device=values.device), dim=1)
 
 
-def insertion_deletion(model: Callable, images: torch.Tensor, black: torch.Tensor, scores: torch.Tensor,
-                       targets: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
+def insertion_deletion(engine: Engine, images: torch.Tensor, black: torch.Tensor, scores: torch.Tensor,
+                       targets: torch.Tensor) -> dict[str, torch.Tensor]:
     """Insertion and deletion AUCs (probability and probability ratio) per image, with the curves.
 
     Args:
         images: (B, C, H, W) model inputs; black: the black image in model-input space (same shape).
         scores: (B, H, W) pixel scores (see :func:`igcli.metrics.ranking.pixel_scores`).
+
+    An image whose model outputs (original or perturbed) are not finite gets NaN values.
     """
     masks = top_masks(scores, INSERTION_FRACTIONS)
-    original = probabilities(model, images, targets, batch_size)
-    inserted = curves(model, images, black, masks, targets, batch_size, reveal=True)
-    deleted = curves(model, images, black, masks, targets, batch_size, reveal=False)
+    original = probabilities(engine, images, targets)
+    inserted = curves(engine, images, black, masks, targets, reveal=True)
+    deleted = curves(engine, images, black, masks, targets, reveal=False)
     ratio = original.clamp_min(1e-12)[:, None]
     return {
         "insertion": area(INSERTION_FRACTIONS, inserted),
@@ -74,12 +71,12 @@ def insertion_deletion(model: Callable, images: torch.Tensor, black: torch.Tenso
     }
 
 
-def abpc(model: Callable, images: torch.Tensor, scores: torch.Tensor, targets: torch.Tensor,
-         batch_size: int) -> dict[str, torch.Tensor]:
-    """Area between the bottom-first and top-first ablation curves (zero baseline, 10% steps); (B,)."""
+def abpc(engine: Engine, images: torch.Tensor, scores: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Area between the bottom-first and top-first ablation curves (zero baseline, 10% steps); (B,), NaN where
+    the model's outputs are not finite."""
     zero = torch.zeros_like(images)
-    top_first = curves(model, images, zero, top_masks(scores, ABPC_FRACTIONS), targets, batch_size, reveal=False)
-    bottom_first = curves(model, images, zero, top_masks(scores, ABPC_FRACTIONS, from_bottom=True), targets,
-                          batch_size, reveal=False)
+    top_first = curves(engine, images, zero, top_masks(scores, ABPC_FRACTIONS), targets, reveal=False)
+    bottom_first = curves(engine, images, zero, top_masks(scores, ABPC_FRACTIONS, from_bottom=True), targets,
+                          reveal=False)
     return {"abpc": area(ABPC_FRACTIONS, bottom_first - top_first), "abpc_top_curve": top_first,
             "abpc_bottom_curve": bottom_first}

@@ -24,6 +24,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
+from ..engine import Engine
+from . import check_engine
+
 PIC_FRACTIONS = np.linspace(0.0, 1.0, 25)
 CURVE_POINTS = 100
 BLUR_RADIUS = 20
@@ -70,21 +73,25 @@ class PicSamples:
     correct: np.ndarray  # (T + 2,) prediction == target
 
 
-def measure(model: Callable, pixels: np.ndarray, scores: np.ndarray, target: int, to_input: Callable,
-            seed: int, device: torch.device, batch_size: int) -> PicSamples:
+def measure(engine: Engine, pixels: np.ndarray, scores: np.ndarray, target: int, to_input: Callable,
+            seed: int) -> PicSamples:
     """:func:`measure_batch` for one image."""
-    return measure_batch(model, [pixels], [scores], [target], to_input, [seed], device, batch_size)[0]
+    return measure_batch(engine, [pixels], [scores], [target], to_input, [seed])[0]
 
 
-def measure_batch(model: Callable, pictures: Sequence[np.ndarray], scores: Sequence[np.ndarray],
-                  targets: Sequence[int], to_input: Callable, seeds: Sequence[int], device: torch.device,
-                  batch_size: int, levels: Sequence[str] = LEVELS) -> list[PicSamples]:
+def measure_batch(engine: Engine, pictures: Sequence[np.ndarray], scores: Sequence[np.ndarray],
+                  targets: Sequence[int], to_input: Callable, seeds: Sequence[int],
+                  levels: Sequence[str] = LEVELS) -> list[PicSamples]:
     """Build the fully blurred, bokeh and original images of several images ((H, W, 3) uint8 each, scores
-    (H, W)) and measure them; all images of all pictures go through the model together, ``batch_size`` at a
-    time. ``to_input`` maps (N, 3, H, W) uint8 pixels on ``device`` to model inputs. Only the information
-    ``levels`` asked for are measured (the WebP encodes dominate the cost); the others are NaN."""
+    (H, W)) and measure them; all images of all pictures go through ``engine`` (``output="prob"``) together,
+    ``engine.batch_size`` at a time. ``to_input`` maps (N, 3, H, W) uint8 pixels on ``engine.device`` to model
+    inputs. Only the information ``levels`` asked for are measured (the WebP encodes dominate the cost); the
+    others are NaN. A picture whose model outputs are not finite gets NaN probabilities (its ``correct`` then
+    means nothing)."""
     from pytorch_msssim import ms_ssim
 
+    check_engine(engine)
+    device = engine.device
     stacks = []
     for pixels, score, seed in zip(pictures, scores, seeds):
         height, width = score.shape
@@ -98,15 +105,13 @@ def measure_batch(model: Callable, pictures: Sequence[np.ndarray], scores: Seque
     originals = torch.as_tensor(np.repeat(np.arange(len(stacks)) * per_picture + per_picture - 1, per_picture), device=device)
     stack = torch.from_numpy(images).permute(0, 3, 1, 2).to(device)
     probabilities, predictions, similarities = [], [], []
-    with torch.inference_mode():
-        for begin in range(0, stack.shape[0], batch_size):
-            rows = slice(begin, begin + batch_size)
-            logits = model(to_input(stack[rows]))
-            if isinstance(logits, (tuple, list)):
-                logits = logits[0]
-            probabilities.append(torch.softmax(logits.float(), dim=1).gather(1, row_targets[rows, None])[:, 0])
-            predictions.append(logits.argmax(dim=1) == row_targets[rows])
-            if "msssim" in levels:
+    # The Engine's chunks, taken here so that only one chunk at a time is converted to (float) model inputs.
+    for rows in engine.chunks(stack.shape[0]):
+        probability, hit = engine.scores_and_hits(to_input(stack[rows]), row_targets[rows])
+        probabilities.append(probability)
+        predictions.append(hit)
+        if "msssim" in levels:
+            with torch.inference_mode():
                 similarities.append(ms_ssim(stack[rows].float(), stack[originals[rows]].float(), data_range=255,
                                             size_average=False))
     probability = torch.cat(probabilities).double().cpu().numpy()
