@@ -352,7 +352,7 @@ def test_an_image_the_model_answers_with_nan_is_skipped_for_those_metrics_alone(
     assert "skipped" in result.stderr and "white.png: insertion, deletion, abpc, sic, aic: NaN" in result.stderr
     rows = evaluated["rows"]
     assert not {"insertion", "deletion_ratio", "abpc", "sic", "aic"} & set(rows[2]) and rows[2]["roc_auc"] >= 0
-    from igcli.evaluate import EvaluateJob, evaluate
+    from igcli.jobs.evaluate import EvaluateJob, evaluate
 
     clean = evaluate(EvaluateJob(tmp_path / "out", ["insertion", "deletion", "abpc"], model=TINY, device="cpu",
                                  batch_size=2), quiet=True)
