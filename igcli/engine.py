@@ -125,7 +125,15 @@ class Engine:
         self._finite_flags[what] = flag if previous is None else previous & flag
 
     def raise_if_nonfinite(self) -> None:
-        """Raise :class:`NonFiniteError` if any output or gradient so far held NaN or infinity."""
+        """Raise :class:`NonFiniteError` if any output or gradient so far held NaN or infinity.
+
+        The host waits for the device once here (all flags are read together), a second time only to name
+        the culprit when something is not finite."""
+        if not self._finite_flags:
+            return
+        flags = list(self._finite_flags.values())
+        if bool(torch.stack(flags).all() if len(flags) > 1 else flags[0]):
+            return
         for what, flag in self._finite_flags.items():
             if not bool(flag):
                 raise NonFiniteError(

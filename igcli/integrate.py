@@ -23,40 +23,60 @@ from .schedules import Schedule
 
 
 class _DeferredCells:
-    """IDGI cells whose score change is not known yet, kept with their gradients."""
+    """IDGI cells whose score change is not known yet, kept with their gradients.
 
-    def __init__(self) -> None:
-        self.images: list[np.ndarray] = []
-        self.cells: list[np.ndarray] = []
-        self.gradients: list[torch.Tensor] = []
+    Which cells wait, and for which chunk, follows from the schedule alone (which boundaries are scored before
+    the loop and which point lands on which boundary), so the whole plan is worked out on the host first and
+    copied to the device in one go: the loop then indexes slices of it and never waits for a host-to-device
+    copy (one from pageable memory makes the host wait for the device).
+    """
 
-    def add(self, images: np.ndarray, cells: np.ndarray, gradients: torch.Tensor) -> None:
-        if len(images):
-            self.images.append(images)
-            self.cells.append(cells)
-            self.gradients.append(gradients)
+    def __init__(
+        self, known: np.ndarray, point_boundary: np.ndarray, chunks: list[slice], device: torch.device
+    ) -> None:
+        steps = point_boundary.shape[0]
+        known = known.copy()
+        held_images = held_cells = np.zeros(0, dtype=np.int64)
+        parts: list[np.ndarray] = []
+        self._plan: list[tuple[int, int, int]] = []  # per chunk: (offset in the packed plan, ready, waiting)
+        self._held_after: list[int] = []
+        offset = 0
+        for part in chunks:
+            rows = np.arange(part.start, part.stop)
+            images, cells = rows // steps, rows % steps
+            on_boundary = point_boundary[cells] >= 0
+            known[images[on_boundary], point_boundary[cells[on_boundary]]] = True
+            images, cells = np.concatenate([held_images, images]), np.concatenate([held_cells, cells])
+            ready = known[images, cells] & known[images, cells + 1]
+            pick, waiting = np.flatnonzero(ready), np.flatnonzero(~ready)
+            parts += [pick, images[ready], cells[ready], waiting]
+            self._plan.append((offset, len(pick), len(waiting)))
+            offset += 3 * len(pick) + len(waiting)
+            held_images, held_cells = images[waiting], cells[waiting]
+            self._held_after.append(len(waiting))
+        packed = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        self._indices = torch.from_numpy(packed.astype(np.int64)).to(device)  # the one copy
+        self._chunk = -1
+        self.gradients: torch.Tensor | None = None  # held cells first, then the current chunk's rows
 
-    def flush(self, rule: IdgiRule, scores: torch.Tensor, known: np.ndarray, device: torch.device) -> None:
+    def add(self, gradients: torch.Tensor) -> None:
+        """The next chunk's gradients (its rows in order), after those of the cells still held."""
+        self._chunk += 1
+        self.gradients = gradients if self.gradients is None else torch.cat([self.gradients, gradients])
+
+    def flush(self, rule: IdgiRule, scores: torch.Tensor) -> None:
         """Hand every cell whose two end scores are known to ``rule``; keep the rest."""
-        if not self.images:
-            return
-        images, cells = np.concatenate(self.images), np.concatenate(self.cells)
-        gradients = torch.cat(self.gradients)
-        ready = known[images, cells] & known[images, cells + 1]
-        if ready.any():
-            pick = torch.from_numpy(np.flatnonzero(ready)).to(device)
-            image_index = torch.from_numpy(images[ready]).to(device)
-            cell_index = torch.from_numpy(cells[ready]).to(device)
-            delta = scores[image_index, cell_index + 1] - scores[image_index, cell_index]
-            rule.add(image_index, gradients.index_select(0, pick), None, delta)
-        waiting = ~ready
-        self.images, self.cells = ([images[waiting]], [cells[waiting]]) if waiting.any() else ([], [])
-        self.gradients = (
-            [gradients.index_select(0, torch.from_numpy(np.flatnonzero(waiting)).to(device))] if waiting.any() else []
+        offset, ready, waiting = self._plan[self._chunk]
+        pick, image_index, cell_index, keep = self._indices[offset : offset + 3 * ready + waiting].split(
+            [ready, ready, ready, waiting]
         )
+        if ready:
+            delta = scores[image_index, cell_index + 1] - scores[image_index, cell_index]
+            rule.add(image_index, self.gradients.index_select(0, pick), None, delta)
+        self.gradients = self.gradients.index_select(0, keep) if waiting else None
 
     def __len__(self) -> int:
-        return sum(len(i) for i in self.images)
+        return self._held_after[self._chunk] if self._chunk >= 0 else 0
 
 
 def integrate_fixed_path(
@@ -69,6 +89,9 @@ def integrate_fixed_path(
     on_points=None,
 ) -> torch.Tensor:
     """Accumulate the path integral of every image into ``rule.attributions``.
+
+    Nothing in the loop over chunks makes the host wait for the device: row indices are made on the device,
+    and the IDGI bookkeeping is planned on the host and copied once (see :class:`_DeferredCells`).
 
     Args:
         engine: evaluates f and grad f.
@@ -86,7 +109,9 @@ def integrate_fixed_path(
     """
     device = targets.device
     batch, steps = targets.shape[0], schedule.steps
-    scores = torch.full((batch, steps + 1), float("nan"), dtype=torch.float64, device=device)
+    # One column more than there are boundaries: the f of a point on no boundary is written there and
+    # dropped, so recording the boundary scores needs no selection of rows (no data-dependent shape).
+    scores = torch.full((batch, steps + 2), float("nan"), dtype=torch.float64, device=device)
     known = np.zeros((batch, steps + 1), dtype=bool)
     for boundary, values in (known_boundary_scores or {}).items():
         scores[:, boundary] = values.to(torch.float64)
@@ -103,13 +128,12 @@ def integrate_fixed_path(
 
     points = torch.as_tensor(schedule.points, dtype=torch.float64, device=device)
     weights = torch.as_tensor(schedule.weights, dtype=torch.float64, device=device)
-    point_boundary_device = torch.as_tensor(point_boundary, device=device)
-    deferred = _DeferredCells()
-    for part in engine.chunks(batch * steps):
-        rows = np.arange(part.start, part.stop)
-        images_host, cells_host = rows // steps, rows % steps
-        image_index = torch.from_numpy(images_host).to(device)
-        cell_index = torch.from_numpy(cells_host).to(device)
+    score_column = torch.as_tensor(np.where(point_boundary >= 0, point_boundary, steps + 1), device=device)
+    chunks = list(engine.chunks(batch * steps))
+    deferred = _DeferredCells(known, point_boundary, chunks, device) if rule.needs_score_deltas else None
+    for part in chunks:
+        rows = torch.arange(part.start, part.stop, device=device)
+        image_index, cell_index = rows // steps, rows % steps
         alphas = points[cell_index]
         if rule.needs_score_deltas:
             x, velocity = path.points(image_index, alphas), None
@@ -118,22 +142,17 @@ def integrate_fixed_path(
         f, gradients = engine.scores_and_gradients(x, targets[image_index])
         if on_points is not None:
             on_points(image_index, cell_index, f, gradients)
+        scores[image_index, score_column[cell_index]] = f.to(torch.float64)
 
-        on_boundary_host = point_boundary[cells_host] >= 0
-        if on_boundary_host.any():
-            pick = torch.from_numpy(np.flatnonzero(on_boundary_host)).to(device)
-            scores[image_index[pick], point_boundary_device[cell_index[pick]]] = f[pick].to(torch.float64)
-            known[images_host[on_boundary_host], point_boundary[cells_host[on_boundary_host]]] = True
-
-        if rule.needs_score_deltas:
-            deferred.add(images_host, cells_host, gradients)
-            deferred.flush(rule, scores, known, device)
+        if deferred is not None:
+            deferred.add(gradients)
+            deferred.flush(rule, scores)
         else:
             displacement = velocity * weights[cell_index].to(velocity.dtype).view(-1, 1, 1, 1)
             rule.add(image_index, gradients, displacement)
-    if len(deferred):
+    if deferred is not None and len(deferred):
         raise RuntimeError("internal error: IDGI cells left without scores")  # every boundary is scored above
-    return scores
+    return scores[:, : steps + 1]
 
 
 def _score_boundaries(
@@ -174,6 +193,10 @@ def integrate_guided_path(
     boundaries matter: step k moves from a_k to a_{k+1} in L1 fraction. With ``anchors`` > 0 the steps are
     spread uniformly over the anchored segments instead.
 
+    The steps run without the host ever waiting for the device (see :func:`guided.advance`); the host reads
+    one flag at the end. Should rounding have left a step unsettled (never seen), the path is walked again
+    with the checked inner loop, so the result is always the checked loop's.
+
     Args:
         inputs, baselines: (B, C, H, W) on the engine's device.
         input_scores: (B,) f(x), closing the last IDGI cell.
@@ -181,6 +204,29 @@ def integrate_guided_path(
     Returns:
         (B,) float64 f at the path start (the baselines).
     """
+    walk = (engine, inputs, baselines, schedule, rule, targets, input_scores, fraction, max_dist, anchors)
+    unsettled = torch.zeros((), dtype=torch.bool, device=inputs.device)
+    baseline_scores = _walk_guided_path(*walk, unsettled)
+    if bool(unsettled):  # the one wait for the device on this path
+        rule.attributions.zero_()
+        baseline_scores = _walk_guided_path(*walk, None)
+    return baseline_scores
+
+
+def _walk_guided_path(
+    engine: Engine,
+    inputs: torch.Tensor,
+    baselines: torch.Tensor,
+    schedule: Schedule,
+    rule: RiemannRule | IdgiRule,
+    targets: torch.Tensor,
+    input_scores: torch.Tensor,
+    fraction: float,
+    max_dist: float,
+    anchors: int,
+    unsettled: torch.Tensor | None,
+) -> torch.Tensor:
+    """:func:`integrate_guided_path`'s walk; ``unsettled`` as in :func:`guided.advance`."""
     plan = guided.plan_steps(schedule.boundaries.tolist(), anchors)
     start64, difference64 = baselines.to(torch.float64), (inputs - baselines).to(torch.float64)
     x = start64.clone()
@@ -200,7 +246,8 @@ def integrate_guided_path(
             baseline_scores = f.to(torch.float64)
         if waiting is not None:
             rule.add(image_index, waiting[0], None, f.to(torch.float64) - waiting[1])
-        x_next = guided.advance(x, gradients, segment_bounds[1], segment_bounds[2], step.alpha, fraction, max_dist)
+        x_next = guided.advance(x, gradients, segment_bounds[1], segment_bounds[2], step.alpha, fraction, max_dist,
+                                unsettled=unsettled)
         if rule.needs_score_deltas:
             waiting = (gradients, f.to(torch.float64))
         else:

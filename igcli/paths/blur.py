@@ -53,8 +53,14 @@ def blur_matrices(
     sigmas = sigmas.to(torch.float64)
     device = sigmas.device
     rows = sigmas.shape[0]
-    radii = _kernel_radius(sigmas) if radius is None else torch.full_like(sigmas, radius, dtype=torch.int64)
-    max_radius = int(radii.max().item()) if rows else 0
+    if radius is None:
+        radii = _kernel_radius(sigmas)
+        max_radius = int(radii.max().item()) if rows else 0  # the host waits for the device: once per call only
+    else:
+        # A fixed radius is known on the host: the kernel's width needs no read-back from the device, so the
+        # per-chunk calls of a Blur IG path never wait for it.
+        radii = torch.full_like(sigmas, radius, dtype=torch.int64)
+        max_radius = int(radius) if rows else 0
     offsets = torch.arange(-max_radius, max_radius + 1, device=device, dtype=torch.float64)
     inside = offsets.abs().unsqueeze(0) <= radii.unsqueeze(1)  # (R, K)
     safe_sigma = sigmas.clamp_min(1e-12).unsqueeze(1)
@@ -103,7 +109,14 @@ def gaussian_blur(
     per row; see :func:`blur_matrices` for ``radius``.
     """
     rows, _, height, width = images.shape
-    sigmas = torch.as_tensor(sigmas, dtype=torch.float64, device=images.device).expand(rows)
+    if isinstance(sigmas, torch.Tensor):
+        sigmas = sigmas.to(dtype=torch.float64, device=images.device).expand(rows)
+    else:
+        # One width for every row: its radius is scipy's, worked out on the host, and the widths are filled in
+        # on the device rather than copied there (a copy from pageable memory makes the host wait).
+        if radius is None:
+            radius = int(TRUNCATE * float(sigmas) + 0.5)
+        sigmas = torch.full((rows,), float(sigmas), dtype=torch.float64, device=images.device)
     along_height, _ = blur_matrices(height, sigmas, padding, radius=radius)
     along_width = along_height if width == height else blur_matrices(width, sigmas, padding, radius=radius)[0]
     return _apply(images, along_height, along_width)

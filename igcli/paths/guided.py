@@ -8,7 +8,9 @@ lag behind (alpha - max_dist) or run ahead of (alpha + max_dist) of the straight
 
 Here one call advances every image of a batch by one step on the device; the per-image choices (quantile
 threshold, the inner "while gamma > 1" loop) become masked tensor operations, so no Python loop runs over
-images or features and nothing goes back to the host. The state is kept in float64, as in the reference,
+images or features. The inner loop runs a count of iterations fixed in advance (:func:`settling_rounds`)
+rather than asking the device after each one whether every image is done, so the host never waits for the
+device inside a step. The state is kept in float64, as in the reference,
 because the selection compares coordinates for equality with the bound.
 """
 
@@ -54,6 +56,24 @@ def plan_steps(boundaries: list[float], anchors: int) -> list[GuidedStep]:
     return plan
 
 
+def settling_rounds(features: int, fraction: float) -> int:
+    """Inner iterations after which no image of a step can change any more, for ``features`` per image.
+
+    Every iteration that does not end an image's step pins each selected feature at ``x_max``, and at least
+    kth = floor(fraction (features - 1)) + 1 of them (or all the free ones, when fewer are left), so
+    ceil(features / kth) such iterations pin them all; one more iteration ends the step. Iterations after
+    that change nothing (inactive images are masked out), so :func:`advance` can run this many without
+    asking the device whether every image is done.
+    """
+    kth = int(math.floor(fraction * (features - 1))) + 1
+    return -(-features // kth) + 1
+
+
+def max_rounds(fraction: float) -> int:
+    """The guard on inner iterations when :func:`advance` checks for the end (a floating-point stall)."""
+    return int(4 / max(fraction, 1e-6)) + 64
+
+
 def advance(
     x: torch.Tensor,
     gradients: torch.Tensor,
@@ -62,6 +82,8 @@ def advance(
     alpha: float,
     fraction: float,
     max_dist: float,
+    *,
+    unsettled: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One Guided IG step for a batch, following PAIR's ``guided_ig_impl`` inner loop.
 
@@ -73,6 +95,12 @@ def advance(
         alpha: the fraction of the segment's L1 length that should be covered after this step, in (0, 1].
         fraction: share of features (0, 1] moved per inner iteration: those with the smallest |gradient|.
         max_dist: how far, in alpha units, a feature may stray from the straight line (0: IG's path).
+        unsettled: None, or a 0-dim bool tensor on the device. None: iterate until every image is done,
+            asking the device after each inner iteration (the host waits up to twice per iteration). Given: run
+            :func:`settling_rounds` iterations without ever asking, then OR into ``unsettled`` whether a further
+            iteration would still have changed a point (it cannot in exact arithmetic; floating-point rounding
+            could unpin a feature). The caller reads the flag once per path and redoes the path with None if
+            it is set, so the result is always that of the checked loop.
 
     Returns:
         (B, C, H, W) float64, the points after the step. Images whose segment has zero length stay put.
@@ -96,23 +124,27 @@ def advance(
     moving = difference != 0
     # Feature-wise alpha of the current point; features with no extent count as being ahead (PAIR).
     safe_difference = torch.where(moving, difference, torch.ones_like(difference))
+    checked = unsettled is None
+
+    def behind_of(points: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        feature_alpha = torch.where(moving, (points - start) / safe_difference, torch.full_like(points, alpha_max))
+        return (feature_alpha < alpha_min) & active.unsqueeze(1)
 
     active = l1_total > 0
-    # Each inner iteration pins at least the selected ~fraction of remaining features at x_max; the cap is
-    # a guard against floating-point stalls, far above what a valid step needs.
-    for _ in range(int(4 / max(fraction, 1e-6)) + 64):
-        if not bool(active.any()):
+    # Checked: each inner iteration pins at least the selected ~fraction of remaining features at x_max; the
+    # cap is a guard against floating-point stalls, far above what a valid step needs. Unchecked: every
+    # operation below is masked by ``active``, so iterations after an image is done leave it unchanged.
+    for _ in range(max_rounds(fraction) if checked else settling_rounds(features, fraction)):
+        if checked and not bool(active.any()):
             break
-        feature_alpha = torch.where(moving, (flat_x - start) / safe_difference, torch.full_like(flat_x, alpha_max))
-        behind = (feature_alpha < alpha_min) & active.unsqueeze(1)
-        flat_x = torch.where(behind, x_min, flat_x)
+        flat_x = torch.where(behind_of(flat_x, active), x_min, flat_x)
 
         l1_current = (flat_x - end).abs().sum(dim=1)
         reached = (l1_current - l1_target).abs() <= torch.maximum(
             L1_TOLERANCE * torch.maximum(l1_current.abs(), l1_target.abs()), torch.full_like(l1_target, L1_TOLERANCE)
         )
         active = active & ~reached
-        if not bool(active.any()):
+        if checked and not bool(active.any()):
             break
 
         ranked = torch.where(flat_x == x_max, torch.full_like(flat_grad, math.inf), flat_grad)
@@ -126,4 +158,9 @@ def advance(
         moved = torch.where(overshoot, x_max, flat_x + (x_max - flat_x) * gamma.clamp(max=1.0).unsqueeze(1))
         flat_x = torch.where(selected, moved, flat_x)
         active = active & (gamma > 1.0)
+    if not checked:
+        # A further iteration changes an active image only through a feature behind x_min or one not pinned
+        # at x_max (which the selection would move).
+        movable = behind_of(flat_x, active) | ((flat_x != x_max) & active.unsqueeze(1))
+        unsettled |= movable.any()
     return flat_x.reshape(x.shape)

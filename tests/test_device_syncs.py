@@ -1,0 +1,117 @@
+"""The hot loops never make the host wait for the device: counted on CPU (see tests/sync_counter.py).
+
+Each path method's count of would-be host-device synchronisations per ``igcli.attribute`` call must not grow
+with the number of steps or of images: what is left is a handful per call (input and target checks, the
+finiteness flags, the schedule's tables copied to the device, the completeness gaps read back).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import igcli
+from igcli.methods import method_names
+from igcli.paths import guided
+
+from conftest import tiny_convnet
+from sync_counter import count_syncs
+
+PATH_METHODS = [name for name in method_names() if name != "vg"]
+RULES = ("riemann", "idgi")
+
+
+def images(count: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1)
+    return torch.rand((count, 3, 16, 16), generator=generator)
+
+
+def counted(method: str, rule: str | None, count: int, steps: int):
+    """(total, by call site) of one attribute call; the inputs and the model are made outside the count."""
+    model, x = tiny_convnet(), images(count)
+    options = {} if rule is None else {"rule": rule, "steps": steps}
+    with warnings.catch_warnings(), count_syncs() as counter:
+        warnings.simplefilter("ignore")  # completeness warnings of a tiny untrained model
+        igcli.attribute(model, x, method=method, batch_size=4, device="cpu", **options)
+    return counter.total, counter.by_site()
+
+
+# -- the counter counts what syncs on CUDA, and only that ----------------------------------------------------
+
+
+def test_the_counter_counts_each_kind_of_sync_and_nothing_on_host_tensors():
+    device_tensor = torch.arange(6.0)  # made outside: stands for a tensor on the device
+    with count_syncs() as counter:
+        float(device_tensor.sum())  # scalar read
+        bool((device_tensor > 2).any())  # scalar read
+        device_tensor[device_tensor > 2]  # boolean mask: nonzero
+        device_tensor.nonzero()
+        device_tensor.tolist()  # device -> host
+        index = torch.from_numpy(np.array([0, 2])).to(device_tensor.device)  # host -> device
+        torch.as_tensor([1.0, 2.0], device=device_tensor.device)  # host -> device
+        device_tensor[torch.tensor([1, 3])]  # a host index tensor meets a device tensor: implicit copy
+        # none of these waits
+        (device_tensor[index] * 2).sum() + torch.where(device_tensor > 2, device_tensor, 0.0)
+        torch.arange(4, device=device_tensor.device) % 3
+        host = torch.arange(3)
+        int(host.sum()), host.tolist(), host[host > 0]
+    assert counter.by_kind() == {"scalar": 2, "shape": 2, "to_host": 1, "to_device": 3}
+
+
+# -- the methods ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("method", PATH_METHODS)
+def test_syncs_per_call_do_not_grow_with_steps_or_images(method, rule):
+    few_steps, few_sites = counted(method, rule, 3, 8)
+    many_steps, many_sites = counted(method, rule, 3, 32)
+    more_images, more_sites = counted(method, rule, 6, 8)
+    assert many_steps == few_steps, f"8 steps: {few_sites}\n32 steps: {many_sites}"
+    assert more_images == few_steps, f"3 images: {few_sites}\n6 images: {more_sites}"
+    assert few_steps <= 16, few_sites  # a handful per call, see the module docstring
+
+
+def test_vanilla_gradient_syncs_do_not_grow_with_images():
+    few, few_sites = counted("vg", None, 3, 1)
+    more, more_sites = counted("vg", None, 6, 1)
+    assert few == more, f"3 images: {few_sites}\n6 images: {more_sites}"
+
+
+def test_guided_steps_never_ask_the_device_whether_they_are_done():
+    _, sites = counted("gig", "riemann", 3, 8)
+    assert not any("paths/guided.py" in site for site in sites), sites
+
+
+# -- Guided IG's fixed inner iterations give the checked loop's result ---------------------------------------
+
+
+def test_unsettled_guided_steps_are_redone_with_the_checked_loop(monkeypatch):
+    x = images(3)
+    options = dict(method="gig", steps=6, batch_size=4, device="cpu", check_completeness=False, max_dist=0.1)
+    expected = igcli.attribute(tiny_convnet(), x, **options).attributions
+    # Too few iterations for any step to settle: the flag must send the path through the checked loop.
+    monkeypatch.setattr(guided, "settling_rounds", lambda features, fraction: 1)
+    redone = igcli.attribute(tiny_convnet(), x, **options).attributions
+    assert torch.equal(redone, expected)
+
+
+def test_fixed_inner_iterations_equal_the_checked_loop_bit_for_bit():
+    generator = torch.Generator().manual_seed(3)
+    shape = (3, 2, 5, 6)
+    start, end = (torch.rand(shape, generator=generator, dtype=torch.float64) for _ in range(2))
+    end[0] = start[0]  # a segment of zero length
+    end.view(-1)[::4] = start.view(-1)[::4]  # features that do not move
+    for fraction, max_dist in [(0.25, 0.02), (0.1, 1.0), (1.0, 0.0), (0.5, 1e-14)]:
+        x = start.clone()
+        unsettled = torch.zeros((), dtype=torch.bool)
+        for k in range(1, 9):
+            gradients = torch.randint(0, 3, shape, generator=generator).double()  # ties at the threshold
+            checked = guided.advance(x, gradients, start, end, k / 8, fraction, max_dist)
+            fixed = guided.advance(x, gradients, start, end, k / 8, fraction, max_dist, unsettled=unsettled)
+            assert torch.equal(fixed, checked), (fraction, max_dist, k)
+            x = checked
+        assert not bool(unsettled)
