@@ -376,10 +376,5 @@ def completed_inputs(shards: Sequence[Path]) -> set[str]:
     return done
 
 
-def stored_settings(shards: Sequence[ShardInfo]) -> dict[str, Any] | None:
-    """Settings of the first of ``shards``, or None when there is none."""
-    return shards[0].settings if shards else None
-
-
 # The index over the shards lives in its own module (imported last: it uses the names above).
 from .index import build_index  # noqa: E402  (re-exported: igcli.store.build_index)
