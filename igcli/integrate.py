@@ -204,55 +204,43 @@ def integrate_guided_path(
     Returns:
         (B,) float64 f at the path start (the baselines).
     """
-    walk = (engine, inputs, baselines, schedule, rule, targets, input_scores, fraction, max_dist, anchors)
-    unsettled = torch.zeros((), dtype=torch.bool, device=inputs.device)
-    baseline_scores = _walk_guided_path(*walk, unsettled)
-    if bool(unsettled):  # the one wait for the device on this path
-        rule.attributions.zero_()
-        baseline_scores = _walk_guided_path(*walk, None)
-    return baseline_scores
-
-
-def _walk_guided_path(
-    engine: Engine,
-    inputs: torch.Tensor,
-    baselines: torch.Tensor,
-    schedule: Schedule,
-    rule: RiemannRule | IdgiRule,
-    targets: torch.Tensor,
-    input_scores: torch.Tensor,
-    fraction: float,
-    max_dist: float,
-    anchors: int,
-    unsettled: torch.Tensor | None,
-) -> torch.Tensor:
-    """:func:`integrate_guided_path`'s walk; ``unsettled`` as in :func:`guided.advance`."""
     plan = guided.plan_steps(schedule.boundaries.tolist(), anchors)
     start64, difference64 = baselines.to(torch.float64), (inputs - baselines).to(torch.float64)
-    x = start64.clone()
-    image_index = torch.arange(inputs.shape[0], device=inputs.device)
-    baseline_scores = None
-    waiting: tuple[torch.Tensor, torch.Tensor] | None = None  # (gradients, f) of the last cell, for IDGI
-    segment_bounds: tuple[int, torch.Tensor, torch.Tensor] | None = None
-    for step in plan:
-        if segment_bounds is None or segment_bounds[0] != step.segment:
-            segment_bounds = (
-                step.segment,
-                start64 + difference64 * step.segment_start,
-                start64 + difference64 * step.segment_end if step.segment_end < 1.0 else inputs.to(torch.float64),
-            )
-        f, gradients = engine.scores_and_gradients_chunked(x.to(inputs.dtype), targets)
-        if baseline_scores is None:
-            baseline_scores = f.to(torch.float64)
+
+    def walk(unsettled: torch.Tensor | None) -> torch.Tensor:
+        """The walk; ``unsettled`` as in :func:`guided.advance` (None: the checked inner loop)."""
+        x = start64.clone()
+        image_index = torch.arange(inputs.shape[0], device=inputs.device)
+        baseline_scores = None
+        waiting: tuple[torch.Tensor, torch.Tensor] | None = None  # (gradients, f) of the last cell, for IDGI
+        segment_bounds: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        for step in plan:
+            if segment_bounds is None or segment_bounds[0] != step.segment:
+                end = inputs.to(torch.float64) if step.segment_end >= 1.0 else None
+                segment_bounds = (
+                    step.segment,
+                    start64 + difference64 * step.segment_start,
+                    start64 + difference64 * step.segment_end if end is None else end,
+                )
+            f, gradients = engine.scores_and_gradients_chunked(x.to(inputs.dtype), targets)
+            if baseline_scores is None:
+                baseline_scores = f.to(torch.float64)
+            if waiting is not None:
+                rule.add(image_index, waiting[0], None, f.to(torch.float64) - waiting[1])
+            x_next = guided.advance(x, gradients, segment_bounds[1], segment_bounds[2], step.alpha, fraction, max_dist,
+                                    unsettled=unsettled)
+            if rule.needs_score_deltas:
+                waiting = (gradients, f.to(torch.float64))
+            else:
+                rule.add(image_index, gradients, x_next - x)
+            x = x_next
         if waiting is not None:
-            rule.add(image_index, waiting[0], None, f.to(torch.float64) - waiting[1])
-        x_next = guided.advance(x, gradients, segment_bounds[1], segment_bounds[2], step.alpha, fraction, max_dist,
-                                unsettled=unsettled)
-        if rule.needs_score_deltas:
-            waiting = (gradients, f.to(torch.float64))
-        else:
-            rule.add(image_index, gradients, x_next - x)
-        x = x_next
-    if waiting is not None:
-        rule.add(image_index, waiting[0], None, input_scores.to(torch.float64) - waiting[1])
+            rule.add(image_index, waiting[0], None, input_scores.to(torch.float64) - waiting[1])
+        return baseline_scores
+
+    unsettled = torch.zeros((), dtype=torch.bool, device=inputs.device)
+    baseline_scores = walk(unsettled)
+    if bool(unsettled):  # the one wait for the device on this path
+        rule.attributions.zero_()
+        baseline_scores = walk(None)
     return baseline_scores

@@ -18,6 +18,7 @@ from typing import Any
 
 import h5py
 
+from .choices import REDUCTIONS
 from .errors import IgcliError, first_line
 from .text import decode_text
 
@@ -25,7 +26,6 @@ from .text import decode_text
 # the writers too.
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 MAX_PIXELS = 65536  # the largest --resize/--crop igcli accepts and stores (an image side, in pixels)
-REDUCTIONS = ("none", "sum", "abs-sum")
 
 
 class OutputError(IgcliError):

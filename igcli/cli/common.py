@@ -13,12 +13,14 @@ import sys
 import threading
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, List, Optional, TextIO
+from typing import Annotated, Any, Callable, Iterator, List, Optional, Sequence, TextIO
 
 import typer
 
 
+from ..choices import REDUCTIONS, STORAGE_DTYPES
 from ..errors import IgcliError, InvalidArgumentError
+from ..methods import OUTPUTS, RULE_NAMES
 
 
 def _method_choices(path_only: bool = False) -> type[Enum]:
@@ -27,7 +29,7 @@ def _method_choices(path_only: bool = False) -> type[Enum]:
     from ..methods import BUILT_IN, method_names
 
     names = [n for n in method_names() if not (path_only and n in BUILT_IN and not BUILT_IN[n].has_path)]
-    return Enum("Method", {name: name for name in (*names, *([] if path_only else ["idgi"]))}, type=str)
+    return _choices("Method", [*names, *([] if path_only else ["idgi"])])
 
 
 def _method_help() -> str:
@@ -39,29 +41,17 @@ def _method_help() -> str:
     return f"{text}; idgi is short for ig --rule idgi."
 
 
+def _choices(name: str, values: Sequence[str]) -> type[Enum]:
+    """A Typer choice type over the library's own list of values, so the CLI never keeps a second copy."""
+    return Enum(name, {value: value for value in values}, type=str)
+
+
+Rule = _choices("Rule", RULE_NAMES)
+Output = _choices("Output", OUTPUTS)
+StorageDtype = _choices("StorageDtype", STORAGE_DTYPES)
+Reduce = _choices("Reduce", REDUCTIONS)
 Method = _method_choices()
 PathMethod = _method_choices(path_only=True)
-
-
-class Rule(str, Enum):
-    riemann = "riemann"
-    idgi = "idgi"
-
-
-class Output(str, Enum):
-    prob = "prob"
-    logit = "logit"
-
-
-class StorageDtype(str, Enum):
-    float32 = "float32"
-    float16 = "float16"
-
-
-class Reduce(str, Enum):
-    none = "none"
-    sum = "sum"
-    abs_sum = "abs-sum"
 
 
 class Interpolation(str, Enum):

@@ -20,11 +20,11 @@ from ..methods import BASELINE_NAMES, check_method
 from ..preprocessing import check_preprocessing
 from ..schedules import ScheduleFileError, cached_schedule_path, make_schedule, read_schedule_file, schedule_name
 from ..store import INDEX_NAME, SHARD_PATTERN
-from ..validate import REDUCTIONS, OutputError
+from ..choices import REDUCTIONS, STORAGE_DTYPES
+from ..validate import OutputError
 
 DEFAULT_STEPS = 32
 IMAGENET_CLASSES = 1000  # the classes of every model given by name (torchvision's classifiers, igcli's)
-STORAGE_DTYPES = ("float32", "float16")
 
 
 @dataclass
