@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .methods import BUILT_IN, Method, get_method
+from .errors import InvalidArgumentError
+from .methods import BUILT_IN, ENTRY_POINT_GROUP, Method, get_method, method_names
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -112,7 +113,12 @@ class Recipe:
         return "ig" if self.method == SPLIT_IG else self.method
 
     def method_object(self) -> Method:
-        """The :class:`~igcli.methods.Method` (a plugin's must be installed: InvalidArgumentError otherwise)."""
+        """The :class:`~igcli.methods.Method` (a plugin's must be installed: InvalidArgumentError otherwise,
+        naming the method and saying it comes from a plugin)."""
+        if self.path_method not in method_names():  # not built in, and no installed package provides it
+            raise InvalidArgumentError(
+                f"the maps were made with method {self.path_method!r}, which is not installed here: install the "
+                f"plugin package that provides it (entry point {self.path_method!r} in group {ENTRY_POINT_GROUP})")
         return get_method(self.path_method)
 
     def rebuilt_schedule(self):

@@ -136,6 +136,8 @@ def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
     preprocessing = _preprocessing(settings)
     result = EvaluateResult(str(job.source), settings, job.rank, metrics, seed=job.seed)
     recipe = Recipe.from_settings(settings)
+    if set(RECOMPUTING) & set(metrics):
+        recipe.method_object()  # a plugin's method must be installed to recompute: say so before loading the model
     if "closed-path" in metrics and not _joins_any_two_points(recipe):
         raise InvalidArgumentError(
             f"--metric closed-path needs a method whose path runs between any two points (ig, gig); "

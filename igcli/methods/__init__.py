@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import InvalidArgumentError
 from .base import Method, Option
-from .registry import ALIASES, BUILT_IN, ENTRY_POINT_GROUP, get_method, method_names
+from .registry import ALIASES, BUILT_IN, ENTRY_POINT_GROUP, get_method, method_names, refresh
 
 METHOD_NAMES = tuple(BUILT_IN)  # the built-in methods; method_names() adds installed plugins
 RULE_NAMES = ("riemann", "idgi")
@@ -22,7 +22,8 @@ OUTPUTS = ("prob", "logit")
 BASELINE_NAMES = ("black", "white", "blur", "uniform")  # or a file/tensor
 
 __all__ = ["ALIASES", "BASELINE_NAMES", "ENTRY_POINT_GROUP", "METHOD_NAMES", "Method", "OUTPUTS", "Option",
-           "RULE_NAMES", "check_method", "get_method", "method_names", "resolve_method", "resolve_options"]
+           "RULE_NAMES", "check_method", "get_method", "method_names", "refresh", "resolve_method",
+           "resolve_options"]
 
 
 def resolve_method(method: str, rule: str) -> tuple[str, str]:

@@ -63,6 +63,13 @@ def _load_plugin(name: str) -> Method:
     return method
 
 
+def refresh() -> None:
+    """Forget the plugins found so far, so that packages installed (or put on ``sys.path``) since are seen;
+    igcli itself never needs it (one process, one environment)."""
+    _load_plugin.cache_clear()
+    _plugin_entry_points.cache_clear()
+
+
 def get_method(name: str) -> Method:
     """The method called ``name`` (built-in or plugin); InvalidArgumentError with the closest names otherwise."""
     if not isinstance(name, str):
