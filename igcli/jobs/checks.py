@@ -16,7 +16,7 @@ from ..baseline_file import check_baseline_file
 from ..distributed import Part, resolve_part
 from ..errors import InvalidArgumentError
 from ..labels import LabelResolver
-from ..methods import BASELINE_NAMES, check_method
+from ..methods import BASELINE_NAMES, check_method, get_method
 from ..preprocessing import check_preprocessing
 from ..schedules import ScheduleFileError, cached_schedule_path, make_schedule, read_schedule_file, schedule_name
 from ..store import INDEX_NAME, SHARD_PATTERN
@@ -113,7 +113,7 @@ def check_attribute_job(job: AttributeJob) -> Part:
     for entry in job.inputs:
         if entry != "-" and not (os.path.exists(entry) or os.path.islink(entry)):
             raise InvalidArgumentError(f"input {entry}: no such file or folder")
-    if method in ("ig", "gig"):
+    if get_method(method).takes_baseline:
         check_baseline(job.baseline, job.preprocessing.get("crop"))
     if job.labels is not None:
         check_labels(job.labels, job.model)
@@ -146,12 +146,13 @@ def check_labels(labels: str, model: str) -> None:
 def _check_schedule(job: AttributeJob, method: str) -> None:
     """A schedule name or alphas, or a schedule file made for this model, method and steps (its weights hash
     is compared once the model is loaded)."""
+    has_path = get_method(method).has_path
     if not is_schedule_file(job.schedule):
-        if method != "vg":
+        if has_path:
             make_schedule(job.schedule, job.steps or DEFAULT_STEPS)
         return
-    if method == "vg":
-        raise InvalidArgumentError("--schedule FILE/auto: vg has no path to schedule")
+    if not has_path:
+        raise InvalidArgumentError(f"--schedule FILE/auto: {method} has no path to schedule")
     read_schedule_file(schedule_file_for(job.schedule, job.model, method, job.steps), model=job.model,
                        method=method, steps=job.steps)
 
