@@ -122,7 +122,7 @@ def attribute(
             return AttributionResult(gradients.to(device=images.device, dtype=images.dtype), targets.to(images.device),
                                      scores.to(images.device), nan.to(images.device), nan.to(images.device), settings)
         accumulator = make_rule(rule, inputs.shape, batch.device)
-        baselines = chosen.make_baselines(baseline, inputs, normalization, seed, options)
+        baselines = chosen.make_baselines(baseline, inputs, normalization or Normalization(), seed, options)
         baseline_scores = chosen.integrate(engine, inputs, baselines, path_schedule, accumulator, targets, scores,
                                            options)
         engine.raise_if_nonfinite()

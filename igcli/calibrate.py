@@ -117,7 +117,7 @@ def probe_derivative(
     grid = np.linspace(0.0, 1.0, probe_steps)
     with prepared_batch(model, images, target, output=output, batch_size=batch_size, device=device,
                         amp=amp) as batch:
-        baselines = chosen.make_baselines(baseline, batch.inputs, normalization, seed, options)
+        baselines = chosen.make_baselines(baseline, batch.inputs, normalization or Normalization(), seed, options)
         per_image, where = chosen.probe(batch.engine, batch.inputs, baselines, grid, batch.targets, batch.scores,
                                         statistic, options)
         batch.engine.raise_if_nonfinite()

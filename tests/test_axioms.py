@@ -167,19 +167,17 @@ def test_idgi_is_complete_to_float_precision_on_every_schedule(method, schedule,
         assert torch.allclose(total, change, rtol=1e-10, atol=1e-14)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="IDGI drops a cell whose whole gradient at its sample point is exactly 0 (rules.py: 'adds "
-    "nothing'), so where f starts to change inside such a cell (a ReLU kink) that change is lost: 0.1 of "
-    "f(x) - f(x') = 1.2 here, on Algorithm 1's own left schedule. README says IDGI 'is complete on every "
-    "schedule'; it is only where no cell meets a zero gradient.",
-)
 @pytest.mark.parametrize("method", STRAIGHT_METHODS)
-def test_idgi_is_complete_where_the_gradient_vanishes_at_a_sample_point(method):
+def test_idgi_loses_only_a_zero_gradient_cells_change_and_reports_it(method):
+    # Algorithm 1 divides a cell's change by sum(g^2): a cell whose gradient at its sample point is exactly 0
+    # adds nothing (as in the paper; README, "What is computed, exactly"). Where f starts to change inside such
+    # a cell (a ReLU kink) that change is lost, and the completeness gap says exactly how much.
     hinge = OnePixel(lambda a, b: torch.relu(a - 1))  # flat (gradient exactly 0) below 1, then rising
     x = one_hot_image(hinge.pixel, 2.2)  # left points at 0, 0.275, ..., 0.825 (gradient 0), 1.1: that cell rises 0.1
     result = attribute(hinge, x, method, "idgi", steps=8, schedule="left")
-    assert float(result.completeness_gap[0]) < 1e-10, result.completeness_gap
+    change = 1.2  # f(x) - f(x') = relu(2.2 - 1)
+    assert float(result.attributions.sum()) == pytest.approx(change - 0.1, rel=1e-6)  # float32 images
+    assert float(result.completeness_gap[0]) == pytest.approx(0.1 / change, rel=1e-6)
 
 
 @pytest.mark.parametrize("schedule", ["midpoint", "gauss-legendre"])

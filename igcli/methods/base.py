@@ -126,15 +126,29 @@ class Method:
 
     # -- the computation (torch) --------------------------------------------------------------------------
 
-    def make_baselines(self, spec: Any, inputs: "torch.Tensor", normalization: "Normalization | None", seed: int,
+    def make_baselines(self, spec: Any, inputs: "torch.Tensor", normalization: "Normalization", seed: int,
                        options: dict[str, Any]) -> "torch.Tensor | None":
-        """(B, C, H, W) path starts in model-input space for ``takes_baseline`` methods, from ``--baseline``
-        (a name or a tensor); None for methods whose path start is their own (Blur IG's blurred image)."""
-        if not self.takes_baseline:
-            return None
+        """(B, C, H, W) path starts in model-input space.
+
+        ``spec`` is ``--baseline``: a name (``black``...) for methods that ``take_baseline``, or a tensor in
+        model-input space, an explicit start that always wins (``igcli evaluate --metric closed-path`` walks a
+        path between two given points). Otherwise the start is the method's own: :meth:`start`.
+        ``normalization``: the model's input normalisation (identity when the caller gave none).
+        """
+        import torch
+
         from ..baselines import make_baseline
 
-        return make_baseline(spec, inputs, normalization, blur_sigma=options.get("baseline_sigma", 50.0), seed=seed)
+        if isinstance(spec, torch.Tensor) or self.takes_baseline:
+            return make_baseline(spec, inputs, normalization, blur_sigma=options.get("baseline_sigma", 50.0),
+                                 seed=seed)
+        return self.start(inputs, normalization, options)
+
+    def start(self, inputs: "torch.Tensor", normalization: "Normalization", options: dict[str, Any]
+              ) -> "torch.Tensor | None":
+        """The path start of a method that takes no baseline, (B, C, H, W) in model-input space; None when its
+        path knows its own start (Blur IG's fully blurred image)."""
+        return None
 
     def make_path(self, inputs: "torch.Tensor", baselines: "torch.Tensor | None", options: dict[str, Any]):
         """The fixed path for B images: an object with ``points(image_index, alphas)`` and

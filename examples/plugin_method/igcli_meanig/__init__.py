@@ -44,23 +44,18 @@ class MeanColourIG(Method):
     takes_baseline = False  # the path start is the method's own: --baseline does not apply
     joins_any_two_points = True  # a straight line joins any two points (evaluate's closed-path metric)
 
-    def make_baselines(self, spec, inputs, normalization, seed, options):
+    def start(self, inputs, normalization, options):
         """(B, C, H, W) path starts in model-input space: every pixel of image b is image b's mean colour,
-        moved a fraction ``blend`` towards black.
+        moved a fraction ``blend`` towards black. (An explicit start, a tensor ``baseline``, wins over this:
+        :meth:`igcli.methods.Method.make_baselines`.)
 
         ``inputs``: (B, C, H, W) model inputs. The model's normalisation is affine per channel, so the mean of
-        the model inputs is the normalised mean of the pixels. ``spec`` is the caller's baseline: a name
-        (``black``, the default, which this method ignores) or a tensor, an explicit path start that wins
-        (``igcli evaluate --metric closed-path`` walks the path between two given points).
+        the model inputs is the normalised mean of the pixels.
         """
         import torch
 
-        from igcli.baselines import Normalization, make_baseline
-
-        if isinstance(spec, torch.Tensor):
-            return make_baseline(spec, inputs, normalization)
         mean = inputs.mean(dim=(2, 3), keepdim=True).expand_as(inputs)  # (B, C, 1, 1) -> (B, C, H, W)
-        black = (normalization or Normalization()).from_pixels(torch.zeros_like(inputs))
+        black = normalization.from_pixels(torch.zeros_like(inputs))
         return torch.lerp(mean, black, options["blend"]).contiguous()
 
     def make_path(self, inputs, baselines, options):
