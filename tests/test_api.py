@@ -8,9 +8,17 @@ import torch
 
 import igcli
 from igcli.errors import IgcliError, InvalidArgumentError, NonFiniteError, ShapeError, TargetError
+from igcli.methods import RULE_NAMES, get_method, method_names
 from igcli.paths.blur import gaussian_blur
 
 from conftest import CountingModel, SineModel, tiny_convnet
+
+PATH_METHODS = [name for name in method_names() if get_method(name).has_path]  # the registry's, plugins too
+
+
+def small_image_options(method, max_sigma):
+    """A blur whose width suits these 16 x 16 images, for the methods that blur (default 50 pixels)."""
+    return {"max_sigma": max_sigma} if any(o.name == "max_sigma" for o in get_method(method).options) else {}
 
 
 def sine_setup(seed=0):
@@ -68,12 +76,12 @@ def test_scores_and_baseline_scores_are_f_at_the_ends(convnet, images):
 # -- IDGI ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["ig", "blurig", "gig"])
+@pytest.mark.parametrize("method", PATH_METHODS)
 @pytest.mark.parametrize("schedule", ["left", "right", "midpoint", "gauss-legendre"])
 def test_idgi_is_complete_to_float_precision_on_every_path(convnet, images, method, schedule):
-    if method == "gig" and schedule not in ("left", "right"):
-        pytest.skip("Guided IG uses only the schedule's boundaries")
-    options = {"max_sigma": 6.0} if method == "blurig" else {}
+    if not get_method(method).fixed_path and schedule not in ("left", "right"):
+        pytest.skip("an adaptive path (Guided IG) uses only the schedule's boundaries")
+    options = small_image_options(method, 6.0)
     result = igcli.attribute(convnet, images, method=method, rule="idgi", steps=6, schedule=schedule, **options)
     assert float(result.completeness_gap.max()) < 2e-5
 
@@ -154,12 +162,12 @@ def test_blur_ig_exact_derivative_converges_at_second_order_with_midpoints(convn
 # -- invariances ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["ig", "blurig", "gig", "vg"])
-@pytest.mark.parametrize("rule", ["riemann", "idgi"])
+@pytest.mark.parametrize("method", method_names())
+@pytest.mark.parametrize("rule", RULE_NAMES)
 def test_same_result_alone_or_in_a_batch_for_any_chunking(convnet, images, method, rule):
-    if method == "vg" and rule == "idgi":
-        pytest.skip("vg has no path")
-    options = {"max_sigma": 5.0} if method == "blurig" else {}
+    if not get_method(method).has_path and rule == "idgi":
+        pytest.skip(f"{method} has no path to integrate along")
+    options = small_image_options(method, 5.0)
     reference = igcli.attribute(convnet, images, method=method, rule=rule, steps=6, batch_size=100, **options)
     for batch_size in (1, 5, 7):
         chunked = igcli.attribute(convnet, images, method=method, rule=rule, steps=6, batch_size=batch_size, **options)
@@ -312,9 +320,9 @@ def test_autocast_runs_and_stays_close_to_float32(convnet, images):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("method", ["ig", "blurig", "gig"])
+@pytest.mark.parametrize("method", PATH_METHODS)
 def test_cuda_matches_cpu(convnet, images, method):
-    options = {"max_sigma": 5.0} if method == "blurig" else {}
+    options = small_image_options(method, 5.0)
     on_cpu = igcli.attribute(convnet, images, method=method, rule="idgi", steps=8, device="cpu", **options)
     on_gpu = igcli.attribute(convnet, images, method=method, rule="idgi", steps=8, device="cuda", **options)
     assert on_gpu.attributions.device.type == "cpu"  # results live where the images came from
