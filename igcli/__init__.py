@@ -21,6 +21,7 @@ _EXPORTS = {
     "Option": "igcli.methods",
     "get_method": "igcli.methods",
     "method_names": "igcli.methods",
+    "list_methods": "igcli.methods.listing",
     "describe": "igcli.api",
     "AttributeJob": "igcli.jobs",
     "run_attribute": "igcli.jobs",
