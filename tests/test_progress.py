@@ -99,7 +99,7 @@ def test_progress_adds_no_host_reads():
 
 
 def test_the_bar_advances_within_a_batch(tmp_path, monkeypatch):
-    from igcli.jobs import pipeline as runner
+    from igcli.jobs import pipeline as runner  # where the progress line is made
     from igcli.jobs import AttributeJob, run_attribute
     from cli_helpers import TINY, make_images
 

@@ -202,7 +202,7 @@ def test_a_signal_whose_exception_was_lost_still_stops_the_run_after_the_batch(t
 def test_a_first_signal_after_the_image_loop_still_gives_a_summary(tmp_path, monkeypatch, where):
     """The signal waits for the shard or the index to be written (deferred), then arrives: the run reports
     itself interrupted, with everything saved, instead of ending without a summary (no --json output)."""
-    import igcli.jobs.pipeline as runner
+    import igcli.jobs.sharded as runner
     from igcli.signals import Interrupted
 
     make_images(tmp_path / "imgs", 2)

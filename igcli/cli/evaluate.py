@@ -55,7 +55,9 @@ def evaluate_command(
     quiet: c.QuietOption = False,
     json_summary: c.JsonOption = False,
 ) -> None:
-    from ..jobs.evaluate import EvaluateJob, evaluate, parse_metrics, write_csv
+    from ..jobs.evaluate import EvaluateJob, evaluate
+    from ..jobs.evaluate_results import write_csv
+    from ..metrics.catalog import parse_metrics
 
     metrics = parse_metrics(metric)
     results = []

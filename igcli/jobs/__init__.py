@@ -1,12 +1,12 @@
 """igcli's jobs: what the subcommands do, as library calls.
 
-- :mod:`~igcli.jobs.pipeline`: the one pipeline of a shard-writing job (inputs -> this part -> model ->
-  batches -> the job's batch step -> shards -> index -> summary); :mod:`~igcli.jobs.output_folder`,
-  :mod:`~igcli.jobs.streaming` and :mod:`~igcli.jobs.checks` (torch-free: refusals before the model loads)
-  are its parts.
-- :mod:`~igcli.jobs.attribute` and :mod:`~igcli.jobs.split`: batch steps on it.
-- :mod:`~igcli.jobs.calibrate`: streams a sample of the images to RiemannOpt and writes a schedule file.
-- :mod:`~igcli.jobs.evaluate`: streams the rows of saved shards through the metrics.
+- :mod:`~igcli.jobs.pipeline`: the one pipeline every job runs on (open: inputs, this part, the model ->
+  batches through the job's step, with progress and signals -> close -> finish -> summary).
+- :mod:`~igcli.jobs.sharded`: shard-writing jobs on it (parts, locks, ``--resume``, shards, the index), with
+  :mod:`~igcli.jobs.output_folder`, :mod:`~igcli.jobs.streaming` and :mod:`~igcli.jobs.checks` (torch-free:
+  refusals before the model loads); :mod:`~igcli.jobs.attribute` and :mod:`~igcli.jobs.split` are batch steps.
+- :mod:`~igcli.jobs.calibrate`: a sample of the images through RiemannOpt's probe, then a schedule file.
+- :mod:`~igcli.jobs.evaluate`: the rows of saved shards through the metrics (:mod:`~igcli.jobs.evaluate_results`).
 
 Names are imported lazily, so the CLI can use the checks without importing torch.
 """
@@ -26,7 +26,7 @@ _EXPORTS = {
     "CalibrateJob": "calibrate",
     "run_calibrate": "calibrate",
     "EvaluateJob": "evaluate",
-    "EvaluateResult": "evaluate",
+    "EvaluateResult": "evaluate_results",
     "evaluate": "evaluate",
 }
 

@@ -16,7 +16,7 @@ import torch
 
 from ..api import AttributionResult, attribute
 from .checks import AttributeJob
-from .pipeline import AttributeSummary, ShardStep, run_sharded
+from .sharded import AttributeSummary, ShardStep, run_sharded
 
 
 class AttributeStep(ShardStep):
@@ -51,7 +51,7 @@ class AttributeStep(ShardStep):
 
 def run_attribute(job: AttributeJob, **kwargs: Any) -> AttributeSummary:
     """Run ``job`` for this process's part and return what it did (keyword arguments: ``stdin``, ``quiet``,
-    ``progress_stream``; see :func:`igcli.jobs.pipeline.run_sharded`).
+    ``progress_stream``; see :func:`igcli.jobs.sharded.run_sharded`).
 
     Completed shards stay complete whatever happens; on KeyboardInterrupt (SIGINT, or SIGTERM turned into it
     by the CLI) the open shard is completed with the images finished so far, the index rebuilt, and the summary

@@ -8,11 +8,9 @@ the perturbed images through the model named in the settings (or ``--model``) in
 
 from __future__ import annotations
 
-import csv
 import os
-import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,39 +19,19 @@ from ..data import describe_decode_error, load_rgb, normalize, preprocess_pixels
 from ..engine import Engine, default_batch_size, resolve_device
 from ..errors import InvalidArgumentError, first_line
 from ..metrics import pic
-from ..metrics.directions import HIGHER_IS_BETTER
+from ..metrics.catalog import METRIC_VALUES, NEEDS_MODEL, PIC_METRICS, RECOMPUTING, SCORED_BY_MODEL, parse_metrics
 from ..metrics.ground_truth import GroundTruth
 from ..metrics.localization import best_f1_and_mae, roc_auc
-from ..metrics.perturbation import INSERTION_FRACTIONS, abpc, insertion_deletion
+from ..metrics.perturbation import abpc, insertion_deletion
 from ..metrics.ranking import RANKINGS, has_ranking, pixel_scores
 from ..metrics.stability import closed_path_error, jpeg_stability, sensitivity
-from ..models import ModelLoadError, Preprocessing, load_model
-from ..progress import make_reporter
-from ..signals import raise_if_received
+from ..models import LoadedModel, ModelLoadError, Preprocessing, load_model
 from ..text import path_seed, shown_path
 from ..output import IMAGE_PATHS, Output, missing_image_hint
 from ..recipe import Recipe
 from ..validate import OutputError
-
-METRICS = ("insertion", "deletion", "abpc", "sic", "aic", "sic-msssim", "aic-msssim", "sensitivity", "jpeg-stability",
-           "closed-path", "localization", "completeness")
-RECOMPUTING = ("sensitivity", "jpeg-stability", "closed-path")
-PIC_METRICS = ("sic", "aic", "sic-msssim", "aic-msssim")
-# Values each metric contributes per image.
-METRIC_VALUES = {
-    "insertion": ("insertion", "insertion_ratio"),
-    "deletion": ("deletion", "deletion_ratio"),
-    "abpc": ("abpc",),
-    **{name: (name,) for name in ("sic", "aic", "sic-msssim", "aic-msssim")},
-    "sensitivity": ("sensitivity",),
-    "jpeg-stability": ("jpeg_stability",),
-    "closed-path": ("closed_path_mse",),
-    "localization": ("roc_auc", "best_f1", "best_mae"),
-    "completeness": ("completeness_gap",),
-}
-NEEDS_MODEL = {"insertion", "deletion", "abpc", *PIC_METRICS, *RECOMPUTING}
-SCORED_BY_MODEL = ("insertion", "deletion", "abpc", *PIC_METRICS)  # through the Engine, NaN for a non-finite output
-
+from .evaluate_results import EvaluateResult, aggregate
+from .pipeline import Job, run_job
 
 @dataclass
 class EvaluateJob:
@@ -74,130 +52,110 @@ class EvaluateJob:
     root: str | os.PathLike | None = None  # --root: where the input images are now (igcli.output.locate_image)
 
 
-@dataclass
-class EvaluateResult:
-    """Per-image values and their aggregates for one output."""
-
-    source: str
-    settings: dict[str, Any]
-    rank: str
-    metrics: list[str]
-    rows: list[dict[str, Any]] = field(default_factory=list)  # path, target, and one value per metric value
-    aggregate: dict[str, dict[str, float]] = field(default_factory=dict)  # value -> mean, median, std, count
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    unrankable: int = 0
-    unscorable: dict[str, int] = field(default_factory=dict)  # PIC metric -> images the reference cannot score
-    curves: dict[str, list] = field(default_factory=dict)  # PIC metric -> per-image curves (for the aggregate)
-    seed: int = 0
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: per-image rows, aggregates, and for SIC/AIC the aggregate curve (x: pic.curve_grid())."""
-        data = asdict(self)
-        data["curves"] = {name: {"x": x.tolist(), "y": y.tolist()} for name, (x, y) in self.aggregate_curves().items()}
-        return data
-
-    def aggregate_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per curve metric: (x, y) of the aggregate curve (SIC: median over images; the others: mean)."""
-        out = {}
-        for name, curves in self.curves.items():
-            if curves:
-                x = INSERTION_FRACTIONS if name in ("insertion", "deletion") else pic.curve_grid()
-                stacked = np.asarray(curves)
-                out[name] = (x, np.median(stacked, axis=0) if name.startswith("sic") else stacked.mean(axis=0))
-        return out
-
-
-def parse_metrics(text: str | Sequence[str]) -> list[str]:
-    names = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
-    unknown = [m for m in names if m not in METRICS]
-    if unknown or not names:
-        raise InvalidArgumentError(f"--metric {','.join(unknown) or text!r}: choose from {', '.join(METRICS)}")
-    return list(dict.fromkeys(names))
-
-
-def _preprocessing(settings: dict[str, Any]) -> Preprocessing:
-    return Preprocessing.from_dict(settings["preprocessing"])
-
-
 def _overrides(stored: dict[str, Any]) -> dict[str, Any]:
     """Recorded preprocessing as load_model overrides."""
     return {key: stored[key] for key in ("resize", "crop", "mean", "std", "interpolation") if key in stored}
 
 
+class EvaluateRun(Job):
+    """``evaluate`` on the pipeline: open (the output's recipe, ground truth, the model, the Engine, the recompute
+    function), then the stored rows batch by batch through the metrics, then the aggregates (:meth:`summary`)."""
+
+    label = "igcli evaluate"
+
+    def __init__(self, job: EvaluateJob) -> None:
+        self.job = job
+        self.last: str | None = None  # the path of the last row done: one image's topK rows are consecutive
+
+    def open(self) -> int:
+        job = self.job
+        metrics = self.metrics = parse_metrics(job.metrics)
+        if job.rank not in RANKINGS:
+            raise InvalidArgumentError(f"--rank {job.rank!r}: choose from {', '.join(RANKINGS)}")
+        output = self.output = Output(job.source, root=job.root)
+        recipe = output.recipe
+        self.preprocessing = Preprocessing.from_dict(recipe.preprocessing)
+        self.result = EvaluateResult(str(job.source), output.settings, job.rank, metrics, seed=job.seed)
+        if set(RECOMPUTING) & set(metrics):
+            recipe.method_object()  # a plugin's method must be installed to recompute: say so before the model loads
+        if "closed-path" in metrics and not _joins_any_two_points(recipe):
+            raise InvalidArgumentError(
+                f"--metric closed-path needs a method whose path runs between any two points (ig, gig); "
+                f"{job.source} has {recipe.method}"
+            )
+        self.truth = GroundTruth(job.masks, job.boxes, self.preprocessing) if "localization" in metrics else None
+        self.device = resolve_device(job.device)
+        self.batch_size = job.batch_size or default_batch_size(self.device)
+        self.engine, self.recompute = None, None
+        if NEEDS_MODEL & set(metrics):
+            loaded = _load_recipe_model(job, recipe)
+            # Every forward pass of the metrics goes through this Engine. It scores in float32 whatever the
+            # run's --amp: amp changed how the maps were computed, not what is measured about them, and
+            # half-precision probabilities (bfloat16 on a CPU: 3 significant digits) would make runs with and
+            # without amp incomparable. Its NaN rows come back as NaN values, and _skip_nonfinite skips those
+            # images alone (no raise_if_nonfinite).
+            self.engine = Engine(loaded.module.eval().to(self.device), output="prob", batch_size=self.batch_size,
+                                 device=self.device, amp=False)
+            if set(RECOMPUTING) & set(metrics):
+                try:
+                    self.recompute = recipe.attribution_function(loaded, self.device, self.batch_size)
+                except (InvalidArgumentError, KeyError, TypeError, ValueError) as error:
+                    raise OutputError(f"{output.shards[0]}: its settings cannot rebuild the attribution method "
+                                      f"({first_line(error)})") from None
+        self.total = len(output) if job.limit is None else min(job.limit, len(output))  # rows (--limit counts rows)
+        # Progress counts images, as attribute's does: a topK run has K rows per image.
+        return len(_first_rows(output.column("paths")[:self.total], None))
+
+    def batches(self) -> Iterator[dict[str, Any]]:
+        """Chunks of at most ``batch_size`` stored rows, ``--limit`` rows in all."""
+        done = 0
+        for rows in self.output.iter_rows(["attributions", "paths", IMAGE_PATHS, "targets", "completeness_gap"]):
+            for begin in range(0, len(rows["paths"]), self.batch_size):
+                if done >= self.total:
+                    return
+                end = min(begin + self.batch_size, len(rows["paths"]), begin + self.total - done)
+                done += end - begin
+                yield {k: v[begin:end] for k, v in rows.items()}
+
+    def step(self, chunk: dict[str, Any]) -> tuple[int, int]:
+        job, result = self.job, self.result
+        skips = len(result.skipped)
+        _evaluate_chunk(chunk, self.metrics, job.rank, self.engine, self.preprocessing, self.truth, self.device,
+                        result, self.reporter, job.seed, self.recompute, job.root)
+        fresh = _first_rows(chunk["paths"], self.last)  # images whose first row is in this chunk
+        self.last = chunk["paths"][-1]
+        lost = {entry["path"] for entry in result.skipped[skips:]}
+        skipped = sum(path in lost for path in fresh)
+        return len(fresh) - skipped, skipped
+
+    def summary(self, interrupted: bool, seconds: float, loop_seconds: float) -> EvaluateResult:
+        self.result.aggregate = aggregate(self.result, self.metrics)
+        self.result.seconds = round(seconds, 3)
+        return self.result
+
+
 def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
     """Compute ``job.metrics`` for every row of ``job.source`` (an OUT folder, its index or shards)."""
-    started = time.perf_counter()
-    metrics = parse_metrics(job.metrics)
-    if job.rank not in RANKINGS:
-        raise InvalidArgumentError(f"--rank {job.rank!r}: choose from {', '.join(RANKINGS)}")
-    output = Output(job.source, root=job.root)
-    settings = output.settings
-    preprocessing = _preprocessing(settings)
-    result = EvaluateResult(str(job.source), settings, job.rank, metrics, seed=job.seed)
-    recipe = Recipe.from_settings(settings)
-    if set(RECOMPUTING) & set(metrics):
-        recipe.method_object()  # a plugin's method must be installed to recompute: say so before loading the model
-    if "closed-path" in metrics and not _joins_any_two_points(recipe):
-        raise InvalidArgumentError(
-            f"--metric closed-path needs a method whose path runs between any two points (ig, gig); "
-            f"{job.source} has {recipe.method}"
-        )
-    truth = GroundTruth(job.masks, job.boxes, preprocessing) if "localization" in metrics else None
-    model, recompute = None, None
-    device = resolve_device(job.device)
-    if NEEDS_MODEL & set(metrics):
-        spec = job.model or settings["model"]
-        stored_weights = settings.get("weights") if job.model is None else None
-        if stored_weights and not os.path.isfile(stored_weights):
-            stored_weights = None  # made on another machine: load as the spec says, then compare hashes
-        try:
-            loaded = load_model(spec, job.weights or stored_weights,
-                                preprocessing=_overrides(settings["preprocessing"]),
-                                trust_model_file=job.trust_model_file, code_free=job.model is None)
-        except ModelLoadError as error:
-            if job.weights or not stored_weights:
-                raise
-            raise ModelLoadError(f"the weights file named by the output folder: {error}; pass --weights FILE") from None
-        if job.model is None and settings.get("weights_sha256") and loaded.weights_sha256 not in (None, settings["weights_sha256"]):
-            raise InvalidArgumentError(f"the weights of {spec} differ from those the maps were made with; pass --weights")
-        model = loaded.module.eval().to(device)
-    batch_size = job.batch_size or default_batch_size(device)
-    # Every forward pass of the metrics goes through this Engine. It scores in float32 whatever the run's
-    # --amp: amp changed how the maps were computed, not what is measured about them, and half-precision
-    # probabilities (bfloat16 on a CPU: 3 significant digits) would make runs with and without amp incomparable.
-    # Its NaN rows come back as NaN values, and _skip_nonfinite skips those images alone (no raise_if_nonfinite).
-    engine = None if model is None else Engine(model, output="prob", batch_size=batch_size, device=device, amp=False)
-    if set(RECOMPUTING) & set(metrics):
-        try:
-            recompute = recipe.attribution_function(loaded, device, batch_size)
-        except (InvalidArgumentError, KeyError, TypeError, ValueError) as error:
-            raise OutputError(f"{output.shards[0]}: its settings cannot rebuild the attribution method "
-                              f"({first_line(error)})") from None
-    total = len(output) if job.limit is None else min(job.limit, len(output))  # rows (--limit counts rows)
-    # Progress counts images, as attribute's does: a topK run has K rows per image.
-    images = len(_first_rows(output.column("paths")[:total], None))
-    with make_reporter(images, "igcli evaluate", quiet=quiet) as reporter:
-        done, last = 0, None
-        for rows in output.iter_rows(["attributions", "paths", IMAGE_PATHS, "targets", "completeness_gap"]):
-            for begin in range(0, len(rows["paths"]), batch_size):
-                if done >= total:
-                    break
-                end = min(begin + batch_size, len(rows["paths"]), begin + total - done)
-                chunk = {k: v[begin:end] for k, v in rows.items()}
-                skips = len(result.skipped)
-                _evaluate_chunk(chunk, metrics, job.rank, engine, preprocessing, truth, device, result, reporter,
-                                job.seed, recompute, job.root)
-                done += end - begin
-                fresh = _first_rows(chunk["paths"], last)  # images whose first row is in this chunk
-                lost = {entry["path"] for entry in result.skipped[skips:]}
-                skipped = sum(path in lost for path in fresh)
-                reporter.advance(len(fresh) - skipped, skipped)
-                raise_if_received()
-                last = chunk["paths"][-1]
-    result.aggregate = _aggregate(result, metrics)
-    result.seconds = round(time.perf_counter() - started, 3)
-    return result
+    return run_job(EvaluateRun(job), quiet=quiet)
+
+
+def _load_recipe_model(job: EvaluateJob, recipe: Recipe) -> LoadedModel:
+    """The model the maps were made with (``--model``/``--weights`` override it): loaded by the recipe's name,
+    with its recorded weights file when it is here, and without running code a folder names (code-free)."""
+    spec = job.model or recipe.model
+    stored_weights = recipe.weights if job.model is None else None
+    if stored_weights and not os.path.isfile(stored_weights):
+        stored_weights = None  # made on another machine: load as the spec says, then compare hashes
+    try:
+        loaded = load_model(spec, job.weights or stored_weights, preprocessing=_overrides(recipe.preprocessing),
+                            trust_model_file=job.trust_model_file, code_free=job.model is None)
+    except ModelLoadError as error:
+        if job.weights or not stored_weights:
+            raise
+        raise ModelLoadError(f"the weights file named by the output folder: {error}; pass --weights FILE") from None
+    if job.model is None and recipe.weights_sha256 and loaded.weights_sha256 not in (None, recipe.weights_sha256):
+        raise InvalidArgumentError(f"the weights of {spec} differ from those the maps were made with; pass --weights")
+    return loaded
 
 
 def _first_rows(paths: Sequence[str], previous: str | None) -> list[str]:
@@ -348,40 +306,3 @@ def _skip_nonfinite(path: str, values: dict[str, float], metrics: list[str], res
     if result.skipped[-1:] != [{"path": path, "reason": reason}]:  # a topK run: one entry per image
         result.skipped.append({"path": path, "reason": reason})
         reporter.message(f"skipped {shown_path(path)}: {reason}")
-
-
-def _aggregate(result: EvaluateResult, metrics: list[str]) -> dict[str, dict[str, float]]:
-    """Per value: mean, median, std and count over images, ``value``, the headline number (the mean, or for
-    SIC/AIC the area under the aggregate curve: median curve for SIC, mean for AIC, as the reference), and
-    ``higher_is_better`` (:mod:`igcli.metrics.directions`)."""
-    aggregate = {}
-    for metric in metrics:
-        for name in METRIC_VALUES[metric]:
-            values = np.array([r[name] for r in result.rows if isinstance(r.get(name), float) and np.isfinite(r[name])],
-                              dtype=np.float64)
-            entry = {
-                "mean": float(values.mean()) if values.size else float("nan"),
-                "median": float(np.median(values)) if values.size else float("nan"),
-                "std": float(values.std()) if values.size else float("nan"),
-                "count": int(values.size),
-                "higher_is_better": HIGHER_IS_BETTER[name],
-            }
-            entry["value"] = entry["mean"]
-            if name in PIC_METRICS:  # the curves of PIC_METRICS are in result.curves under the same names
-                entry["unscorable"] = result.unscorable.get(name, 0)
-                entry["value"] = pic.aggregate(result.curves[name], name)[1] if result.curves.get(name) else float("nan")
-            aggregate[name] = entry
-    return aggregate
-
-
-def write_csv(results: list[EvaluateResult], path: str | os.PathLike) -> None:
-    """One row per (output, image): source, rank, path, target, every metric value."""
-    names = sorted({k for r in results for row in r.rows for k in row} - {"path", "target", "ranked"})
-    # surrogateescape: a file name that is not UTF-8 is written back as its own bytes
-    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["source", "method", "rule", "rank", "path", "target", "ranked", *names])
-        for result in results:
-            for row in result.rows:
-                writer.writerow([result.source, result.settings.get("method"), result.settings.get("rule"), result.rank,
-                                 row["path"], row["target"], row["ranked"], *(row.get(n, "") for n in names)])

@@ -1,327 +1,107 @@
-"""The one pipeline of a shard-writing job: discover the inputs, take this part, load the model, stream the
-images in batches, apply the job's batch step, write shards, build the index, summarise.
+"""The one pipeline every job runs on: open (discover the inputs, take this part, load the model), stream the
+batches through the job's step with progress, close (write what was computed), finish, summarise.
 
-``attribute`` and ``split`` are a :class:`ShardStep` each (what to compute for a batch and which columns to
-write); everything else (parts, locks, ``--resume``, signals, progress, skips, the summary) is here, once.
+A job is a :class:`Job` subclass that implements the stages; :func:`run_job` drives them the same way for
+``attribute`` and ``split`` (:mod:`igcli.jobs.sharded`), ``calibrate`` and ``evaluate``: one progress bar, one
+place where signals are delivered between batches, one rule for what an interrupt keeps.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
-import numpy as np
-import torch
-
-from .. import __version__
-from ..api import describe
-from ..batch_baselines import baseline_from_spec, batch_baseline
-from ..completeness import GapTally
-from ..data import discover_inputs, input_root, select_part
-from ..distributed import Part, ProcessGroup
-from ..engine import Engine, default_batch_size, resolve_device
-from ..errors import InvalidArgumentError, NonFiniteError
-from ..locking import FolderLock
-from ..maps import lost_in_float16, reduce_channels
-from ..methods import BASELINE_NAMES, get_method, resolve_method
-from ..models import LoadedModel, file_sha256, load_model
-from ..output import inherited_input_root
 from ..progress import Reporter, make_reporter
-from ..recipe import Recipe
-from ..schedules import read_schedule_file
 from ..signals import note_received, raise_if_received
-from ..store import INDEX_NAME, ShardWriter, build_index, list_shards, next_sequence
-from ..text import shown_path
-from .checks import DEFAULT_STEPS, AttributeJob, check_attribute_job, is_schedule_file, parse_target, schedule_file_for
-from .output_folder import make_output_folder, prepare_output
-from .streaming import label_resolver, stream_images
 
 EXIT_SKIPPED = 5
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports an interrupted command
 
 
-@dataclass
-class AttributeSummary:
-    """What a run did. ``exit_code`` is 0, 5 when some inputs were skipped (listed in ``skipped``), or 130 when
-    it was interrupted (the CLI's summary says 143 after SIGTERM: the process's exit status)."""
+class Job:
+    """A job's stages. ``label`` names it on the progress line. ``keeps_partial_work``: on an interrupt
+    (KeyboardInterrupt: SIGINT, or SIGTERM turned into it by the CLI) the job stops after the batch in hand,
+    :meth:`close` saves what was computed and the summary says it was interrupted; otherwise the interrupt
+    propagates after :meth:`close` and :meth:`release`."""
 
-    out: str
-    part: str
-    inputs: int  # inputs of this part
-    already_done: int  # found in complete shards (--resume)
-    attributed: int  # images attributed now
-    rows: int  # rows written now (images x top-K)
-    skipped: list[dict[str, str]]
-    seconds: float  # wall time of the whole run: checks, model loading, attribution, index
-    images_per_second: float  # attributed / attribution_seconds
-    shards: list[str]
-    index: str | None
-    interrupted: bool = False
-    load_seconds: float = 0.0  # building the model and reading its weights
-    attribution_seconds: float = 0.0  # streaming the images: decoding, attributing, writing shards
+    label = "igcli"
+    keeps_partial_work = False
+    reporter: Reporter
 
-    @property
-    def exit_code(self) -> int:
-        return EXIT_INTERRUPTED if self.interrupted else EXIT_SKIPPED if self.skipped else 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "exit_code": self.exit_code}
-
-
-def resolve_schedule(spec: Any, steps: int | None, method: str, rule: str, model: str,
-                     weights_sha256: str | None) -> tuple[Any, int, dict[str, Any]]:
-    """(schedule for the API, steps, recipe fields) for ``--schedule`` and ``--steps``.
-
-    A ``.json`` file or ``auto`` (the cache entry for this model, method and steps) is a calibrated schedule:
-    it must have been made for this model (and weights), path method and, when ``--steps`` is given, step
-    count; without ``--steps`` the file's count is used.
-    """
-    path_method, _ = resolve_method(method, rule)
-    if not is_schedule_file(spec):
-        return spec, steps or DEFAULT_STEPS, {}
-    if not get_method(path_method).has_path:
-        raise InvalidArgumentError(f"--schedule FILE/auto: {path_method} has no path to schedule")
-    path = schedule_file_for(spec, model, path_method, steps)
-    schedule, _ = read_schedule_file(path, model=model, weights_sha256=weights_sha256, method=path_method, steps=steps)
-    return schedule, schedule.steps, {"schedule_file": str(path), "schedule_sha256": file_sha256(path)}
-
-
-def job_recipe(job: AttributeJob, loaded: LoadedModel, schedule: Any, steps: int, part: Part, device: torch.device,
-               schedule_fields: dict[str, Any], extra: dict[str, Any] | None = None) -> Recipe:
-    """The recipe of ``job`` once its model is loaded and its schedule resolved."""
-    named_baseline = job.baseline in BASELINE_NAMES
-    described = describe(job.method, job.rule, steps=steps, schedule=schedule,
-                         baseline=job.baseline if named_baseline else "black", output=job.output, seed=job.seed,
-                         **job.method_options)
-    method = get_method(described["method"])
-    baseline = described.get("baseline")
-    if baseline is not None and not named_baseline:
-        baseline = f"file:{job.baseline}"
-    extra = dict(extra or {})
-    return Recipe(
-        method=extra.pop("method", method.name), model=job.model, rule=described["rule"], path=method.path,
-        output=job.output, options={option.name: described[option.name] for option in method.options},
-        steps=described.get("steps"), schedule=described.get("schedule"), alphas=described.get("alphas"),
-        schedule_weights=described.get("schedule_weights"), boundaries=described.get("boundaries"),
-        baseline=baseline, seed=job.seed, weights=loaded.weights, weights_sha256=loaded.weights_sha256,
-        preprocessing=loaded.preprocessing.as_dict(), target=job.target, labels=job.labels, dtype=job.dtype,
-        reduce=job.reduce, amp=job.amp, part_count=part.count, extra=extra, command=job.command,
-        igcli_version=__version__, torch_version=str(torch.__version__), device=device.type, **schedule_fields,
-    )
-
-
-class ShardStep:
-    """A job's batch step: compute a batch's rows and write their columns. Subclasses implement
-    :meth:`compute` and :meth:`write`; rows, skips, progress, float16 and completeness bookkeeping are here.
-    One step object lives for one part's run."""
-
-    label = "igcli attribute"
-
-    def __init__(self, job: AttributeJob, loaded: LoadedModel, device: torch.device, recipe: Recipe,
-                 writer: ShardWriter, reporter: Reporter, schedule: Any, steps: int) -> None:
-        self.job, self.loaded, self.device, self.recipe = job, loaded, device, recipe
-        self.schedule, self.steps = schedule, steps
-        self.writer, self.reporter = writer, reporter
-        self.target_mode, self.target_value = parse_target(job.target)
-        self.method = get_method(recipe.path_method)
-        self.baseline = baseline_from_spec(job.baseline, loaded, device) if self.method.takes_baseline else "black"
-        self.batch_size = job.batch_size or default_batch_size(device)
-        self.engine = Engine(loaded.module, output=job.output, batch_size=self.batch_size, device=device, amp=job.amp)
-        self.attributed = 0
-        self.rows = 0
-        self.skipped: list[dict[str, str]] = []
-        self.float16_warned = False
-        self.gaps = GapTally() if self.method.has_path else None  # no path, hence no completeness
-        self._progress_from, self._progress_images = 0, 0  # the batch (part) being computed, for progress
-
-    # -- what a job implements ----------------------------------------------------------------------------
-
-    def compute(self, images: torch.Tensor, targets: torch.Tensor | None, paths: Sequence[str]) -> Any:
-        """The result for rows of (R, C, H, W) model inputs; ``targets`` (R,) or None for the prediction."""
+    def open(self) -> int:
+        """Discover the inputs, take this part, load the model; return how many images the progress counts."""
         raise NotImplementedError
 
-    def write(self, result: Any, paths: list[str], ranks: np.ndarray, images: torch.Tensor) -> None:
-        """Write ``result``'s rows (call :meth:`store` with the columns)."""
+    def notes(self) -> list[str]:
+        """Lines to say once the progress line is up (what opening repaired, say)."""
+        return []
+
+    def batches(self) -> Iterator[Any]:
+        """The batches, streamed; closed early on an interrupt (a generator's ``close``)."""
         raise NotImplementedError
 
-    def finish(self) -> None:
-        """Called once after the last batch (also after an interrupt)."""
+    def step(self, batch: Any) -> tuple[int, int]:
+        """Do one batch; return (images done, images skipped) for the progress line."""
+        raise NotImplementedError
 
-    # -- shared -------------------------------------------------------------------------------------------
-
-    def batch_baselines(self, images: torch.Tensor, paths: Sequence[str]) -> str | torch.Tensor:
-        return batch_baseline(self.baseline, paths, self.job.seed, images.shape[1:], self.loaded, self.device)
+    def close(self) -> None:
+        """After the last batch, also after an interrupt or an error: complete what was computed. A job that
+        keeps partial work completes it even when the first signal arrives meanwhile (see :func:`delivered`)."""
 
     def warnings(self) -> list[str]:
-        """Warnings about the run as a whole, said once at its end (completeness gaps)."""
-        if self.gaps is None:
-            return []
-        spec = self.job.schedule
-        kind = "calibrated" if is_schedule_file(spec) else spec if isinstance(spec, str) else "custom"
-        return self.gaps.messages(output=self.job.output, schedule=kind)
+        """Warnings about the whole run, said once at its end."""
+        return []
 
-    def on_progress(self, fraction: float) -> None:
-        """The library's progress callback: ``fraction`` of the current batch's gradient rows are done, so the
-        bar moves (in images) chunk by chunk rather than batch by batch. Host-side counts only: no sync."""
-        self.reporter.partial(self._progress_from + fraction * self._progress_images)
+    def finish(self) -> None:
+        """After the progress line: what needs every batch done (an index over the shards)."""
 
-    def skip(self, path: str, reason: str) -> None:
-        self.writer.skip(path, reason)
-        self.skipped.append({"path": path, "reason": reason})
-        self.reporter.message(f"skipped {shown_path(path)}: {reason}")
+    def release(self) -> None:
+        """Always, last: give back what :meth:`open` took (a folder lock)."""
 
-    def rows_for(self, images: torch.Tensor, labels: torch.Tensor, paths: list[str]):
-        """Expand a batch into rows (one per image, K per image for topK): images, targets, paths, ranks."""
-        count = images.shape[0]
-        if self.target_mode == "pred":
-            return images, None, paths, np.zeros(count, np.int64)
-        if self.target_mode == "label":
-            return images, labels.to(self.device), paths, np.zeros(count, np.int64)
-        if self.target_mode == "index":
-            targets = torch.full((count,), self.target_value, dtype=torch.int64, device=self.device)
-            return images, targets, paths, np.zeros(count, np.int64)
-        logits = self.engine.predict(images)
-        k = min(self.target_value, logits.shape[1])
-        targets = logits.topk(k, dim=1).indices.reshape(-1).clone()
-        ranks = np.tile(np.arange(k, dtype=np.int64), count)
-        return images.repeat_interleave(k, dim=0), targets, [p for p in paths for _ in range(k)], ranks
-
-    def process(self, images: torch.Tensor, labels: torch.Tensor, paths: list[str], _offset: int = 0) -> None:
-        """Compute one batch and write its rows; an image whose gradients go non-finite is skipped alone.
-        ``_offset``: images of the loader batch before these (when a batch is retried image by image)."""
-        rows_images, targets, row_paths, ranks = self.rows_for(images, labels, paths)
-        self._progress_from, self._progress_images = _offset, len(paths)
-        try:
-            result = self.compute(rows_images, targets, row_paths)
-        except NonFiniteError:
-            if images.shape[0] == 1:
-                self.skip(paths[0], "NaN or infinity in the model's outputs or gradients")
-                return
-            for i in range(images.shape[0]):  # find the culprit(s); keep the rest
-                self.process(images[i : i + 1], labels[i : i + 1], paths[i : i + 1], _offset + i)
-            return
-        self.write(result, row_paths, ranks, rows_images)
-        self.attributed += len(set(row_paths))
-
-    def stored_maps(self, maps: torch.Tensor) -> np.ndarray:
-        """(..., C, H, W) maps as stored: reduced over channels (--reduce) and cast (--dtype), on the host."""
-        maps = reduce_channels(maps, self.job.reduce).detach().float().cpu().numpy()
-        if self.job.dtype != "float16":
-            return maps
-        half = maps.astype(np.float16)
-        lost, nonzero = lost_in_float16(maps, half)
-        if not self.float16_warned and lost > 0.01 * max(1, nonzero):
-            self.float16_warned = True
-            self.reporter.message(
-                f"warning: --dtype float16 loses {lost} of {nonzero} nonzero values in a batch (outside float16's "
-                "range); use --dtype float32 or --output logit"
-            )
-        return half
-
-    def store(self, columns: dict[str, Any]) -> None:
-        """Write a batch's rows and count their completeness gaps (host arrays by now: no device sync)."""
-        self.writer.write(columns)
-        self.rows += len(columns["paths"])
-        if self.gaps is not None:
-            self.gaps.add(columns["completeness_gap"])
+    def summary(self, interrupted: bool, seconds: float, loop_seconds: float) -> Any:
+        """What the job did; ``seconds``: the whole run, ``loop_seconds``: streaming the batches."""
+        raise NotImplementedError
 
 
-def run_sharded(job: AttributeJob, step_class: type[ShardStep], *, stdin: TextIO | None = None, quiet: bool = False,
-                progress_stream: TextIO | None = None, extra: dict[str, Any] | None = None) -> AttributeSummary:
-    """Run ``job`` for this process's part with ``step_class`` as its batch step and return what it did.
-    ``extra``: the job's own recipe fields (``method`` among them replaces the method's name).
-
-    Completed shards stay complete whatever happens; on KeyboardInterrupt (SIGINT, or SIGTERM turned into it
-    by the CLI) the open shard is completed with the images finished so far, the index rebuilt, and the summary
-    has ``interrupted=True``. Raises :class:`~igcli.errors.IgcliError` subclasses for bad input.
-    """
-    started = time.perf_counter()
-    part = check_attribute_job(job)  # everything that needs no model first: refusals come at once
-    all_inputs = discover_inputs(job.inputs, stdin, null=job.null)
-    device = resolve_device(job.device or (f"cuda:{part.local_rank}" if part.world_size > 1 and torch.cuda.is_available() else None))
-    loading_started = time.perf_counter()
-    loaded = load_model(job.model, job.weights, preprocessing=job.preprocessing,
-                        trust_model_file=job.trust_model_file)
-    load_seconds = time.perf_counter() - loading_started
-    schedule, steps, schedule_fields = resolve_schedule(job.schedule, job.steps, job.method, job.rule, job.model,
-                                                        loaded.weights_sha256)
-    if device.type == "cuda" and device.index is not None:
-        torch.cuda.set_device(device)
-    recipe = job_recipe(job, loaded, schedule, steps, part, device, schedule_fields, extra)
-    group = ProcessGroup(part, device.type)
-    lock = FolderLock(job.out, part.index, part.count, job.command)
-    notes: list[str] = []
+def delivered(stage: Callable[[], Any]) -> bool:
+    """Run ``stage`` (one that defers signals while it writes); True if the first signal arrived meanwhile,
+    which is then delivered (a later run in this process goes on), False otherwise."""
     try:
-        # Every rank checks and prepares its own part, holding its lock: parts only touch their own shards.
-        make_output_folder(job.out)
-        lock.acquire()
-        done = prepare_output(job.out, part, recipe, resume=job.resume, overwrite=job.overwrite, notes=notes)
-        mine = select_part(all_inputs, part.index, part.count)
-        todo = [p for p in mine if p not in done]
-        labels = label_resolver(job.labels, loaded, device) if parse_target(job.target)[0] == "label" else None
-        loaded.module.to(device)
-        writer = ShardWriter(job.out, part.index, recipe.as_settings(), job.shard_size, next_sequence(job.out, part.index),
-                             input_root=inherited_input_root(job.out, input_root(job.inputs, all_inputs)))
-        label = step_class.label + (f" part {part.label}" if part.count > 1 else "")
-        interrupted = False
+        stage()
+    except KeyboardInterrupt:
+        note_received(None)
+        return True
+    return False
+
+
+def run_job(job: Job, *, quiet: bool = False, progress_stream: TextIO | None = None) -> Any:
+    """Run ``job``'s stages and return its summary (see :class:`Job` for what an interrupt keeps)."""
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        total = job.open()
         loop_started = time.perf_counter()
-        with make_reporter(len(todo), label, quiet=quiet, stream=progress_stream) as reporter:
-            for note in notes:
+        with make_reporter(total, job.label, quiet=quiet, stream=progress_stream) as reporter:
+            job.reporter = reporter
+            for note in job.notes():
                 reporter.message(note)
-            run = step_class(job, loaded, device, recipe, writer, reporter, schedule, steps)
             try:
-                with contextlib.closing(stream_images(todo, loaded, device, labels=labels, batch_size=job.batch_size,
-                                                      workers=job.workers, on_skip=run.skip)) as batches:
-                    for images, batch_labels, paths, skipped in batches:
-                        before = len(run.skipped)
-                        if paths:
-                            run.process(images, batch_labels, paths)
-                        failed = len(run.skipped) - before  # images skipped for NaN gradients count as skipped
-                        reporter.advance(len(paths) - failed, skipped + failed)
+                with contextlib.closing(job.batches()) as batches:
+                    for batch in batches:
+                        reporter.advance(*job.step(batch))
                         raise_if_received()
             except KeyboardInterrupt:
+                if not job.keeps_partial_work:
+                    raise
                 interrupted = True
                 note_received(None)  # delivered: this run stops here, and a later run in this process goes on
             finally:
-                try:
-                    writer.close()  # complete what was computed, whatever happened
-                except KeyboardInterrupt:  # the first signal came while the last shard was saved: it is saved
-                    interrupted = True
-                    note_received(None)
-                run.finish()
-            for line in run.warnings():
+                job.close()
+            for line in job.warnings():
                 reporter.message(line)
         loop_seconds = time.perf_counter() - loop_started
-        index = None
-        try:
-            group.barrier()
-            if (part.rank == 0 or part.world_size == 1) and list_shards(job.out):
-                index = str(build_index(job.out))
-        except KeyboardInterrupt:  # the first signal came while indexing: the shards are complete; say so
-            interrupted = True
-            note_received(None)
-            if (Path(job.out) / INDEX_NAME).is_file():  # signals wait for the index to be written (deferred)
-                index = str(Path(job.out) / INDEX_NAME)
+        job.finish()
     finally:
-        lock.release()
-        group.close()
-    seconds = time.perf_counter() - started
-    return AttributeSummary(
-        out=str(job.out),
-        part=part.label,
-        inputs=len(mine),
-        already_done=len(mine) - len(todo),
-        attributed=run.attributed,
-        rows=run.rows,
-        skipped=run.skipped,
-        seconds=round(seconds, 3),
-        images_per_second=round(run.attributed / loop_seconds, 4) if loop_seconds > 0 else 0.0,
-        shards=[str(p) for p in writer.completed],
-        index=index,
-        interrupted=interrupted,
-        load_seconds=round(load_seconds, 3),
-        attribution_seconds=round(loop_seconds, 3),
-    )
+        job.release()
+    return job.summary(interrupted, time.perf_counter() - started, loop_seconds)

@@ -1,6 +1,6 @@
 """``igcli split`` as a job: Split IG over image folders into shards, with the paper's statistics and figures.
 
-It runs on the shard-writing pipeline (:mod:`igcli.jobs.pipeline`) (inputs, parts, resume, shards, progress) with a
+It runs on the shard-writing pipeline (:mod:`igcli.jobs.sharded`) (inputs, parts, resume, shards, progress) with a
 different per-batch computation, so every option of ``attribute`` that applies means the same here.
 """
 
@@ -19,7 +19,7 @@ from ..recipe import SPLIT_IG
 from ..split import STATISTICS, parse_psis, split
 from ..validate import OutputError
 from .checks import AttributeJob
-from .pipeline import AttributeSummary, ShardStep, run_sharded
+from .sharded import AttributeSummary, ShardStep, run_sharded
 
 
 @dataclass
@@ -126,7 +126,7 @@ class SplitStep(ShardStep):
 
 
 def run_split(job: SplitJob, **kwargs: Any) -> AttributeSummary:
-    """Run Split IG for this process's part of ``job`` (see :func:`igcli.jobs.pipeline.run_sharded` for kwargs)."""
+    """Run Split IG for this process's part of ``job`` (see :func:`igcli.jobs.sharded.run_sharded` for kwargs)."""
     if job.method not in ("ig", "idgi"):
         raise InvalidArgumentError(f"Split IG walks the straight path; --method {job.method} does not apply")
     psis = parse_psis(job.psis)
