@@ -108,6 +108,11 @@ class Recipe:
     # -- back to computation ------------------------------------------------------------------------------
 
     @property
+    def short_name(self) -> str:
+        """The method and, when not the default, its rule: ``ig``, ``ig + idgi``."""
+        return self.method + (f" + {self.rule}" if self.rule not in (None, "riemann") else "")
+
+    @property
     def path_method(self) -> str:
         """The registered method that walked the path (Split IG's is ``ig``)."""
         return "ig" if self.method == SPLIT_IG else self.method

@@ -71,9 +71,7 @@ def evaluate_command(
     if plot is not None:
         from ..figures import plot_metric_curves
 
-        curves = {f"{Path(r.source).name} ({r.settings.get('method')}"
-                  f"{' + ' + r.settings['rule'] if r.settings.get('rule') not in (None, 'riemann') else ''})":
-                  r.aggregate_curves() for r in results}
+        curves = {f"{Path(r.source).name} ({r.recipe.short_name})": r.aggregate_curves() for r in results}
         plot_metric_curves(plot, curves, title=f"igcli evaluate, rank {rank}")
     c.commit_outcome()  # the results are final: a later signal must not turn them into an interrupt
     if json_summary:
@@ -95,10 +93,7 @@ def _print_table(results) -> None:
     table.add_column("value")
     table.add_column("better")
     for result in results:
-        settings = result.settings
-        label = f"{Path(result.source).name}\n{settings.get('method')}"
-        label += f" + {settings.get('rule')}" if settings.get("rule") not in (None, "riemann") else ""
-        table.add_column(label, justify="right")
+        table.add_column(f"{Path(result.source).name}\n{result.recipe.short_name}", justify="right")
     names = list(dict.fromkeys(n for r in results for n in r.aggregate))
     for name in names:
         cells = []

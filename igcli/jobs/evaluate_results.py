@@ -13,6 +13,7 @@ from ..metrics import pic
 from ..metrics.catalog import METRIC_VALUES, PIC_METRICS
 from ..metrics.directions import HIGHER_IS_BETTER
 from ..metrics.perturbation import INSERTION_FRACTIONS
+from ..recipe import Recipe
 
 
 @dataclass
@@ -31,6 +32,11 @@ class EvaluateResult:
     curves: dict[str, list] = field(default_factory=dict)  # PIC metric -> per-image curves (for the aggregate)
     seed: int = 0
     seconds: float = 0.0
+
+    @property
+    def recipe(self) -> Recipe:
+        """How the evaluated maps were made (``settings`` is the recipe as stored, for the JSON output)."""
+        return Recipe.from_settings(self.settings)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: per-image rows, aggregates, and for SIC/AIC the aggregate curve (x: pic.curve_grid())."""
@@ -82,5 +88,5 @@ def write_csv(results: list[EvaluateResult], path: str | os.PathLike) -> None:
         writer.writerow(["source", "method", "rule", "rank", "path", "target", "ranked", *names])
         for result in results:
             for row in result.rows:
-                writer.writerow([result.source, result.settings.get("method"), result.settings.get("rule"), result.rank,
+                writer.writerow([result.source, result.recipe.method, result.recipe.rule, result.rank,
                                  row["path"], row["target"], row["ranked"], *(row.get(n, "") for n in names)])

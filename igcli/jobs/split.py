@@ -156,10 +156,10 @@ class SplitStatistics:
 def summarize_split(source: Any) -> SplitStatistics:
     """Average the per-image statistics stored in Split IG shards (an OUT folder, index or shards)."""
     output = Output(source)
-    if output.settings.get("method") != SPLIT_IG:
-        raise InvalidArgumentError(f"{source}: not Split IG output (method {output.settings.get('method')!r})")
+    if output.recipe.method != SPLIT_IG:
+        raise InvalidArgumentError(f"{source}: not Split IG output (method {output.recipe.method!r})")
     try:
-        psis = [float(psi) for psi in output.settings["psi"]]
+        psis = [float(psi) for psi in output.recipe.extra["psi"]]
         if not len(output):  # every input was skipped: no rows, hence no statistics, and nothing damaged
             return SplitStatistics(psis, 0, [0] * len(psis))
         columns = {name: output.column(name) for name in ["found", "alpha_star", *STATISTICS]}
