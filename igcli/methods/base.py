@@ -8,6 +8,7 @@ import torch inside the functions that compute.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -65,7 +66,8 @@ class Option:
 
 
 def positive(value: float) -> str | None:
-    return None if value > 0 else "must be > 0"
+    # Infinity passes "> 0" but no kernel or path can be built from it (Blur IG's radius is 4 sigma pixels).
+    return None if math.isfinite(value) and value > 0 else "must be a finite number > 0"
 
 
 BASELINE_SIGMA = Option("baseline_sigma", 50.0, float, "Sigma of the blur baseline, pixels.", check=positive)
