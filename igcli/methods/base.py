@@ -126,6 +126,10 @@ class Method:
     def check_options(self, options: dict[str, Any]) -> None:
         """Checks across options (each option is checked alone by its :class:`Option`)."""
 
+    def check_steps(self, options: dict[str, Any], steps: int) -> None:
+        """Checks of the options against the schedule's step count (its boundaries less one);
+        InvalidArgumentError names the problem."""
+
     # -- the computation (torch) --------------------------------------------------------------------------
 
     def make_baselines(self, spec: Any, inputs: "torch.Tensor", normalization: "Normalization | None", seed: int,
