@@ -70,6 +70,35 @@ def positive(value: float) -> str | None:
     return None if math.isfinite(value) and value > 0 else "must be a finite number > 0"
 
 
+# Names a method's option cannot take: the run recipe stores options beside these keys (a clash loses one of
+# the two values), and igcli.attribute / probe_derivative take options as keywords beside these parameters
+# (a clash is a TypeError). tests/test_methods.py keeps the list complete.
+RESERVED_OPTION_NAMES = frozenset({
+    # the run recipe's own keys (igcli.recipe.Recipe's fields, its format keys, Split IG's settings)
+    "method", "model", "rule", "path", "output", "options", "steps", "schedule", "alphas", "schedule_weights",
+    "boundaries", "baseline", "seed", "weights", "weights_sha256", "preprocessing", "target", "labels", "dtype",
+    "reduce", "amp", "part_count", "schedule_file", "schedule_sha256", "extra", "command", "igcli_version",
+    "torch_version", "device", "recipe", "option_names", "psi", "psis", "tolerance",
+    # the parameters of igcli.attribute and igcli.probe_derivative
+    "images", "batch_size", "normalization", "progress", "check_completeness", "probe_steps", "statistic",
+})
+
+
+def declaration_problem(method: "Method") -> str | None:
+    """What is wrong with a method's declared options (a plugin's: igcli's own are right), or None."""
+    names = [option.name for option in method.options if isinstance(option, Option)]
+    if len(names) != len(method.options):
+        return "its options must be igcli.methods.Option objects"
+    for name in names:
+        if not isinstance(name, str) or not name.isidentifier():
+            return f"option name {name!r} is not a Python identifier (--option NAME=VALUE could not name it)"
+        if name in RESERVED_OPTION_NAMES:
+            return f"option {name!r} clashes with igcli's own setting {name!r}; rename the option"
+    if len(set(names)) != len(names):
+        return "it declares an option twice"
+    return None
+
+
 BASELINE_SIGMA = Option("baseline_sigma", 50.0, float, "Sigma of the blur baseline, pixels.", check=positive)
 
 
