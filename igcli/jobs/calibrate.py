@@ -107,7 +107,7 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
         raise InvalidArgumentError(f"--images must be at least 1, got {job.images}")
     if not isinstance(job.steps, int) or job.steps < 1:
         raise InvalidArgumentError(f"--steps must be a positive integer, got {job.steps}")
-    check_method(method, "riemann", job.output, job.method_options)  # before the model is loaded
+    _, _, options = check_method(method, "riemann", job.output, job.method_options)  # before the model is loaded
     if chosen.takes_baseline:
         check_baseline(job.baseline, job.preprocessing.get("crop"))
     if target_mode == "label" and job.labels is not None:
@@ -154,7 +154,7 @@ def run_calibrate(job: CalibrateJob, *, stdin: TextIO | None = None, quiet: bool
         "output": job.output,
         "baseline": job.baseline if chosen.takes_baseline else None,
         "target": job.target,
-        "options": {k: v for k, v in job.method_options.items()},
+        "options": {name: options[name] for name in job.method_options},  # as used: --option's text converted
         "preprocessing": loaded.preprocessing.as_dict(),
         "objective": "Swain and Singhi 2024, Eq. 9 in remainder form: "
                      "sum_i int_{a_i}^{a_{i+1}} (a_{i+1} - t) |g'(t)| dt",
