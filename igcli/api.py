@@ -181,6 +181,8 @@ def describe(
     method, rule, options = check_method(method, rule, output, method_options)
     chosen = get_method(method)
     path_schedule = make_schedule(schedule, steps) if chosen.has_path else None
+    if path_schedule is not None:
+        chosen.check_steps(options, len(path_schedule.boundaries) - 1)
     return _settings(
         chosen,
         rule if chosen.has_path else None,

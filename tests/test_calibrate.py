@@ -154,3 +154,15 @@ def test_a_skipped_name_cannot_forge_lines_on_stderr(tmp_path):
     assert not any(line.startswith("skipped fake.jpg") for line in lines)
     assert "\x1b" not in result.stderr and "\u202e" not in result.stderr
     assert any(line.startswith("skipped ") and "x\\nskipped fake.jpg" in line and "\\x1b" in line for line in lines)
+
+
+def test_the_schedule_file_records_option_values_as_used_not_as_typed(tmp_path):
+    """``--option max_sigma=30`` is text on the command line; the file records the number the probe used."""
+    make_images(tmp_path / "imgs", 2)
+    result = run_cli("calibrate", str(tmp_path / "imgs"), *TINY_ARGS, "--method", "blurig", "--steps", "3",
+                     "--probe-steps", "5", "--images", "1", "--option", "max_sigma=30", "--option",
+                     "blur-padding=constant", "-o", str(tmp_path / "s.json"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    options = json.loads((tmp_path / "s.json").read_text())["calibration"]["options"]
+    assert options == {"max_sigma": 30.0, "blur_padding": "constant"}
+    assert isinstance(options["max_sigma"], float)

@@ -108,6 +108,13 @@ def test_a_failed_download_leaves_stdout_empty_and_says_one_line(tmp_path):
     (["--labels", "LABELS"], 2, "--labels is only used with --target label"),
     (["--baseline", "missing.npy"], 2, "--baseline missing.npy"),
     (["--fraction", "0.5"], 2, "do not apply to method ig"),
+    # Infinity is "> 0" but makes no blur: refused as an option value, not a traceback after the model loads.
+    (["--method", "blurig", "--max-sigma", "inf"], 2, "max_sigma must be a finite number > 0"),
+    (["--method", "blurig", "--option", "max_sigma=1e400"], 2, "max_sigma must be a finite number > 0"),
+    (["--baseline", "blur", "--option", "baseline_sigma=inf"], 2, "baseline_sigma must be a finite number > 0"),
+    # K anchors need K + 1 steps: fewer stopped the walk short of the input; a huge K planned for ever.
+    (["--method", "gig", "--steps", "4", "--anchors", "4"], 2, "anchors 4 cut the path into 5 segments"),
+    (["--method", "gig", "--option", "anchors=99999999999999999999"], 2, "use fewer anchors or more steps"),
     (["MISSING"], 2, "no such file or folder"),
     (["-o", "FULL"], 6, "folder is not empty"),
     # Preprocessing options are option errors (2), not a model that failed to load (4).

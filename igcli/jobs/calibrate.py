@@ -111,7 +111,7 @@ class CalibrateRun(Job):
             raise InvalidArgumentError(f"--images must be at least 1, got {job.images}")
         if not isinstance(job.steps, int) or job.steps < 1:
             raise InvalidArgumentError(f"--steps must be a positive integer, got {job.steps}")
-        check_method(method, "riemann", job.output, job.method_options)  # before the model is loaded
+        _, _, self.options = check_method(method, "riemann", job.output, job.method_options)  # before the model loads
         if self.method.takes_baseline:
             check_baseline(job.baseline, job.preprocessing.get("crop"))
         if self.target_mode == "label" and job.labels is not None:
@@ -172,7 +172,7 @@ class CalibrateRun(Job):
             "output": job.output,
             "baseline": job.baseline if chosen.takes_baseline else None,
             "target": job.target,
-            "options": {k: v for k, v in job.method_options.items()},
+            "options": {name: self.options[name] for name in job.method_options},  # as used: --option's text converted
             "preprocessing": loaded.preprocessing.as_dict(),
             "objective": "Swain and Singhi 2024, Eq. 9 in remainder form: "
                          "sum_i int_{a_i}^{a_{i+1}} (a_{i+1} - t) |g'(t)| dt",

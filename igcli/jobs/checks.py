@@ -106,7 +106,7 @@ def check_attribute_job(job: AttributeJob) -> Part:
         raise InvalidArgumentError(f"--workers must be >= 0, got {job.workers}")
     if job.steps is not None and (not isinstance(job.steps, int) or job.steps < 1):
         raise InvalidArgumentError(f"--steps must be a positive integer, got {job.steps}")
-    method, _, _ = check_method(job.method, job.rule, job.output, dict(job.method_options))
+    method, _, options = check_method(job.method, job.rule, job.output, dict(job.method_options))
     if job.labels is not None and target_mode != "label":
         raise InvalidArgumentError("--labels is only used with --target label")
     part = resolve_part(job.shard)
@@ -117,7 +117,7 @@ def check_attribute_job(job: AttributeJob) -> Part:
         check_baseline(job.baseline, job.preprocessing.get("crop"))
     if job.labels is not None:
         check_labels(job.labels, job.model)
-    _check_schedule(job, method)
+    _check_schedule(job, method, options)
     check_output_folder(Path(job.out), part, resume=job.resume, overwrite=job.overwrite)
     return part
 
@@ -143,18 +143,20 @@ def check_labels(labels: str, model: str) -> None:
     LabelResolver(labels, num_classes=IMAGENET_CLASSES if named else None)
 
 
-def _check_schedule(job: AttributeJob, method: str) -> None:
+def _check_schedule(job: AttributeJob, method: str, options: dict[str, Any]) -> None:
     """A schedule name or alphas, or a schedule file made for this model, method and steps (its weights hash
-    is compared once the model is loaded)."""
-    has_path = get_method(method).has_path
+    is compared once the model is loaded); the method's options against its step count."""
+    chosen = get_method(method)
     if not is_schedule_file(job.schedule):
-        if has_path:
-            make_schedule(job.schedule, job.steps or DEFAULT_STEPS)
+        if chosen.has_path:
+            schedule = make_schedule(job.schedule, job.steps or DEFAULT_STEPS)
+            chosen.check_steps(options, len(schedule.boundaries) - 1)
         return
-    if not has_path:
+    if not chosen.has_path:
         raise InvalidArgumentError(f"--schedule FILE/auto: {method} has no path to schedule")
-    read_schedule_file(schedule_file_for(job.schedule, job.model, method, job.steps), model=job.model,
-                       method=method, steps=job.steps)
+    schedule, _ = read_schedule_file(schedule_file_for(job.schedule, job.model, method, job.steps), model=job.model,
+                                     method=method, steps=job.steps)
+    chosen.check_steps(options, len(schedule.boundaries) - 1)
 
 
 def schedule_file_for(spec: str, model: str, method: str, steps: int | None) -> str | Path:

@@ -8,6 +8,7 @@ import torch inside the functions that compute.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -65,7 +66,37 @@ class Option:
 
 
 def positive(value: float) -> str | None:
-    return None if value > 0 else "must be > 0"
+    # Infinity passes "> 0" but no kernel or path can be built from it (Blur IG's radius is 4 sigma pixels).
+    return None if math.isfinite(value) and value > 0 else "must be a finite number > 0"
+
+
+# Names a method's option cannot take: the run recipe stores options beside these keys (a clash loses one of
+# the two values), and igcli.attribute / probe_derivative take options as keywords beside these parameters
+# (a clash is a TypeError). tests/test_methods.py keeps the list complete.
+RESERVED_OPTION_NAMES = frozenset({
+    # the run recipe's own keys (igcli.recipe.Recipe's fields, its format keys, Split IG's settings)
+    "method", "model", "rule", "path", "output", "options", "steps", "schedule", "alphas", "schedule_weights",
+    "boundaries", "baseline", "seed", "weights", "weights_sha256", "preprocessing", "target", "labels", "dtype",
+    "reduce", "amp", "part_count", "schedule_file", "schedule_sha256", "extra", "command", "igcli_version",
+    "torch_version", "device", "recipe", "option_names", "psi", "psis", "tolerance",
+    # the parameters of igcli.attribute and igcli.probe_derivative
+    "images", "batch_size", "normalization", "progress", "check_completeness", "probe_steps", "statistic",
+})
+
+
+def declaration_problem(method: "Method") -> str | None:
+    """What is wrong with a method's declared options (a plugin's: igcli's own are right), or None."""
+    names = [option.name for option in method.options if isinstance(option, Option)]
+    if len(names) != len(method.options):
+        return "its options must be igcli.methods.Option objects"
+    for name in names:
+        if not isinstance(name, str) or not name.isidentifier():
+            return f"option name {name!r} is not a Python identifier (--option NAME=VALUE could not name it)"
+        if name in RESERVED_OPTION_NAMES:
+            return f"option {name!r} clashes with igcli's own setting {name!r}; rename the option"
+    if len(set(names)) != len(names):
+        return "it declares an option twice"
+    return None
 
 
 BASELINE_SIGMA = Option("baseline_sigma", 50.0, float, "Sigma of the blur baseline, pixels.", check=positive)
@@ -123,6 +154,10 @@ class Method:
 
     def check_options(self, options: dict[str, Any]) -> None:
         """Checks across options (each option is checked alone by its :class:`Option`)."""
+
+    def check_steps(self, options: dict[str, Any], steps: int) -> None:
+        """Checks of the options against the schedule's step count (its boundaries less one);
+        InvalidArgumentError names the problem."""
 
     # -- the computation (torch) --------------------------------------------------------------------------
 

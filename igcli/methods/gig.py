@@ -22,6 +22,14 @@ def _count(value: int) -> str | None:
     return None if value >= 0 else "must be an integer >= 0"
 
 
+def check_anchors(anchors: int, steps: int) -> None:
+    """K anchors cut the line into K + 1 segments, each walked in at least one step: with fewer steps the walk
+    would stop short of the input (and a huge K would plan for ever), so refuse it."""
+    if anchors >= steps:
+        raise InvalidArgumentError(f"anchors {anchors} cut the path into {anchors + 1} segments, each needing a "
+                                   f"step, but the schedule has {steps} steps; use fewer anchors or more steps")
+
+
 class GuidedIntegratedGradients(Method):
     name = "gig"
     title = "Guided IG"
@@ -37,6 +45,9 @@ class GuidedIntegratedGradients(Method):
     takes_baseline = True
     joins_any_two_points = True
     fixed_path = False
+
+    def check_steps(self, options: dict[str, Any], steps: int) -> None:
+        check_anchors(options["anchors"], steps)
 
     def integrate(self, engine, inputs, baselines, schedule, rule, targets, scores, options):
         from ..integrate import integrate_guided_path

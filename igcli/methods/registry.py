@@ -19,7 +19,7 @@ from functools import lru_cache
 from importlib import metadata
 
 from ..errors import InvalidArgumentError
-from .base import Method
+from .base import Method, declaration_problem
 from .blurig import BlurIntegratedGradients
 from .gig import GuidedIntegratedGradients
 from .ig import IntegratedGradients
@@ -60,6 +60,9 @@ def _load_plugin(name: str) -> Method:
         raise InvalidArgumentError(f"{where}: is a {type(loaded).__name__}, not an igcli.methods.Method subclass")
     if method.name != name:
         raise InvalidArgumentError(f"{where}: the class says its name is {method.name!r}; the two must agree")
+    problem = declaration_problem(method)
+    if problem:
+        raise InvalidArgumentError(f"{where}: {problem}")
     return method
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..methods.gig import check_anchors
+
 # PAIR's tolerance for "the L1 distance has reached its target".
 L1_TOLERANCE = 1e-9
 
@@ -45,6 +47,7 @@ def plan_steps(boundaries: list[float], anchors: int) -> list[GuidedStep]:
     over K + 1 equal segments of the straight line, uniform within each segment (Kapishnikov et al. 2021, §4.3).
     """
     steps = len(boundaries) - 1
+    check_anchors(anchors, steps)
     if anchors == 0:
         return [GuidedStep(0, 0.0, 1.0, float(a)) for a in boundaries[1:]]
     segments = anchors + 1
