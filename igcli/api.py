@@ -17,6 +17,7 @@ from torch import nn
 from .baselines import BaselineSpec, Normalization
 from .completeness import CompletenessWarning, GapTally
 from .methods import Method, check_method, get_method
+from .methods.registry import plugin_faults
 from .prologue import TargetSpec, prepared_batch
 from .rules import make_rule
 from .schedules import Schedule, ScheduleSpec, make_schedule
@@ -122,9 +123,10 @@ def attribute(
             return AttributionResult(gradients.to(device=images.device, dtype=images.dtype), targets.to(images.device),
                                      scores.to(images.device), nan.to(images.device), nan.to(images.device), settings)
         accumulator = make_rule(rule, inputs.shape, batch.device)
-        baselines = chosen.make_baselines(baseline, inputs, normalization or Normalization(), seed, options)
-        baseline_scores = chosen.integrate(engine, inputs, baselines, path_schedule, accumulator, targets, scores,
-                                           options)
+        with plugin_faults(chosen):
+            baselines = chosen.make_baselines(baseline, inputs, normalization or Normalization(), seed, options)
+            baseline_scores = chosen.integrate(engine, inputs, baselines, path_schedule, accumulator, targets,
+                                               scores, options)
         engine.raise_if_nonfinite()
 
     attributions = accumulator.attributions

@@ -34,6 +34,7 @@ from .baselines import BaselineSpec, Normalization
 from .engine import Engine
 from .errors import InvalidArgumentError
 from .methods import get_method, resolve_method
+from .methods.registry import plugin_faults
 from .prologue import prepared_batch
 
 STATISTICS = ("mean", "median")
@@ -117,9 +118,10 @@ def probe_derivative(
     grid = np.linspace(0.0, 1.0, probe_steps)
     with prepared_batch(model, images, target, output=output, batch_size=batch_size, device=device,
                         amp=amp) as batch:
-        baselines = chosen.make_baselines(baseline, batch.inputs, normalization or Normalization(), seed, options)
-        per_image, where = chosen.probe(batch.engine, batch.inputs, baselines, grid, batch.targets, batch.scores,
-                                        statistic, options)
+        with plugin_faults(chosen):
+            baselines = chosen.make_baselines(baseline, batch.inputs, normalization or Normalization(), seed, options)
+            per_image, where = chosen.probe(batch.engine, batch.inputs, baselines, grid, batch.targets,
+                                            batch.scores, statistic, options)
         batch.engine.raise_if_nonfinite()
         targets = batch.targets
     return Probe(where, per_image.cpu().numpy(), targets.cpu())

@@ -33,9 +33,15 @@ class NonFiniteError(IgcliError, ArithmeticError):
     exit_code = 3
 
 
+class PluginError(IgcliError):
+    """A method from a plugin package failed inside its own code (the package is named: report it there)."""
+
+    exit_code = 1
+
+
 EXIT_CODES = {
     0: "success",
-    1: "an igcli error not covered below",
+    1: "an igcli error not covered below, or a method plugin that failed in its own code (the package is named)",
     2: "invalid argument or input (unknown option, missing argument, bad option value, unknown name, unreadable "
        "labels, baseline or schedule file, wrong shape, target out of range)",
     3: "NaN or infinity in inputs, model outputs or gradients",

@@ -316,3 +316,56 @@ def test_pip_install_editable_adds_the_method(tmp_path):
                          cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert Output(tmp_path / "out").settings["method"] == "meanig"
+
+
+# -- a plugin that fails in its own code -------------------------------------------------------------------------
+
+FAULTY = '''
+from igcli.methods import Method
+
+
+class Faulty(Method):
+    name, title, summary, reference = "faulty", "Faulty", "a start that fails", "none"
+    path = "straight"
+
+    def start(self, inputs, normalization, options):
+        raise RuntimeError("the plugin's own bug")
+
+    def make_path(self, inputs, baselines, options):
+        from igcli.paths import StraightPath
+
+        return StraightPath(inputs, baselines)
+'''
+
+
+@pytest.fixture
+def faulty(monkeypatch, tmp_path):
+    (tmp_path / "igcli_faulty.py").write_text(FAULTY)
+    make_distribution(tmp_path, "igcli-faulty", {"faulty": "igcli_faulty:Faulty"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    refresh()
+    yield tmp_path
+    sys.modules.pop("igcli_faulty", None)
+    refresh()
+
+
+def test_a_plugin_failing_in_its_own_code_is_named_with_where(faulty, convnet, images):
+    from igcli.errors import PluginError
+
+    with pytest.raises(PluginError) as caught:
+        igcli.attribute(convnet, images, method="faulty", steps=2)
+    message = str(caught.value)
+    assert message.startswith("method faulty from package igcli-faulty failed at ")
+    assert f"{faulty / 'igcli_faulty.py'}:10: RuntimeError: the plugin's own bug" in message
+    assert caught.value.exit_code == 1
+
+
+def test_a_models_failure_while_a_plugin_runs_is_not_blamed_on_the_plugin(installed, images):
+    class Failing(torch.nn.Module):
+        def forward(self, x):
+            if x.requires_grad:  # fine for the prediction, fails on the path
+                raise RuntimeError("the model's own bug")
+            return x.flatten(1)[:, :10]
+
+    with pytest.raises(RuntimeError, match="the model's own bug"):
+        igcli.attribute(Failing(), images, method="meanig", steps=2)

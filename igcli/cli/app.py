@@ -151,5 +151,18 @@ def usage_error(error: Any) -> int:
     """Print a Click usage error as one line naming the command whose help to read; return 2."""
     context = getattr(error, "ctx", None)
     where = context.command_path if context is not None else PROG
-    print(f"igcli: error: {one_line(error.format_message())}; see {where} --help", file=sys.stderr)
+    message = one_line(error.format_message()).replace(": Value error, ", ": ")
+    print(f"igcli: error: {message}{_closest_choice(error, message)}; see {where} --help", file=sys.stderr)
     return 2
+
+
+def _closest_choice(error: Any, message: str) -> str:
+    """``; did you mean X?`` for a value that is not among an option's choices but close to one."""
+    import difflib
+
+    found = re.search(r"'([^']*)' is not one of (.*)$", message)  # the choices as Click lists them: 'a', 'b'
+    if found is None:
+        return ""
+    choices = re.findall(r"'([^']*)'", found.group(2))
+    close = difflib.get_close_matches(found.group(1).strip().lower(), choices, n=2, cutoff=0.6)
+    return f"; did you mean {' or '.join(close)}?" if close else ""

@@ -103,7 +103,8 @@ StdOption = Annotated[Optional[str], typer.Option("--std", metavar="R,G,B", help
 InterpolationOption = Annotated[Optional[Interpolation], typer.Option("--interpolation", help="Resize "
                                 "interpolation (default: from the weights, else bilinear).", rich_help_panel=MODEL_PANEL)]
 
-MethodOption = Annotated[Method, typer.Option("--method", help=_method_help(), rich_help_panel=METHOD_PANEL)]
+MethodOption = Annotated[Method, typer.Option("--method", help=_method_help(), rich_help_panel=METHOD_PANEL,
+                                              case_sensitive=False)]
 RuleOption = Annotated[Rule, typer.Option("--rule", help="How gradients become attributions: riemann or idgi "
                                          "(IDGI, any path method).", rich_help_panel=METHOD_PANEL)]
 StepsOption = Annotated[Optional[int], typer.Option("--steps", min=1, help="Gradient evaluations along the path "

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import InvalidArgumentError
 from .base import Method, Option
-from .registry import ALIASES, BUILT_IN, ENTRY_POINT_GROUP, get_method, method_names, refresh
+from .registry import ALIASES, BUILT_IN, ENTRY_POINT_GROUP, get_method, method_names, plugin_faults, refresh
 
 METHOD_NAMES = tuple(BUILT_IN)  # the built-in methods; method_names() adds installed plugins
 RULE_NAMES = ("riemann", "idgi")
@@ -46,7 +46,9 @@ def resolve_method(method: str, rule: str) -> tuple[str, str]:
 
 def resolve_options(method: str, given: dict[str, Any]) -> dict[str, Any]:
     """``method``'s options: its defaults updated with ``given``, each checked; unknown names refused."""
-    return get_method(method).resolve_options(given)
+    chosen = get_method(method)
+    with plugin_faults(chosen):  # a plugin's own checks run here
+        return chosen.resolve_options(given)
 
 
 def check_method(method: str, rule: str, output: str, options: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:

@@ -14,11 +14,16 @@ never imports anything else.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import inspect
+import os
+import traceback
 from functools import lru_cache
+from typing import Iterator
 from importlib import metadata
 
-from ..errors import InvalidArgumentError
+from ..errors import IgcliError, InvalidArgumentError, PluginError
 from .base import Method, declaration_problem
 from .blurig import BlurIntegratedGradients
 from .gig import GuidedIntegratedGradients
@@ -63,7 +68,34 @@ def _load_plugin(name: str) -> Method:
     problem = declaration_problem(method)
     if problem:
         raise InvalidArgumentError(f"{where}: {problem}")
+    PACKAGES[name] = entry.dist.name if entry.dist else entry.value
     return method
+
+
+PACKAGES: dict[str, str] = {}  # plugin method name -> the package that provides it (once loaded)
+
+
+@contextlib.contextmanager
+def plugin_faults(method: Method) -> Iterator[None]:
+    """Name a plugin's package when its method fails in its own code: :class:`~igcli.errors.PluginError` in
+    one line (where it failed, what it raised) instead of a traceback through igcli. igcli's own methods, igcli's
+    errors and interrupts pass through unchanged."""
+    if method.name in BUILT_IN:
+        yield
+        return
+    try:
+        yield
+    except (IgcliError, KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as error:
+        home = os.path.dirname(os.path.abspath(inspect.getfile(type(method))))
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if os.path.abspath(f.filename).startswith(home)]
+        if not frames:  # raised elsewhere (the model, torch) while the method ran: not the plugin's fault to name
+            raise
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}"
+        package = PACKAGES.get(method.name, "unknown")
+        raise PluginError(f"method {method.name} from package {package} failed{where}: {type(error).__name__}: "
+                          f"{error}; report it to that package's authors").with_traceback(None) from error
 
 
 def refresh() -> None:
@@ -71,6 +103,7 @@ def refresh() -> None:
     igcli itself never needs it (one process, one environment)."""
     _load_plugin.cache_clear()
     _plugin_entry_points.cache_clear()
+    PACKAGES.clear()
 
 
 def get_method(name: str) -> Method:
