@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import igcli
+import igcli.integrate
 from igcli.methods import method_names
 from igcli.paths import guided
 
@@ -22,6 +23,12 @@ from sync_counter import count_syncs
 
 PATH_METHODS = [name for name in method_names() if name != "vg"]
 RULES = ("riemann", "idgi")
+
+
+@pytest.fixture(autouse=True)
+def the_gpu_loops(monkeypatch):
+    """Count the loops a GPU runs: on a CPU, Guided IG checks its inner loop (free there) unless told not to."""
+    monkeypatch.setattr(igcli.integrate, "SYNC_FREE_ON_HOST", True)
 
 
 def images(count: int) -> torch.Tensor:
@@ -97,6 +104,15 @@ def test_unsettled_guided_steps_are_redone_with_the_checked_loop(monkeypatch):
     monkeypatch.setattr(guided, "settling_rounds", lambda features, fraction: 1)
     redone = igcli.attribute(tiny_convnet(), x, **options).attributions
     assert torch.equal(redone, expected)
+
+
+def test_the_host_loop_and_the_gpu_loop_give_the_same_maps(monkeypatch):
+    x = images(3)
+    options = dict(method="gig", steps=6, batch_size=4, device="cpu", check_completeness=False, max_dist=0.1)
+    gpu_loop = igcli.attribute(tiny_convnet(), x, **options).attributions
+    monkeypatch.setattr(igcli.integrate, "SYNC_FREE_ON_HOST", False)
+    host_loop = igcli.attribute(tiny_convnet(), x, **options).attributions
+    assert torch.equal(host_loop, gpu_loop)
 
 
 def test_fixed_inner_iterations_equal_the_checked_loop_bit_for_bit():
