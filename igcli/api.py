@@ -16,7 +16,7 @@ from torch import nn
 
 from .baselines import BaselineSpec, Normalization
 from .completeness import CompletenessWarning, GapTally
-from .methods import Method, check_method, get_method
+from .methods import Method, as_method, check_method
 from .methods.registry import plugin_faults
 from .prologue import TargetSpec, prepared_batch
 from .rules import make_rule
@@ -55,7 +55,7 @@ def attribute(
     images: torch.Tensor,
     target: TargetSpec = None,
     *,
-    method: str = "ig",
+    method: str | Method = "ig",
     rule: str = "riemann",
     steps: int = 32,
     schedule: ScheduleSpec = "right",
@@ -77,7 +77,8 @@ def attribute(
             eval mode with frozen parameters; its mode and ``requires_grad`` flags are restored afterwards.
         images: (B, C, H, W) float tensor, already preprocessed for the model.
         target: class per image: None (the predicted class), an int for all, or a sequence/tensor of B ints.
-        method: ``vg``, ``ig``, ``blurig``, ``gig``; ``idgi`` is short for ``ig`` with ``rule="idgi"``.
+        method: ``vg``, ``ig``, ``blurig``, ``gig``, a plugin's name (``igcli.method_names()``) or a
+            :class:`~igcli.methods.Method` object; ``idgi`` is short for ``ig`` with ``rule="idgi"``.
         rule: ``riemann`` or ``idgi`` (any path method).
         steps: gradient evaluations along the path (the trapezoid schedule uses steps + 1).
         schedule: ``left``, ``right``, ``midpoint``, ``trapezoid``, ``gauss-legendre``, n + 1 alphas (a left
@@ -107,7 +108,7 @@ def attribute(
     """
     settings = describe(method, rule, steps=steps, schedule=schedule, baseline=baseline, output=output, seed=seed,
                         **method_options)
-    chosen, rule = get_method(settings["method"]), settings["rule"]
+    chosen, rule = as_method(method if isinstance(method, Method) else settings["method"]), settings["rule"]
     options = {option.name: settings[option.name] for option in chosen.options}
     path_schedule = make_schedule(schedule, steps) if chosen.has_path else None
     with prepared_batch(model, images, target, output=output, batch_size=batch_size, device=device,
@@ -163,7 +164,7 @@ def _progress_counter(progress: Callable[[float], None], total: int) -> Callable
 
 
 def describe(
-    method: str = "ig",
+    method: str | Method = "ig",
     rule: str = "riemann",
     *,
     steps: int = 32,
@@ -180,8 +181,8 @@ def describe(
     floats in [0, 1]); ``baseline`` (``"tensor"`` for a tensor) for ``ig``/``gig`` and ``seed`` with the
     ``uniform`` baseline. Raises :class:`InvalidArgumentError` for anything :func:`attribute` would refuse.
     """
+    chosen = as_method(method)
     method, rule, options = check_method(method, rule, output, method_options)
-    chosen = get_method(method)
     path_schedule = make_schedule(schedule, steps) if chosen.has_path else None
     if path_schedule is not None:
         chosen.check_steps(options, len(path_schedule.boundaries) - 1)

@@ -358,3 +358,33 @@ def test_a_npy_baseline_is_read_as_it_was_saved_and_checked_against_the_models_c
     with pytest.raises(InvalidArgumentError, match=r"shape \(3, 4, 4\), expected \(3, 8, 8\)"):
         baseline_from_spec(str(tmp_path / "b.npy"), SimpleNamespace(preprocessing=SimpleNamespace(crop=8)),
                            torch.device("cpu"))
+
+
+def test_a_method_object_is_used_as_given_registered_or_not(convnet, images):
+    from igcli.methods import Method, Option
+    from igcli.paths import StraightPath
+
+    class FromWhite(Method):  # not registered: a notebook's own method
+        name, title, summary, reference = "fromwhite", "IG from white", "straight path from white", "test"
+        options = (Option("scale", 1.0, float, "How white."),)
+        path = "straight"
+
+        def start(self, inputs, normalization, options):
+            return normalization.from_pixels(torch.full_like(inputs, options["scale"]))
+
+        def make_path(self, inputs, baselines, options):
+            return StraightPath(inputs, baselines)
+
+    ours = igcli.attribute(convnet, images, method=FromWhite(), steps=6, scale=1.0)
+    reference = igcli.attribute(convnet, images, method="ig", steps=6, baseline="white")
+    torch.testing.assert_close(ours.attributions, reference.attributions)
+    assert ours.settings["method"] == "fromwhite" and ours.settings["scale"] == 1.0
+    with pytest.raises(InvalidArgumentError, match="rule idgi integrates along a path"):
+        igcli.attribute(convnet, images, method=get_method("vg"), rule="idgi")
+
+    class Broken(FromWhite):
+        def start(self, inputs, normalization, options):
+            raise RuntimeError("a caller's own bug")
+
+    with pytest.raises(RuntimeError, match="a caller's own bug"):  # not blamed on a plugin: it is the caller's
+        igcli.attribute(convnet, images, method=Broken(), steps=2)

@@ -21,14 +21,25 @@ RULE_NAMES = ("riemann", "idgi")
 OUTPUTS = ("prob", "logit")
 BASELINE_NAMES = ("black", "white", "blur", "uniform")  # or a file/tensor
 
-__all__ = ["ALIASES", "BASELINE_NAMES", "ENTRY_POINT_GROUP", "METHOD_NAMES", "Method", "OUTPUTS", "Option",
+__all__ = ["ALIASES", "as_method", "BASELINE_NAMES", "ENTRY_POINT_GROUP", "METHOD_NAMES", "Method", "OUTPUTS", "Option",
            "RULE_NAMES", "check_method", "get_method", "method_names", "refresh", "resolve_method",
            "resolve_options"]
 
 
-def resolve_method(method: str, rule: str) -> tuple[str, str]:
+def as_method(method: str | Method) -> Method:
+    """The :class:`Method` for a name (an alias gives its method) or the object itself, registered or not."""
+    if isinstance(method, Method):
+        return method
+    return get_method(ALIASES.get(method.strip().lower(), (method,))[0] if isinstance(method, str) else method)
+
+
+def resolve_method(method: str | Method, rule: str) -> tuple[str, str]:
     """(method name, rule): ``idgi`` is short for ``ig`` with rule ``idgi``; a method without a path (``vg``)
-    takes no path rule."""
+    takes no path rule. ``method``: a registered name or a :class:`Method` object."""
+    if isinstance(method, Method):
+        if not method.has_path and rule == "idgi":
+            raise InvalidArgumentError(f"rule idgi integrates along a path; {method.name} has none")
+        return method.name, rule
     if not isinstance(method, str):
         raise InvalidArgumentError(f"method must be a string, got {method!r}")
     name = method.strip().lower()
@@ -44,18 +55,20 @@ def resolve_method(method: str, rule: str) -> tuple[str, str]:
     return resolved.name, rule
 
 
-def resolve_options(method: str, given: dict[str, Any]) -> dict[str, Any]:
+def resolve_options(method: str | Method, given: dict[str, Any]) -> dict[str, Any]:
     """``method``'s options: its defaults updated with ``given``, each checked; unknown names refused."""
-    chosen = get_method(method)
+    chosen = as_method(method)
     with plugin_faults(chosen):  # a plugin's own checks run here
         return chosen.resolve_options(given)
 
 
-def check_method(method: str, rule: str, output: str, options: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    """(method, rule, options with defaults) after every check that needs no schedule; InvalidArgumentError
-    names the first problem."""
-    method, rule = resolve_method(method, rule)
-    options = resolve_options(method, options)
+def check_method(method: str | Method, rule: str, output: str, options: dict[str, Any]
+                 ) -> tuple[str, str, dict[str, Any]]:
+    """(method name, rule, options with defaults) after every check that needs no schedule;
+    InvalidArgumentError names the first problem."""
+    name, rule = resolve_method(method, rule)
+    options = resolve_options(method if isinstance(method, Method) else name, options)
+    method = name
     if rule not in RULE_NAMES:
         raise InvalidArgumentError(f"unknown rule {rule!r}; choose from {', '.join(RULE_NAMES)}")
     if output not in OUTPUTS:

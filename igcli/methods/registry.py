@@ -79,8 +79,8 @@ PACKAGES: dict[str, str] = {}  # plugin method name -> the package that provides
 def plugin_faults(method: Method) -> Iterator[None]:
     """Name a plugin's package when its method fails in its own code: :class:`~igcli.errors.PluginError` in
     one line (where it failed, what it raised) instead of a traceback through igcli. igcli's own methods, igcli's
-    errors and interrupts pass through unchanged."""
-    if method.name in BUILT_IN:
+    errors and interrupts, and a :class:`Method` object a caller made, pass through unchanged."""
+    if method.name not in PACKAGES or method is not _load_plugin(method.name):  # igcli's own, or a caller's object
         yield
         return
     try:
