@@ -18,7 +18,7 @@ from typing import Any
 _EXPORTS = {
     "AttributeJob": "checks",
     "check_attribute_job": "checks",
-    "AttributeSummary": "pipeline",
+    "AttributeSummary": "sharded",
     "run_attribute": "attribute",
     "SplitJob": "split",
     "run_split": "split",
