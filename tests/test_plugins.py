@@ -438,3 +438,20 @@ def test_a_plugin_package_does_not_own_a_package_whose_name_extends_its_own(site
     with pytest.raises(igcli.errors.PluginError) as caught:
         igcli.attribute(convnet, images, method="xm", steps=2)
     assert f"failed at {site / 'igcli_x' / '__init__.py'}:10: ValueError: the helper failed" in str(caught.value)
+
+
+@pytest.mark.parametrize("raised, code", [
+    ("ValueError('first line' + chr(10) + 'second line' + chr(10) + 'z' * 5000)", 1),
+    ("__import__('igcli').errors.InvalidArgumentError('bad option' + chr(10) + 'more detail')", 2),
+])
+def test_a_plugins_many_line_or_huge_message_is_still_one_short_line(tmp_path, raised, code):
+    """The CLI's one-line rule holds whatever a plugin's exception says: its first line, cut short (a plugin's
+    own error), or its lines joined (an igcli error the plugin raised)."""
+    (tmp_path / "igcli_noisy.py").write_text(STRAIGHT_FROM_ZERO.format(cls="Noisy", name="noisy", body=f"raise {raised}"))
+    make_distribution(tmp_path, "igcli-noisy", {"noisy": "igcli_noisy:Noisy"})
+    images = make_images(tmp_path / "imgs", 1)
+    run = run_cli("attribute", str(images[0]), "-o", str(tmp_path / "out"), "--method", "noisy", *FAST,
+                  env={"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])})
+    line = one_line(run.stderr)
+    assert run.returncode == code and len(line) < 500, line
+    assert ("ValueError: first line; report it" in line) if code == 1 else line.endswith("bad option more detail")

@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Iterator
 from importlib import metadata
 
-from ..errors import IgcliError, InvalidArgumentError, PluginError
+from ..errors import IgcliError, InvalidArgumentError, PluginError, brief
 from .base import Method, declaration_problem
 from .blurig import BlurIntegratedGradients
 from .gig import GuidedIntegratedGradients
@@ -59,7 +59,7 @@ def _load_plugin(name: str) -> Method:
     try:
         loaded = entry.load()
     except Exception as error:  # a broken plugin: one line naming it, whatever it raised
-        raise InvalidArgumentError(f"{where}: cannot be loaded ({type(error).__name__}: {error}); reinstall or "
+        raise InvalidArgumentError(f"{where}: cannot be loaded ({type(error).__name__}: {brief(error)}); reinstall or "
                                    "uninstall that package") from None
     method = loaded() if isinstance(loaded, type) and issubclass(loaded, Method) else loaded
     if not isinstance(method, Method):
@@ -95,7 +95,7 @@ def plugin_faults(method: Method) -> Iterator[None]:
         where = f" at {frames[-1].filename}:{frames[-1].lineno}"
         package = PACKAGES.get(method.name, "unknown")
         raise PluginError(f"method {method.name} from package {package} failed{where}: {type(error).__name__}: "
-                          f"{error}; report it to that package's authors").with_traceback(None) from error
+                          f"{brief(error)}; report it to that package's authors").with_traceback(None) from error
 
 
 def _plugin_files(method: Method) -> tuple[tuple[str, ...], str | None]:
