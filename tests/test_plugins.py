@@ -455,3 +455,15 @@ def test_a_plugins_many_line_or_huge_message_is_still_one_short_line(tmp_path, r
     line = one_line(run.stderr)
     assert run.returncode == code and len(line) < 500, line
     assert ("ValueError: first line; report it" in line) if code == 1 else line.endswith("bad option more detail")
+
+
+def test_a_plugin_calling_sys_exit_is_named_not_a_silent_success(tmp_path):
+    """sys.exit(0) inside a plugin's method used to end igcli with status 0, no summary and no maps."""
+    (tmp_path / "igcli_quits.py").write_text(STRAIGHT_FROM_ZERO.format(cls="Quits", name="quits",
+                                                                       body="raise SystemExit(0)"))
+    make_distribution(tmp_path, "igcli-quits", {"quits": "igcli_quits:Quits"})
+    images = make_images(tmp_path / "imgs", 1)
+    run = run_cli("attribute", str(images[0]), "-o", str(tmp_path / "out"), "--method", "quits", "--json", *FAST,
+                  env={"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])})
+    assert run.returncode == 1 and run.stdout == ""
+    assert one_line(run.stderr).startswith("igcli: error: method quits from package igcli-quits failed at ")

@@ -88,7 +88,7 @@ def plugin_faults(method: Method) -> Iterator[None]:
         yield
     except (IgcliError, KeyboardInterrupt, MemoryError):
         raise
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # sys.exit() in a plugin would end igcli silently, exit 0 and all
         frames = [f for f in traceback.extract_tb(error.__traceback__) if _is_plugin_file(f.filename, method)]
         if not frames:  # raised elsewhere (the model, torch) while the method ran: not the plugin's fault to name
             raise
