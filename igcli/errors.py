@@ -59,3 +59,10 @@ def first_line(error: BaseException) -> str:
     """The first line of an exception's message, for a one-line error (its type's name when it has none)."""
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def brief(error: BaseException, limit: int = 300) -> str:
+    """:func:`first_line`, cut to ``limit`` characters: for quoting an error igcli did not write (a plugin's, a
+    model's) inside one line of its own."""
+    text = first_line(error)
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."

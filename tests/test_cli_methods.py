@@ -27,3 +27,19 @@ def test_a_glob_narrows_the_text_listing_and_no_match_is_an_error():
     missing = run_cli("methods", "lime*")
     assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr.strip() == "igcli: error: no method matches 'lime*'; see igcli methods"
+
+
+def test_the_pattern_takes_any_case_as_method_does():
+    result = run_cli("methods", "BLUR*")
+    assert result.returncode == 0 and result.stdout.startswith("blurig  Blur IG"), result.stderr
+
+
+def test_the_help_examples_jq_filter_fits_the_json():
+    """The epilog's ``jq '.KEY[].name'`` names the key the JSON holds its list under."""
+    import re
+
+    help_text = run_cli("methods", "--help", env={"COLUMNS": "300"}).stdout
+    found = re.search(r"jq '\.(\w+)\[\]\.name'", " ".join(help_text.split()))
+    assert found, help_text
+    listed = json.loads(run_cli("methods", "--json").stdout)[found.group(1)]
+    assert [record["name"] for record in listed][:len(BUILT_IN)] == list(BUILT_IN)

@@ -369,3 +369,101 @@ def test_a_models_failure_while_a_plugin_runs_is_not_blamed_on_the_plugin(instal
 
     with pytest.raises(RuntimeError, match="the model's own bug"):
         igcli.attribute(Failing(), images, method="meanig", steps=2)
+
+
+# -- whose code failed: the plugin's files, exactly ---------------------------------------------------------------
+
+STRAIGHT_FROM_ZERO = '''
+from igcli.methods import Method
+
+
+class {cls}(Method):
+    name, title, summary, reference = "{name}", "{cls}", "a straight path from zero", "none"
+    path = "straight"
+
+    def start(self, inputs, normalization, options):
+        {body}
+
+    def make_path(self, inputs, baselines, options):
+        from igcli.paths import StraightPath
+
+        return StraightPath(inputs, baselines)
+'''
+
+
+@pytest.fixture
+def site_with(monkeypatch, tmp_path):
+    """Write files (relative path -> text) and entry points into a folder on sys.path; forget them afterwards."""
+    modules = []
+
+    def make(files: dict[str, str], entry_points: dict[str, str]) -> Path:
+        for relative, text in files.items():
+            (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / relative).write_text(text)
+            modules.append(Path(relative).parts[0].removesuffix(".py"))
+        make_distribution(tmp_path, "igcli-site", entry_points)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        refresh()
+        return tmp_path
+
+    yield make
+    for name in modules:
+        sys.modules.pop(name, None)
+    refresh()
+
+
+def test_a_single_module_plugin_does_not_own_its_neighbours(site_with, images):
+    """A one-file plugin lives in site-packages beside torch and the model's package: a failure in those is
+    not the plugin's (its folder used to count as its code, so the model's bug was blamed on the plugin)."""
+    site = site_with({
+        "igcli_zero.py": STRAIGHT_FROM_ZERO.format(cls="Zero", name="zero", body="return inputs * 0"),
+        "a_model/__init__.py": ("import torch\n\n\nclass Failing(torch.nn.Module):\n    def forward(self, x):\n"
+                                "        if x.requires_grad:\n            raise RuntimeError('the model bug')\n"
+                                "        return x.flatten(1)[:, :10]\n"),
+    }, {"zero": "igcli_zero:Zero"})
+    import a_model
+
+    assert Path(a_model.__file__).parent.parent == site
+    with pytest.raises(RuntimeError, match="the model bug") as caught:
+        igcli.attribute(a_model.Failing(), images, method="zero", steps=2)
+    assert not isinstance(caught.value, igcli.errors.IgcliError)
+
+
+def test_a_plugin_package_does_not_own_a_package_whose_name_extends_its_own(site_with, convnet, images):
+    """igcli_x's code is igcli_x/...; igcli_xy/... is another package. The line named is the plugin's own."""
+    site = site_with({
+        "igcli_x/__init__.py": STRAIGHT_FROM_ZERO.format(cls="X", name="xm", body="import igcli_xy; return igcli_xy.helper()"),
+        "igcli_xy/__init__.py": "def helper():\n    raise ValueError('the helper failed')\n",
+    }, {"xm": "igcli_x:X"})
+    with pytest.raises(igcli.errors.PluginError) as caught:
+        igcli.attribute(convnet, images, method="xm", steps=2)
+    assert f"failed at {site / 'igcli_x' / '__init__.py'}:10: ValueError: the helper failed" in str(caught.value)
+
+
+@pytest.mark.parametrize("raised, code", [
+    ("ValueError('first line' + chr(10) + 'second line' + chr(10) + 'z' * 5000)", 1),
+    ("__import__('igcli').errors.InvalidArgumentError('bad option' + chr(10) + 'more detail')", 2),
+])
+def test_a_plugins_many_line_or_huge_message_is_still_one_short_line(tmp_path, raised, code):
+    """The CLI's one-line rule holds whatever a plugin's exception says: its first line, cut short (a plugin's
+    own error), or its lines joined (an igcli error the plugin raised)."""
+    (tmp_path / "igcli_noisy.py").write_text(STRAIGHT_FROM_ZERO.format(cls="Noisy", name="noisy", body=f"raise {raised}"))
+    make_distribution(tmp_path, "igcli-noisy", {"noisy": "igcli_noisy:Noisy"})
+    images = make_images(tmp_path / "imgs", 1)
+    run = run_cli("attribute", str(images[0]), "-o", str(tmp_path / "out"), "--method", "noisy", *FAST,
+                  env={"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])})
+    line = one_line(run.stderr)
+    assert run.returncode == code and len(line) < 500, line
+    assert ("ValueError: first line; report it" in line) if code == 1 else line.endswith("bad option more detail")
+
+
+def test_a_plugin_calling_sys_exit_is_named_not_a_silent_success(tmp_path):
+    """sys.exit(0) inside a plugin's method used to end igcli with status 0, no summary and no maps."""
+    (tmp_path / "igcli_quits.py").write_text(STRAIGHT_FROM_ZERO.format(cls="Quits", name="quits",
+                                                                       body="raise SystemExit(0)"))
+    make_distribution(tmp_path, "igcli-quits", {"quits": "igcli_quits:Quits"})
+    images = make_images(tmp_path / "imgs", 1)
+    run = run_cli("attribute", str(images[0]), "-o", str(tmp_path / "out"), "--method", "quits", "--json", *FAST,
+                  env={"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])})
+    assert run.returncode == 1 and run.stdout == ""
+    assert one_line(run.stderr).startswith("igcli: error: method quits from package igcli-quits failed at ")

@@ -198,7 +198,7 @@ def test_a_signal_whose_exception_was_lost_still_stops_the_run_after_the_batch(t
     assert sum(check_shard(shard).rows for shard in list_shards(tmp_path / "out")) == 1  # the batch is kept
 
 
-@pytest.mark.parametrize("where", ["closing the last shard", "indexing"])
+@pytest.mark.parametrize("where", ["closing the last shard", "the run's warnings", "indexing"])
 def test_a_first_signal_after_the_image_loop_still_gives_a_summary(tmp_path, monkeypatch, where):
     """The signal waits for the shard or the index to be written (deferred), then arrives: the run reports
     itself interrupted, with everything saved, instead of ending without a summary (no --json output)."""
@@ -214,6 +214,11 @@ def test_a_first_signal_after_the_image_loop_still_gives_a_summary(tmp_path, mon
             raise Interrupted(signal.SIGTERM)
 
         monkeypatch.setattr(runner, "build_index", build_index_then_signal)
+    elif where == "the run's warnings":  # after the last shard is closed, before the progress line is
+        def warnings_then_signal(self):
+            raise Interrupted(signal.SIGTERM)
+
+        monkeypatch.setattr(runner.ShardedJob, "warnings", warnings_then_signal)
     else:
         real_close = runner.ShardWriter.close
 

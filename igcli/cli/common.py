@@ -293,7 +293,9 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             with stdout_for_data_only():
                 return command(*args, **kwargs)
         except IgcliError as error:
-            raise fail(str(error), error.exit_code) from None
+            # igcli's messages are one line; one raised by a plugin may not be: its lines joined, still one
+            raise fail(" ".join(line.strip() for line in str(error).splitlines() if line.strip()),
+                       error.exit_code) from None
         except KeyboardInterrupt:
             raise fail(INTERRUPTED, interrupted_exit_code()) from None
         except OSError as error:  # a file system failure no step above turned into its own message

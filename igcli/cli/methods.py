@@ -10,10 +10,10 @@ from . import common as c
 from .app import app
 
 
-@app.command("methods", epilog="Examples: igcli methods;  igcli methods 'blur*';  igcli methods --json | jq '.[].name'")
+@app.command("methods", epilog="Examples: igcli methods;  igcli methods 'blur*';  igcli methods --json | jq '.methods[].name'")
 @c.handle_errors
 def methods_command(
-    pattern: Annotated[str, typer.Argument(help="Only the methods whose name matches this glob.",
+    pattern: Annotated[str, typer.Argument(help="Only the methods whose name matches this glob (any case).",
                                            metavar="PATTERN")] = "*",
     json_output: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:

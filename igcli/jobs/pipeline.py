@@ -82,24 +82,25 @@ def run_job(job: Job, *, quiet: bool = False, progress_stream: TextIO | None = N
     try:
         total = job.open()
         loop_started = time.perf_counter()
-        with make_reporter(total, job.label, quiet=quiet, stream=progress_stream) as reporter:
-            job.reporter = reporter
-            for note in job.notes():
-                reporter.message(note)
-            try:
-                with contextlib.closing(job.batches()) as batches:
-                    for batch in batches:
-                        reporter.advance(*job.step(batch))
-                        raise_if_received()
-            except KeyboardInterrupt:
-                if not job.keeps_partial_work:
-                    raise
-                interrupted = True
-                note_received(None)  # delivered: this run stops here, and a later run in this process goes on
-            finally:
-                job.close()
-            for line in job.warnings():
-                reporter.message(line)
+        try:  # an interrupt from the first batch until the progress line is closed: the same rule
+            with make_reporter(total, job.label, quiet=quiet, stream=progress_stream) as reporter:
+                job.reporter = reporter
+                for note in job.notes():
+                    reporter.message(note)
+                try:
+                    with contextlib.closing(job.batches()) as batches:
+                        for batch in batches:
+                            reporter.advance(*job.step(batch))
+                            raise_if_received()
+                finally:
+                    job.close()
+                for line in job.warnings():  # a signal here (after close) used to end the run without a summary
+                    reporter.message(line)
+        except KeyboardInterrupt:
+            if not job.keeps_partial_work:
+                raise
+            interrupted = True
+            note_received(None)  # delivered: this run stops here, and a later run in this process goes on
         loop_seconds = time.perf_counter() - loop_started
         job.finish()
     finally:

@@ -14,11 +14,12 @@ from .registry import ALIASES, BUILT_IN, get_method, method_names
 
 
 def list_methods(pattern: str = "*") -> list[dict[str, Any]]:
-    """One JSON-ready record per method whose name matches the glob ``pattern`` (built-in first, then
+    """One JSON-ready record per method whose name matches the glob ``pattern`` (in any case) (built-in first, then
     plugins, then aliases): ``name``, ``title``, ``summary``, ``reference``, ``origin`` (``built-in``,
     ``plugin`` or ``alias``), ``path``, ``takes_baseline``, ``calibratable``, ``options`` (name, kind,
     default, help, choices) and, for a plugin that cannot be loaded, ``error``."""
     records: list[dict[str, Any]] = []
+    pattern = pattern.lower()  # names are lower case and --method takes any case: so does the pattern
     for name in method_names():
         if not fnmatch.fnmatchcase(name, pattern):
             continue

@@ -18,12 +18,13 @@ import contextlib
 import difflib
 import inspect
 import os
+import sys
 import traceback
 from functools import lru_cache
 from typing import Iterator
 from importlib import metadata
 
-from ..errors import IgcliError, InvalidArgumentError, PluginError
+from ..errors import IgcliError, InvalidArgumentError, PluginError, brief
 from .base import Method, declaration_problem
 from .blurig import BlurIntegratedGradients
 from .gig import GuidedIntegratedGradients
@@ -58,7 +59,7 @@ def _load_plugin(name: str) -> Method:
     try:
         loaded = entry.load()
     except Exception as error:  # a broken plugin: one line naming it, whatever it raised
-        raise InvalidArgumentError(f"{where}: cannot be loaded ({type(error).__name__}: {error}); reinstall or "
+        raise InvalidArgumentError(f"{where}: cannot be loaded ({type(error).__name__}: {brief(error)}); reinstall or "
                                    "uninstall that package") from None
     method = loaded() if isinstance(loaded, type) and issubclass(loaded, Method) else loaded
     if not isinstance(method, Method):
@@ -87,15 +88,32 @@ def plugin_faults(method: Method) -> Iterator[None]:
         yield
     except (IgcliError, KeyboardInterrupt, MemoryError):
         raise
-    except Exception as error:
-        home = os.path.dirname(os.path.abspath(inspect.getfile(type(method))))
-        frames = [f for f in traceback.extract_tb(error.__traceback__) if os.path.abspath(f.filename).startswith(home)]
+    except (Exception, SystemExit) as error:  # sys.exit() in a plugin would end igcli silently, exit 0 and all
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if _is_plugin_file(f.filename, method)]
         if not frames:  # raised elsewhere (the model, torch) while the method ran: not the plugin's fault to name
             raise
         where = f" at {frames[-1].filename}:{frames[-1].lineno}"
         package = PACKAGES.get(method.name, "unknown")
         raise PluginError(f"method {method.name} from package {package} failed{where}: {type(error).__name__}: "
-                          f"{error}; report it to that package's authors").with_traceback(None) from error
+                          f"{brief(error)}; report it to that package's authors").with_traceback(None) from error
+
+
+def _plugin_files(method: Method) -> tuple[tuple[str, ...], str | None]:
+    """(folder prefixes, module file) of the plugin package that defines ``method``'s class: its top-level
+    package's folders (each ending in a separator, so ``igcli_x`` does not claim ``igcli_xy``), or, for a
+    single-module plugin, that one file (never its folder: that is site-packages, torch's and the model's too)."""
+    top = sys.modules.get(type(method).__module__.partition(".")[0])
+    folders = getattr(top, "__path__", None)
+    if folders is not None:
+        return tuple(os.path.join(os.path.abspath(folder), "") for folder in folders), None
+    return (), os.path.abspath(inspect.getfile(type(method)))
+
+
+def _is_plugin_file(filename: str, method: Method) -> bool:
+    """Whether a traceback frame's ``filename`` is the plugin's own code."""
+    prefixes, module_file = _plugin_files(method)
+    filename = os.path.abspath(filename)
+    return filename == module_file or filename.startswith(prefixes)
 
 
 def refresh() -> None:
