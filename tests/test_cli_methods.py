@@ -24,9 +24,10 @@ def test_a_glob_narrows_the_text_listing_and_no_match_is_an_error():
     assert result.returncode == 0 and result.stdout.startswith("blurig  Blur IG")
     assert "max_sigma=50.0  float" in result.stdout and "gig " not in result.stdout
     assert all(f"{option.name}=" in result.stdout for option in BUILT_IN["blurig"].options)
-    missing = run_cli("methods", "lime*")
-    assert missing.returncode == 2 and missing.stdout == ""
-    assert missing.stderr.strip() == "igcli: error: no method matches 'lime*'; see igcli methods"
+    for json_flag in ([], ["--json"]):
+        missing = run_cli("methods", "lime*", *json_flag)
+        assert missing.returncode == 2 and missing.stdout == ""
+        assert missing.stderr.strip() == "igcli: error: no method matches 'lime*'; see igcli methods"
 
 
 def test_the_pattern_takes_any_case_as_method_does():

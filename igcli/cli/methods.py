@@ -25,11 +25,11 @@ def methods_command(
     from ..methods.listing import list_methods
 
     records = list_methods(pattern)
+    if not records:  # the same refusal with --json: a script learns of a mistyped pattern from the exit code
+        raise c.fail(f"no method matches {pattern!r}; see igcli methods", 2)
     if json_output:
         c.print_json({"methods": records})
         return
-    if not records:
-        raise c.fail(f"no method matches {pattern!r}; see igcli methods", 2)
     lines = []
     for record in records:
         lines.extend(_describe(record))

@@ -92,17 +92,25 @@ def run_job(job: Job, *, quiet: bool = False, progress_stream: TextIO | None = N
                         for batch in batches:
                             reporter.advance(*job.step(batch))
                             raise_if_received()
+                except KeyboardInterrupt:
+                    interrupted = _stopped(job)  # the run's warnings are still said, on what was done
                 finally:
                     job.close()
-                for line in job.warnings():  # a signal here (after close) used to end the run without a summary
+                for line in job.warnings():
                     reporter.message(line)
-        except KeyboardInterrupt:
-            if not job.keeps_partial_work:
-                raise
-            interrupted = True
-            note_received(None)  # delivered: this run stops here, and a later run in this process goes on
+        except KeyboardInterrupt:  # after the loop: while the warnings are said or the progress line closes
+            interrupted = _stopped(job)
         loop_seconds = time.perf_counter() - loop_started
         job.finish()
     finally:
         job.release()
     return job.summary(interrupted, time.perf_counter() - started, loop_seconds)
+
+
+def _stopped(job: Job) -> bool:
+    """Called while an interrupt is handled: re-raise it as it came (SIGTERM's exit status is in it) unless
+    ``job`` keeps partial work; else deliver it (a later run in this process goes on) and say so."""
+    if not job.keeps_partial_work:
+        raise  # noqa: PLE0704 (the interrupt being handled by the caller)
+    note_received(None)
+    return True
