@@ -15,7 +15,7 @@ are a subset of these, and their methods' options are the built-in ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .errors import InvalidArgumentError
@@ -94,9 +94,6 @@ class Recipe:
         known = names | set(options) | {"recipe", "option_names"}
         extra = {key: value for key, value in settings.items() if key not in known}
         return cls(**{key: settings[key] for key in names if key in settings}, options=options, extra=extra)
-
-    def with_provenance(self, **values: Any) -> "Recipe":
-        return replace(self, **values)
 
     def differences(self, other: "Recipe") -> list[str]:
         """The stored keys whose values differ, volatile ones aside, most telling first."""
