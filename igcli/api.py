@@ -16,11 +16,11 @@ from torch import nn
 
 from .baselines import BaselineSpec, Normalization
 from .completeness import CompletenessWarning, GapTally
-from .methods import Method, as_method, check_method
+from .methods import Method, as_method, check_method, resolve_method
 from .methods.registry import plugin_faults
 from .prologue import TargetSpec, prepared_batch
 from .rules import make_rule
-from .schedules import Schedule, ScheduleSpec, make_schedule
+from .schedules import Schedule, ScheduleSpec, default_schedule, make_schedule
 
 
 @dataclass
@@ -58,7 +58,7 @@ def attribute(
     method: str | Method = "ig",
     rule: str = "riemann",
     steps: int = 32,
-    schedule: ScheduleSpec = "right",
+    schedule: ScheduleSpec | None = None,
     baseline: BaselineSpec = "black",
     output: str = "prob",
     batch_size: int | None = None,
@@ -82,7 +82,9 @@ def attribute(
         rule: ``riemann`` or ``idgi`` (any path method).
         steps: gradient evaluations along the path (the trapezoid schedule uses steps + 1).
         schedule: ``left``, ``right``, ``midpoint``, ``trapezoid``, ``gauss-legendre``, n + 1 alphas (a left
-            sum over that partition, e.g. a RiemannOpt schedule) or a :class:`~igcli.schedules.Schedule`.
+            sum over that partition, e.g. a RiemannOpt schedule) or a :class:`~igcli.schedules.Schedule`;
+            None: each rule's reference, ``right`` for ``riemann`` and ``left`` for ``idgi`` (Algorithm 1 takes
+            the gradient at the start of each step).
         baseline: for ``ig``/``gig``: ``black``, ``white``, ``blur``, ``uniform`` (in pixel space, see
             ``normalization``) or a (C, H, W)/(B, C, H, W) tensor in model-input space.
         output: ``prob`` (softmax probability of the target) or ``logit``.
@@ -106,6 +108,7 @@ def attribute(
     Raises:
         InvalidArgumentError, ShapeError, TargetError, NonFiniteError (all :class:`~igcli.errors.IgcliError`).
     """
+    schedule = _schedule_or_default(schedule, method, rule)
     settings = describe(method, rule, steps=steps, schedule=schedule, baseline=baseline, output=output, seed=seed,
                         **method_options)
     chosen, rule = as_method(method if isinstance(method, Method) else settings["method"]), settings["rule"]
@@ -151,6 +154,11 @@ def attribute(
     return result
 
 
+def _schedule_or_default(schedule: ScheduleSpec | None, method: str | Method, rule: str) -> ScheduleSpec:
+    """``schedule``, or when None the default of the rule the method runs with (``idgi`` is IG's IDGI rule)."""
+    return default_schedule(resolve_method(method, rule)[1]) if schedule is None else schedule
+
+
 def _progress_counter(progress: Callable[[float], None], total: int) -> Callable[[int], None]:
     """The engine's per-chunk row counter turned into ``progress(fraction done)``, ``total`` rows in all."""
     done = 0
@@ -168,7 +176,7 @@ def describe(
     rule: str = "riemann",
     *,
     steps: int = 32,
-    schedule: ScheduleSpec = "right",
+    schedule: ScheduleSpec | None = None,
     baseline: BaselineSpec = "black",
     output: str = "prob",
     seed: int = 0,
@@ -182,6 +190,7 @@ def describe(
     ``uniform`` baseline. Raises :class:`InvalidArgumentError` for anything :func:`attribute` would refuse.
     """
     chosen = as_method(method)
+    schedule = _schedule_or_default(schedule, method, rule)
     method, rule, options = check_method(method, rule, output, method_options)
     path_schedule = make_schedule(schedule, steps) if chosen.has_path else None
     if path_schedule is not None:

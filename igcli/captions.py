@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont, features
 
 from .methods import BUILT_IN
 from .recipe import SPLIT_IG, Recipe
+from .schedules import default_schedule
 
 RULE_NAMES = {"riemann": "Riemann sum", "idgi": "IDGI rule"}
 
@@ -101,7 +102,7 @@ def method_title(recipe: Recipe, percentile: float) -> str:
         steps = f"{recipe.steps} steps"
         if recipe.schedule_file:
             steps += " (calibrated)"
-        elif schedule and schedule != "right" and len(schedule) <= 24:
+        elif schedule and schedule != default_schedule(recipe.rule) and len(schedule) <= 24:
             steps += f" ({schedule})"
         parts.append(steps)
     return ", ".join(parts) + f"; full colour at \u00b1{_ordinal(percentile)} percentile of |sum over channels|"

@@ -27,6 +27,14 @@ from .errors import IgcliError, InvalidArgumentError
 from .text import encode_text
 
 SCHEDULE_NAMES = ("left", "right", "midpoint", "trapezoid", "gauss-legendre")
+# The schedule each rule's reference uses when none is given: IDGI's Algorithm 1 (Yang et al. 2023) takes the
+# gradient at the start x_j of every step (left); IG's Riemann sum in PAIR's and Captum's default, the right end.
+DEFAULT_SCHEDULES = {"riemann": "right", "idgi": "left"}
+
+
+def default_schedule(rule: str | None) -> str:
+    """The schedule used when none is given: ``left`` for the IDGI rule (its reference), ``right`` otherwise."""
+    return DEFAULT_SCHEDULES.get(rule or "riemann", "right")
 
 # Points closer than this to a boundary are treated as lying on it, so that a gradient evaluation there also
 # supplies the boundary's score f(gamma(a)) to the IDGI rule.

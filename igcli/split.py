@@ -36,7 +36,7 @@ from .integrate import integrate_fixed_path
 from .paths import StraightPath
 from .prologue import prepared_batch
 from .rules import make_rule
-from .schedules import ScheduleSpec, make_schedule
+from .schedules import ScheduleSpec, default_schedule, make_schedule
 
 STATISTICS = ("ratio_l1", "ratio_l2", "cos_left_right", "cos_left_full", "cos_right_full")
 
@@ -99,7 +99,7 @@ def split(
     *,
     psis: float | str | Sequence[float] = 0.9,
     steps: int = 32,
-    schedule: ScheduleSpec = "right",
+    schedule: ScheduleSpec | None = None,
     rule: str = "riemann",
     baseline: BaselineSpec = "black",
     output: str = "logit",
@@ -114,7 +114,8 @@ def split(
     """Split IG of ``images`` (B, C, H, W model inputs) for each threshold in ``psis``.
 
     Args:
-        steps, schedule, rule: the quadrature of each of the three integrals (Full, Left, Right), n points each.
+        steps, schedule, rule: the quadrature of each of the three integrals (Full, Left, Right), n points each
+            (schedule None: the rule's reference, ``right`` for riemann, ``left`` for idgi).
         output: ``logit`` (the paper's choice, §3.3) or ``prob``.
         tolerance: alpha* is refined by bisection until its bracket is narrower than this (alpha units).
         Others as for :func:`igcli.attribute` (straight path only).
@@ -122,7 +123,7 @@ def split(
     psi_values = parse_psis(psis)
     if not (0 < tolerance < 1):
         raise InvalidArgumentError(f"tolerance must be in (0, 1), got {tolerance!r}")
-    path_schedule = make_schedule(schedule, steps)
+    path_schedule = make_schedule(default_schedule(rule) if schedule is None else schedule, steps)
     n = path_schedule.steps
     with prepared_batch(model, images, target, output=output, batch_size=batch_size, device=device,
                         amp=amp) as batch:

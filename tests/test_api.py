@@ -388,3 +388,15 @@ def test_a_method_object_is_used_as_given_registered_or_not(convnet, images):
 
     with pytest.raises(RuntimeError, match="a caller's own bug"):  # not blamed on a plugin: it is the caller's
         igcli.attribute(convnet, images, method=Broken(), steps=2)
+
+
+@pytest.mark.parametrize("method", PATH_METHODS)
+def test_the_idgi_rule_defaults_to_its_reference_schedule(convnet, images, method):
+    # Yang et al. 2023, Algorithm 1 takes each step's gradient at its start x_j: the left schedule, which the
+    # test above writes out. A Riemann sum keeps the right end (PAIR's and Captum's IG).
+    options = small_image_options(method, 5.0)
+    default = igcli.attribute(convnet, images, method=method, rule="idgi", steps=5, **options)
+    left = igcli.attribute(convnet, images, method=method, rule="idgi", steps=5, schedule="left", **options)
+    assert torch.equal(default.attributions, left.attributions) and default.settings["schedule"] == "left"
+    assert igcli.describe(method, "riemann", steps=5, **options)["schedule"] == "right"
+    assert igcli.describe("idgi", steps=5)["schedule"] == "left"

@@ -20,7 +20,7 @@ from igcli.jobs import AttributeJob, run_attribute
 RED, BLUE = np.array([214, 38, 41]), np.array([33, 102, 171])  # diverging_heatmap's full colours, 0-255
 CROP = 16  # the tiny model's input size; titled panels are enlarged to 16 x 14 = 224
 R = Recipe.from_settings  # the captions read a run recipe; these tests give its stored form
-SETTINGS = {"model": "efficientnet_lite0", "method": "ig", "rule": "idgi", "steps": 32, "schedule": "right",
+SETTINGS = {"model": "efficientnet_lite0", "method": "ig", "rule": "idgi", "steps": 32, "schedule": "left",
             "output": "prob", "target": "pred"}
 
 
@@ -86,6 +86,9 @@ def test_method_title_says_model_method_rule_steps_and_colour_scale():
     calibrated = {**blur, "schedule": "file:/home/u/x.json", "schedule_file": "/home/u/x.json"}
     assert "16 steps (calibrated)" in method_title(R(calibrated), 99)
     assert method_title(R({"model": "resnet50", "method": "vg", "rule": None}), 99).startswith("resnet50, vanilla gradient;")
+    # The schedule is named unless it is the rule's default (left for IDGI, right for a Riemann sum).
+    assert "32 steps (right);" in method_title(R({**SETTINGS, "schedule": "right"}), 99)
+    assert "32 steps;" in method_title(R({**SETTINGS, "rule": "riemann", "schedule": "right"}), 99)
 
 
 def test_categories_come_without_loading_a_model():

@@ -40,7 +40,7 @@ def attribute_command(
     method: c.MethodOption = c.Method.ig,
     rule: c.RuleOption = c.Rule.riemann,
     steps: c.StepsOption = None,
-    schedule: c.ScheduleOption = "right",
+    schedule: c.ScheduleOption = None,
     baseline: c.BaselineOption = "black",
     max_sigma: c.MaxSigmaOption = None,
     fraction: c.FractionOption = None,

@@ -110,11 +110,11 @@ RuleOption = Annotated[Rule, typer.Option("--rule", help="How gradients become a
 StepsOption = Annotated[Optional[int], typer.Option("--steps", min=1, help="Gradient evaluations along the path "
                         "[default: 32, or the step count of a schedule file].", show_default=False,
                         rich_help_panel=METHOD_PANEL)]
-ScheduleOption = Annotated[str, typer.Option("--schedule", help="left, right, midpoint, trapezoid, gauss-legendre, "
-                                            "comma-separated alphas from 0 to 1, a calibrated schedule FILE.json, or "
-                                            "auto (the one igcli calibrate cached for this model, method and steps). "
-                                            "Names win over files: give a schedule file named like one as ./NAME.",
-                                            rich_help_panel=METHOD_PANEL)]
+ScheduleOption = Annotated[Optional[str], typer.Option(
+    "--schedule", help="left, right, midpoint, trapezoid, gauss-legendre, comma-separated alphas from 0 to 1, a "
+    "calibrated schedule FILE.json, or auto (the one igcli calibrate cached for this model, method and steps). "
+    "Names win over files: give a schedule file named like one as ./NAME. [default: right; left with the idgi "
+    "rule, as its Algorithm 1]", show_default=False, rich_help_panel=METHOD_PANEL)]
 BaselineOption = Annotated[str, typer.Option("--baseline", help="black, white, blur, uniform, or a file (image, "
                                             ".npy/.pt tensor in model-input space) for ig/gig; a file named like "
                                             "one of the names as ./NAME.",
@@ -188,9 +188,9 @@ def parse_floats(option: str, text: str | None) -> tuple[float, ...] | None:
         raise InvalidArgumentError(f"{option} {text!r}: expected comma-separated numbers") from None
 
 
-def parse_schedule(text: str) -> str | list[float]:
-    """A schedule name, or comma-separated alphas as a list."""
-    if "," in text:
+def parse_schedule(text: str | None) -> str | list[float] | None:
+    """A schedule name, or comma-separated alphas as a list; None (not given: the rule's default) as it is."""
+    if text is not None and "," in text:
         return list(parse_floats("--schedule", text) or ())
     return text
 

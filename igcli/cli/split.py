@@ -43,7 +43,7 @@ def split_command(
     interpolation: c.InterpolationOption = None,
     rule: c.RuleOption = c.Rule.riemann,
     steps: c.StepsOption = None,
-    schedule: c.ScheduleOption = "right",
+    schedule: c.ScheduleOption = None,
     baseline: c.BaselineOption = "black",
     target: c.TargetOption = "pred",
     labels: c.LabelsOption = None,

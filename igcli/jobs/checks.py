@@ -18,7 +18,9 @@ from ..errors import InvalidArgumentError
 from ..labels import LabelResolver
 from ..methods import BASELINE_NAMES, check_method, get_method
 from ..preprocessing import check_preprocessing
-from ..schedules import ScheduleFileError, cached_schedule_path, make_schedule, read_schedule_file, schedule_name
+from ..schedules import (
+    ScheduleFileError, cached_schedule_path, default_schedule, make_schedule, read_schedule_file, schedule_name,
+)
 from ..store import INDEX_NAME, SHARD_PATTERN
 from ..choices import REDUCTIONS, STORAGE_DTYPES
 from ..validate import OutputError
@@ -39,7 +41,7 @@ class AttributeJob:
     method: str = "ig"
     rule: str = "riemann"
     steps: int | None = None  # None: 32, or the step count of a schedule file
-    schedule: Any = "right"  # a name, alphas, a schedule FILE (.json) or "auto" (the calibrated one in the cache)
+    schedule: Any = None  # a name, alphas, a schedule FILE (.json), "auto" (calibrated, cached); None: the rule's
     baseline: str = "black"
     method_options: dict[str, Any] = field(default_factory=dict)
     target: str = "pred"
@@ -106,7 +108,7 @@ def check_attribute_job(job: AttributeJob) -> Part:
         raise InvalidArgumentError(f"--workers must be >= 0, got {job.workers}")
     if job.steps is not None and (not isinstance(job.steps, int) or job.steps < 1):
         raise InvalidArgumentError(f"--steps must be a positive integer, got {job.steps}")
-    method, _, options = check_method(job.method, job.rule, job.output, dict(job.method_options))
+    method, rule, options = check_method(job.method, job.rule, job.output, dict(job.method_options))
     if job.labels is not None and target_mode != "label":
         raise InvalidArgumentError("--labels is only used with --target label")
     part = resolve_part(job.shard)
@@ -117,7 +119,7 @@ def check_attribute_job(job: AttributeJob) -> Part:
         check_baseline(job.baseline, job.preprocessing.get("crop"))
     if job.labels is not None:
         check_labels(job.labels, job.model)
-    _check_schedule(job, method, options)
+    _check_schedule(job, method, rule, options)
     check_output_folder(Path(job.out), part, resume=job.resume, overwrite=job.overwrite)
     return part
 
@@ -143,13 +145,14 @@ def check_labels(labels: str, model: str) -> None:
     LabelResolver(labels, num_classes=IMAGENET_CLASSES if named else None)
 
 
-def _check_schedule(job: AttributeJob, method: str, options: dict[str, Any]) -> None:
+def _check_schedule(job: AttributeJob, method: str, rule: str, options: dict[str, Any]) -> None:
     """A schedule name or alphas, or a schedule file made for this model, method and steps (its weights hash
     is compared once the model is loaded); the method's options against its step count."""
     chosen = get_method(method)
     if not is_schedule_file(job.schedule):
         if chosen.has_path:
-            schedule = make_schedule(job.schedule, job.steps or DEFAULT_STEPS)
+            spec = default_schedule(rule) if job.schedule is None else job.schedule
+            schedule = make_schedule(spec, job.steps or DEFAULT_STEPS)
             chosen.check_steps(options, len(schedule.boundaries) - 1)
         return
     if not chosen.has_path:

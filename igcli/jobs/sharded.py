@@ -30,7 +30,7 @@ from ..models import LoadedModel, file_sha256, load_model
 from ..output import inherited_input_root
 from ..progress import Reporter
 from ..recipe import Recipe
-from ..schedules import read_schedule_file
+from ..schedules import default_schedule, read_schedule_file
 from ..signals import note_received
 from ..store import INDEX_NAME, ShardWriter, build_index, list_shards, next_sequence
 from ..text import shown_path
@@ -75,7 +75,9 @@ def resolve_schedule(spec: Any, steps: int | None, method: str, rule: str, model
     it must have been made for this model (and weights), path method and, when ``--steps`` is given, step
     count; without ``--steps`` the file's count is used.
     """
-    path_method, _ = resolve_method(method, rule)
+    path_method, rule = resolve_method(method, rule)
+    if spec is None:  # the rule's reference: right for riemann, left for idgi (its Algorithm 1)
+        spec = default_schedule(rule)
     if not is_schedule_file(spec):
         return spec, steps or DEFAULT_STEPS, {}
     if not get_method(path_method).has_path:
@@ -155,7 +157,7 @@ class ShardStep:
         """Warnings about the run as a whole, said once at its end (completeness gaps)."""
         if self.gaps is None:
             return []
-        spec = self.job.schedule
+        spec = self.recipe.schedule if self.job.schedule is None else self.job.schedule
         kind = "calibrated" if is_schedule_file(spec) else spec if isinstance(spec, str) else "custom"
         return self.gaps.messages(output=self.job.output, schedule=kind)
 
