@@ -82,7 +82,7 @@ def test_a_folder_written_before_the_recipe_had_a_format_reads_and_resumes(tmp_p
             for key in ("recipe", "option_names"):
                 del handle.attrs[key]
     old = Output(tmp_path / "out").recipe
-    assert old == current and old.options == {"max_sigma": 4.0, "blur_padding": "reflect", "blur_derivative": "exact"}
+    assert old == current and old.options == {"max_sigma": 4.0, "blur_padding": "constant", "blur_derivative": "exact"}
     shards = sorted(list_shards(tmp_path / "out"))
     shards[-1].unlink()  # the last image is to be done again
     summary = run(tmp_path, "blurig", "idgi", shard_size=1, resume=True)
