@@ -142,6 +142,22 @@ def test_stability_metrics_recompute_with_the_run_settings(tmp_path):
     assert again.aggregate["sensitivity"]["mean"] == pytest.approx(ig.aggregate["sensitivity"]["mean"], rel=1e-6)
 
 
+def test_sensitivity_of_an_all_zero_map_is_unscorable_with_its_reason(tmp_path):
+    # Region's logit 1 is a constant: its gradient, hence every vg map, is zero. Max-sensitivity divides by the
+    # map's norm: 0/0 is no score (Captum reports 0, which would rank a blank map as perfectly stable).
+    from igcli.jobs.evaluate import EvaluateJob, evaluate
+    from igcli.jobs import AttributeJob, run_attribute
+    from igcli.metrics.stability import ZERO_MAP
+
+    make_images(tmp_path / "imgs", 3)
+    run_attribute(AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=REGION, method="vg",
+                               preprocessing={"resize": 16, "crop": 16}, device="cpu", workers=0, target="1",
+                               output="logit"), quiet=True)
+    result = evaluate(EvaluateJob(tmp_path / "out", ["sensitivity"], model=REGION, device="cpu"), quiet=True)
+    assert result.aggregate["sensitivity"]["count"] == 0 and result.aggregate["sensitivity"]["unscorable"] == 3
+    assert all(row["sensitivity_unscorable"] == ZERO_MAP and "sensitivity" not in row for row in result.rows)
+
+
 def test_localization_from_boxes_csv_and_voc_xml(tmp_path):
     from igcli.metrics.ground_truth import GroundTruth
     from igcli.models import Preprocessing

@@ -24,7 +24,7 @@ from ..metrics.ground_truth import GroundTruth
 from ..metrics.localization import best_f1_and_mae, roc_auc
 from ..metrics.perturbation import abpc, insertion_deletion
 from ..metrics.ranking import RANKINGS, has_ranking, pixel_scores
-from ..metrics.stability import closed_path_error, jpeg_stability, sensitivity
+from ..metrics.stability import ZERO_MAP, closed_path_error, jpeg_stability, sensitivity
 from ..models import LoadedModel, ModelLoadError, Preprocessing, load_model
 from ..text import path_seed, shown_path
 from ..output import IMAGE_PATHS, Output, missing_image_hint
@@ -213,7 +213,11 @@ def _evaluate_chunk(chunk, metrics, rank, engine, preprocessing, truth, device, 
         if "sensitivity" in metrics:
             measured = sensitivity(lambda x, t: recompute(x, t, usable_paths), images, targets, usable_paths, seed)
             for k, i in enumerate(usable):
-                values[i]["sensitivity"] = float(measured[k])
+                if np.isnan(float(measured[k])):  # an all-zero map: unscorable, with the reason, not a NaN value
+                    result.unscorable["sensitivity"] = result.unscorable.get("sensitivity", 0) + 1
+                    values[i]["sensitivity_unscorable"] = ZERO_MAP
+                else:
+                    values[i]["sensitivity"] = float(measured[k])
         if "closed-path" in metrics:
             measured = closed_path_error(lambda x, t, start: recompute(x, t, usable_paths, start), images, targets,
                                          usable_paths, seed, preprocessing.normalization)

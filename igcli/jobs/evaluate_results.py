@@ -28,7 +28,7 @@ class EvaluateResult:
     aggregate: dict[str, dict[str, float]] = field(default_factory=dict)  # value -> mean, median, std, count
     skipped: list[dict[str, str]] = field(default_factory=list)
     unrankable: int = 0
-    unscorable: dict[str, int] = field(default_factory=dict)  # PIC metric -> images the reference cannot score
+    unscorable: dict[str, int] = field(default_factory=dict)  # metric -> images it cannot score (PIC, sensitivity)
     curves: dict[str, list] = field(default_factory=dict)  # PIC metric -> per-image curves (for the aggregate)
     seed: int = 0
     seconds: float = 0.0
@@ -72,8 +72,9 @@ def aggregate(result: EvaluateResult, metrics: list[str]) -> dict[str, dict[str,
                 "higher_is_better": HIGHER_IS_BETTER[name],
             }
             entry["value"] = entry["mean"]
-            if name in PIC_METRICS:  # the curves of PIC_METRICS are in result.curves under the same names
+            if name in result.unscorable or name in PIC_METRICS:
                 entry["unscorable"] = result.unscorable.get(name, 0)
+            if name in PIC_METRICS:  # the curves of PIC_METRICS are in result.curves under the same names
                 entry["value"] = pic.aggregate(result.curves[name], name)[1] if result.curves.get(name) else float("nan")
             aggregate[name] = entry
     return aggregate

@@ -32,10 +32,15 @@ JPEG_QUALITY = 75
 CLOSED_PATHS = 10
 
 
+ZERO_MAP = "the map is all zero: max-sensitivity divides by its norm"
+
+
 def sensitivity(recompute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], images: torch.Tensor,
                 targets: torch.Tensor, paths: Sequence[str], seed: int, *, radius: float = SENSITIVITY_RADIUS,
                 samples: int = SENSITIVITY_SAMPLES) -> torch.Tensor:
-    """(B,) max-sensitivity; ``recompute(images, targets)`` returns the maps (B, ...) as the run made them."""
+    """(B,) max-sensitivity; ``recompute(images, targets)`` returns the maps (B, ...) as the run made them.
+    NaN where the map is all zero: the relative change divides by its norm (Captum reports 0 there; a zero map
+    is not maximally stable, it is unscorable, see :data:`ZERO_MAP`)."""
     reference = recompute(images, targets).flatten(1).to(torch.float64)
     generators = [torch.Generator().manual_seed(path_seed(seed, p)) for p in paths]
     worst = torch.zeros(images.shape[0], dtype=torch.float64)
@@ -44,7 +49,7 @@ def sensitivity(recompute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         moved = recompute(images + noise.to(images.device, images.dtype), targets).flatten(1).to(torch.float64)
         change = (moved - reference).norm(dim=1) / reference.norm(dim=1)
         worst = torch.maximum(worst, change.cpu())
-    return worst
+    return torch.where(reference.norm(dim=1).cpu() > 0, worst, torch.full_like(worst, float("nan")))
 
 
 def jpeg(pixels: np.ndarray, quality: int = JPEG_QUALITY) -> np.ndarray:
