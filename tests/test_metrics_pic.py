@@ -170,3 +170,20 @@ def test_pic_marks_a_picture_with_non_finite_model_outputs(monkeypatch):
     (alone,) = pic.measure_batch(engine(Quadrant(), 16), pictures[:1], scores[:1], [0], to_input, [9],
                                  levels=("entropy",))
     np.testing.assert_allclose(first.probability, alone.probability, rtol=1e-6)  # its batch-mate changes nothing
+
+
+def test_min_pred_leaves_an_image_whose_original_scores_low_unscored_as_pair_does():
+    # PAIR's compute_pic_metric(min_pred_value=...): the original image's score (SIC: probability; AIC: 1 if
+    # predicted, else 0) below it means the image is skipped; igcli counts it unscorable with the reason.
+    levels = np.array([1.0, 2.0, 3.0, 4.0])
+    samples = pic.PicSamples(entropy=levels, msssim=levels / 4, probability=np.array([0.1, 0.3, 0.5, 0.6]),
+                             correct=np.array([False, False, True, True]))
+    scored = pic.image_curves(samples, ("entropy",))
+    assert all(isinstance(curve, np.ndarray) for curve in scored.values())
+    assert pic.image_curves(samples, ("entropy",), min_pred=0.6)["sic"].shape == scored["sic"].shape  # 0.6 >= 0.6
+    strict = pic.image_curves(samples, ("entropy",), min_pred=0.8)
+    assert strict["sic"] == "the model scores the original 0.6, below --min-pred 0.8"
+    assert isinstance(strict["aic"], np.ndarray)  # predicted: AIC's original scores 1
+    missed = pic.PicSamples(entropy=levels, msssim=levels / 4, probability=samples.probability,
+                            correct=np.array([False, False, False, False]))
+    assert pic.image_curves(missed, ("entropy",), min_pred=0.8)["aic"].startswith("the model scores the original 0,")

@@ -46,6 +46,9 @@ def evaluate_command(
                     "below it.", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of SIC/AIC's random 1% of "
                     "revealed pixels (per image from seed and path).")] = 0,
+    min_pred: Annotated[Optional[float], typer.Option("--min-pred", min=0.0, max=1.0, metavar="P", help="SIC/AIC: "
+                        "leave unscored an image whose original the model scores below P (PAIR's min_pred_value, "
+                        "0.8 there) [default: off, as the IDGI paper].", show_default=False)] = None,
     batch_size: c.BatchSizeOption = None,
     device: c.DeviceOption = None,
     csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Also write per-image values to this CSV.",
@@ -64,7 +67,8 @@ def evaluate_command(
     for source in sources:
         results.append(evaluate(EvaluateJob(source, metrics, rank, model, str(weights) if weights else None,
                                             str(masks) if masks else None, str(boxes) if boxes else None,
-                                            batch_size, device, limit, seed, trust_model_file, root=root),
+                                            batch_size, device, limit, seed, trust_model_file, root=root,
+                                            min_pred=min_pred),
                                 quiet=quiet))
     if csv_path is not None:
         write_csv(results, csv_path)

@@ -48,6 +48,7 @@ class EvaluateJob:
     device: str | None = None
     limit: int | None = None
     seed: int = 0  # PIC's random 1% of revealed pixels: seeded per image from (seed, path)
+    min_pred: float | None = None  # SIC/AIC: not scored below this score of the original (PAIR's min_pred_value)
     trust_model_file: bool = False  # let --model FILE be a pickled whole module (runs its code)
     root: str | os.PathLike | None = None  # --root: where the input images are now (igcli.output.locate_image)
 
@@ -75,7 +76,10 @@ class EvaluateRun(Job):
         output = self.output = Output(job.source, root=job.root)
         recipe = output.recipe
         self.preprocessing = Preprocessing.from_dict(recipe.preprocessing)
-        self.result = EvaluateResult(str(job.source), output.settings, job.rank, metrics, seed=job.seed)
+        if job.min_pred is not None and not 0.0 <= job.min_pred <= 1.0:
+            raise InvalidArgumentError(f"--min-pred {job.min_pred}: must be in [0, 1]")
+        self.result = EvaluateResult(str(job.source), output.settings, job.rank, metrics, seed=job.seed,
+                                     min_pred=job.min_pred)
         if set(RECOMPUTING) & set(metrics):
             recipe.method_object()  # a plugin's method must be installed to recompute: say so before the model loads
         if "closed-path" in metrics and not _joins_any_two_points(recipe):
@@ -259,7 +263,7 @@ def _evaluate_chunk(chunk, metrics, rank, engine, preprocessing, truth, device, 
                 if not np.isfinite(samples.probability).all():  # AIC's hits mean nothing then: NaN for all
                     values[i].update({name: float("nan") for name in wanted})
                     continue
-                for name, curve in pic.image_curves(samples, levels).items():
+                for name, curve in pic.image_curves(samples, levels, result.min_pred).items():
                     if name not in wanted:
                         continue
                     if isinstance(curve, str):

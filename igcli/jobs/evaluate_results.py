@@ -31,6 +31,7 @@ class EvaluateResult:
     unscorable: dict[str, int] = field(default_factory=dict)  # metric -> images it cannot score (PIC, sensitivity)
     curves: dict[str, list] = field(default_factory=dict)  # PIC metric -> per-image curves (for the aggregate)
     seed: int = 0
+    min_pred: float | None = None  # SIC/AIC's threshold on the original's score, when set
     seconds: float = 0.0
 
     @property

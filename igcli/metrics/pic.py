@@ -163,13 +163,20 @@ def level_of(metric: str) -> str:
     return "msssim" if metric.endswith("-msssim") else "entropy"
 
 
-def image_curves(samples: PicSamples, levels: Sequence[str] = LEVELS) -> dict[str, np.ndarray | str]:
-    """The curves of one image (sic/aic x each of ``levels``), or the reason it cannot be scored."""
+def image_curves(samples: PicSamples, levels: Sequence[str] = LEVELS,
+                 min_pred: float | None = None) -> dict[str, np.ndarray | str]:
+    """The curves of one image (sic/aic x each of ``levels``), or the reason it cannot be scored.
+    ``min_pred``: PAIR's ``min_pred_value``, off by default (the IDGI paper states no threshold): an image whose
+    original scores below it (SIC: the target's probability; AIC: 1 if predicted, else 0) is not scored."""
     out: dict[str, np.ndarray | str] = {}
     for level in levels:
         levels = samples.entropy if level == "entropy" else samples.msssim
         suffix = "" if level == "entropy" else "-msssim"  # level_of inverts this
         for name, values in (("sic", samples.probability), ("aic", samples.correct.astype(np.float64))):
+            if min_pred is not None and float(values[-1]) < min_pred:
+                out[name + suffix] = (f"the model scores the original {float(values[-1]):.3g}, below --min-pred "
+                                      f"{min_pred:g}")
+                continue
             try:
                 out[name + suffix] = curve(levels[1:-1], values[1:-1], float(levels[0]), float(levels[-1]),
                                            float(values[0]), float(values[-1]))
