@@ -30,6 +30,7 @@ SCHEDULE_NAMES = ("left", "right", "midpoint", "trapezoid", "gauss-legendre")
 # The schedule each rule's reference uses when none is given: IDGI's Algorithm 1 (Yang et al. 2023) takes the
 # gradient at the start x_j of every step (left); IG's Riemann sum in PAIR's and Captum's default, the right end.
 DEFAULT_SCHEDULES = {"riemann": "right", "idgi": "left"}
+GRADIENT_ENDS = ("left", "right")  # where a partition's gradients sit in each cell (schedule files' gradient_at)
 
 
 def default_schedule(rule: str | None) -> str:
@@ -145,10 +146,13 @@ class Schedule:
         return cls("gauss-legendre", (nodes + 1) / 2, weights / 2, _boundaries_from_weights(weights / 2))
 
     @classmethod
-    def from_alphas(cls, alphas: Sequence[float], name: str = "alphas") -> "Schedule":
+    def from_alphas(cls, alphas: Sequence[float], name: str = "alphas", gradient_at: str = "left") -> "Schedule":
         """Left Riemann sum over the partition ``alphas`` (n + 1 values from 0 to 1): the gradient at
         alpha_i weighted by alpha_{i+1} - alpha_i (Swain and Singhi 2024, Eq. 6). This is how a calibrated
-        RiemannOpt schedule is used."""
+        RiemannOpt schedule is used. ``gradient_at="right"``: the gradient at alpha_{i+1} instead, as the
+        authors' code (``newig.py``) sums."""
+        if gradient_at not in GRADIENT_ENDS:
+            raise InvalidArgumentError(f"schedule {name!r}: gradient_at must be left or right, got {gradient_at!r}")
         _check_count(name, len(alphas) - 1)
         edges = np.asarray(alphas, dtype=np.float64)
         if edges.ndim != 1 or edges.shape[0] < 2:
@@ -159,7 +163,7 @@ class Schedule:
             raise InvalidArgumentError(f"schedule {name!r}: alphas must be strictly increasing")
         edges = edges.copy()
         edges[0], edges[-1] = 0.0, 1.0
-        return cls(name, edges[:-1], np.diff(edges), edges)
+        return cls(name, edges[:-1] if gradient_at == "left" else edges[1:], np.diff(edges), edges)
 
     @classmethod
     def explicit(cls, points: Sequence[float], weights: Sequence[float] | None = None, name: str = "explicit") -> "Schedule":
@@ -303,6 +307,7 @@ def write_schedule_file(
         "steps": int(partition.shape[0] - 1),
         "alphas": [float(a) for a in partition],
         "weights": [float(w) for w in np.diff(partition)],
+        "gradient_at": "left",  # the paper's Riemann sum (Eq. 6); "right" is the authors' code's
         "calibration": calibration,
         "igcli_version": igcli_version,
     }
@@ -328,7 +333,8 @@ def read_schedule_file(
     method: str | None = None,
     steps: int | None = None,
 ) -> tuple[Schedule, dict[str, Any]]:
-    """Load a schedule file as a left-sum :class:`Schedule` (Swain and Singhi 2024, Eq. 6) and its JSON document.
+    """Load a schedule file as a :class:`Schedule` over its partition and its JSON document: a left sum (Swain and
+    Singhi 2024, Eq. 6) unless the file's ``gradient_at`` says ``right`` (the authors' code's sum).
 
     The expectations given (model spec, weights hash, path method, steps) must match the file's, or
     :class:`ScheduleFileError` says which does not.
@@ -358,7 +364,10 @@ def read_schedule_file(
         raise ScheduleFileError(
             f"--schedule {name}: corrupt ({len(alphas)} alphas and {weights.shape[0]} weights for {file_steps} steps)"
         )
-    schedule = Schedule.from_alphas(alphas, name=f"file:{Path(path).name}")
+    gradient_at = document.get("gradient_at", "left")  # files from before the field: the paper's left sums
+    if gradient_at not in GRADIENT_ENDS:
+        raise ScheduleFileError(f"--schedule {name}: corrupt ('gradient_at' must be left or right, got {gradient_at!r})")
+    schedule = Schedule.from_alphas(alphas, name=f"file:{Path(path).name}", gradient_at=gradient_at)
     if not np.allclose(weights, schedule.weights, rtol=0, atol=1e-9):
         raise ScheduleFileError(f"--schedule {name}: corrupt (weights are not the differences of the alphas)")
     checks = [("model", model, document.get("model")), ("method", method, document.get("method")),

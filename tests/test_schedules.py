@@ -68,3 +68,30 @@ def test_bad_schedules_raise_one_clear_error(spec):
 def test_bad_step_counts_are_refused(steps):
     with pytest.raises(InvalidArgumentError, match="steps"):
         make_schedule("right", steps)
+
+
+def test_a_schedule_file_says_which_end_of_each_cell_its_gradients_sit_at(tmp_path):
+    # The paper's RiemannOpt is a left sum (Swain and Singhi 2024, Eq. 6); the authors' code sums at the right
+    # end. igcli writes "left"; a file saying "right" is read as such; a file without the field (igcli before
+    # it) is a left sum.
+    import json
+
+    from igcli.schedules import ScheduleFileError, read_schedule_file, write_schedule_file
+
+    alphas = [0.0, 0.1, 0.4, 1.0]
+    path = write_schedule_file(tmp_path / "s.json", model="m", weights_sha256=None, method="ig", alphas=alphas,
+                               calibration={}, igcli_version="test")
+    document = json.loads(path.read_text())
+    assert document["gradient_at"] == "left"
+    left, _ = read_schedule_file(path)
+    np.testing.assert_array_equal(left.points, alphas[:-1])
+    for value, points in (("right", alphas[1:]), (None, alphas[:-1])):
+        changed = {**document, "gradient_at": value} if value else {k: v for k, v in document.items() if k != "gradient_at"}
+        path.write_text(json.dumps(changed))
+        schedule, _ = read_schedule_file(path)
+        np.testing.assert_array_equal(schedule.points, points)
+        np.testing.assert_array_equal(schedule.boundaries, alphas)
+        np.testing.assert_allclose(schedule.weights, np.diff(alphas))
+    path.write_text(json.dumps({**document, "gradient_at": "middle"}))
+    with pytest.raises(ScheduleFileError, match="'gradient_at' must be left or right, got 'middle'"):
+        read_schedule_file(path)
