@@ -376,3 +376,16 @@ def test_an_image_the_model_answers_with_nan_is_skipped_for_those_metrics_alone(
         assert [row[name] for row in rows[:2]] == [row[name] for row in clean.rows[:2]], name
         assert evaluated["aggregate"][name]["count"] == 2
     assert np.isfinite(evaluated["curves"]["insertion"]["y"]).all()  # the NaN curve is not in the mean
+
+
+def test_min_pred_reaches_sic_and_aic_from_the_command_line(tmp_path):
+    make_images(tmp_path / "imgs", 2)
+    made = run_cli("attribute", str(tmp_path / "imgs"), "-o", str(tmp_path / "out"), *TINY_ARGS, "--steps", "2",
+                   "--workers", "0", "--quiet")
+    assert made.returncode == 0, made.stderr
+    result = run_cli("evaluate", str(tmp_path / "out"), "--metric", "sic,aic", "--min-pred", "1", "--model", TINY,
+                     "--device", "cpu", "--json", "--quiet")
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads(result.stdout)["results"][0]
+    assert evaluated["min_pred"] == 1.0 and evaluated["aggregate"]["sic"]["unscorable"] == 2
+    assert all("below --min-pred 1" in row["sic_unscorable"] for row in evaluated["rows"])

@@ -65,10 +65,11 @@ def evaluate_command(
     metrics = parse_metrics(metric)
     results = []
     for source in sources:
-        results.append(evaluate(EvaluateJob(source, metrics, rank, model, str(weights) if weights else None,
-                                            str(masks) if masks else None, str(boxes) if boxes else None,
-                                            batch_size, device, limit, seed, trust_model_file, root=root,
-                                            min_pred=min_pred),
+        job = EvaluateJob(source, metrics, rank=rank, model=model, weights=str(weights) if weights else None,
+                          masks=str(masks) if masks else None, boxes=str(boxes) if boxes else None,
+                          batch_size=batch_size, device=device, limit=limit, seed=seed,
+                          trust_model_file=trust_model_file, root=root, min_pred=min_pred)
+        results.append(evaluate(job,
                                 quiet=quiet))
     if csv_path is not None:
         write_csv(results, csv_path)

@@ -48,9 +48,9 @@ class EvaluateJob:
     device: str | None = None
     limit: int | None = None
     seed: int = 0  # PIC's random 1% of revealed pixels: seeded per image from (seed, path)
-    min_pred: float | None = None  # SIC/AIC: not scored below this score of the original (PAIR's min_pred_value)
     trust_model_file: bool = False  # let --model FILE be a pickled whole module (runs its code)
     root: str | os.PathLike | None = None  # --root: where the input images are now (igcli.output.locate_image)
+    min_pred: float | None = None  # SIC/AIC: not scored below this score of the original (PAIR's min_pred_value)
 
 
 def _overrides(stored: dict[str, Any]) -> dict[str, Any]:
