@@ -87,3 +87,16 @@ def test_a_folder_written_before_the_recipe_had_a_format_reads_and_resumes(tmp_p
     shards[-1].unlink()  # the last image is to be done again
     summary = run(tmp_path, "blurig", "idgi", shard_size=1, resume=True)
     assert (summary.already_done, summary.attributed) == (2, 1)
+
+
+@pytest.mark.parametrize("named", ["os:system", "igcli_meanig", "../evil.py:run", "subprocess"])
+def test_a_method_named_by_a_folder_is_looked_up_in_the_registry_only(named):
+    # An output folder is data: the method it names is a registry entry or nothing; nothing is imported by it.
+    import sys
+
+    from igcli.errors import InvalidArgumentError
+
+    before = set(sys.modules)
+    with pytest.raises(InvalidArgumentError, match="not installed here"):
+        Recipe(method=named).method_object()
+    assert set(sys.modules) - before == set()
