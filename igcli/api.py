@@ -109,11 +109,12 @@ def attribute(
         InvalidArgumentError, ShapeError, TargetError, NonFiniteError (all :class:`~igcli.errors.IgcliError`).
     """
     schedule = _schedule_or_default(schedule, method, rule)
-    settings = describe(method, rule, steps=steps, schedule=schedule, baseline=baseline, output=output, seed=seed,
-                        **method_options)
-    chosen, rule = as_method(method if isinstance(method, Method) else settings["method"]), settings["rule"]
+    chosen = as_method(method)
+    path_schedule = make_schedule(schedule, steps) if chosen.has_path else None  # built once, described too
+    settings = describe(method, rule, steps=steps, schedule=path_schedule or schedule, baseline=baseline,
+                        output=output, seed=seed, **method_options)
+    rule = settings["rule"]
     options = {option.name: settings[option.name] for option in chosen.options}
-    path_schedule = make_schedule(schedule, steps) if chosen.has_path else None
     with prepared_batch(model, images, target, output=output, batch_size=batch_size, device=device,
                         amp=amp) as batch:
         engine, inputs, targets, scores = batch.engine, batch.inputs, batch.targets, batch.scores

@@ -30,7 +30,7 @@ from ..models import LoadedModel, file_sha256, load_model
 from ..output import inherited_input_root
 from ..progress import Reporter
 from ..recipe import Recipe
-from ..schedules import default_schedule, read_schedule_file
+from ..schedules import default_schedule, make_schedule, read_schedule_file
 from ..signals import note_received
 from ..store import INDEX_NAME, ShardWriter, build_index, list_shards, next_sequence
 from ..text import shown_path
@@ -78,9 +78,11 @@ def resolve_schedule(spec: Any, steps: int | None, method: str, rule: str, model
     path_method, rule = resolve_method(method, rule)
     if spec is None:  # the rule's reference: right for riemann, left for idgi (its Algorithm 1)
         spec = default_schedule(rule)
-    if not is_schedule_file(spec):
-        return spec, steps or DEFAULT_STEPS, {}
-    if not get_method(path_method).has_path:
+    has_path = get_method(path_method).has_path
+    if not is_schedule_file(spec):  # built once here, not again for every batch
+        steps = steps or DEFAULT_STEPS
+        return (make_schedule(spec, steps) if has_path else spec), steps, {}
+    if not has_path:
         raise InvalidArgumentError(f"--schedule FILE/auto: {path_method} has no path to schedule")
     path = schedule_file_for(spec, model, path_method, steps)
     schedule, _ = read_schedule_file(path, model=model, weights_sha256=weights_sha256, method=path_method, steps=steps)
