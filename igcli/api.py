@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
 from .baselines import BaselineSpec, Normalization
 from .completeness import CompletenessWarning, GapTally
+from .ensembles import EnsembleSpec, ReferenceSource, attribute_ensemble, check_ensemble
+from .ensembles.references import as_reference_source
 from .methods import Method, as_method, check_method, resolve_method
 from .methods.registry import plugin_faults
 from .prologue import TargetSpec, prepared_batch
@@ -37,6 +39,9 @@ class AttributionResult:
         completeness_gap: (B,) float32, |sum(attr) - (f(x) - f(x'))| / |f(x) - f(x')|;
             NaN for ``vg`` and where f(x) = f(x').
         settings: the method, rule, schedule and options that produced the maps.
+        relative_se: (B,) float32, the error bar of a map averaged over random draws (noise, drawn references,
+            Expected Gradients' samples): ||SE|| / ||map||, the standard error of the map relative to its size
+            (README, "Ensembles"); NaN for a map that drew nothing or too few draws to tell.
     """
 
     attributions: torch.Tensor
@@ -45,6 +50,11 @@ class AttributionResult:
     baseline_scores: torch.Tensor
     completeness_gap: torch.Tensor
     settings: dict[str, Any] = field(default_factory=dict)
+    relative_se: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.relative_se is None:
+            self.relative_se = torch.full_like(self.scores, float("nan"))
 
     def __len__(self) -> int:
         return int(self.attributions.shape[0])
@@ -59,8 +69,14 @@ def attribute(
     rule: str = "riemann",
     steps: int = 32,
     schedule: ScheduleSpec | None = None,
-    baseline: BaselineSpec = "black",
+    baseline: BaselineSpec | Sequence[BaselineSpec] = "black",
     output: str = "prob",
+    noise_samples: int = 0,
+    noise_level: float | None = None,
+    noise_aggregate: str | None = None,
+    references: torch.Tensor | ReferenceSource | None = None,
+    baseline_samples: int | None = None,
+    keys: Sequence[str] | None = None,
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     amp: bool = False,
@@ -85,14 +101,25 @@ def attribute(
             sum over that partition, e.g. a RiemannOpt schedule) or a :class:`~igcli.schedules.Schedule`;
             None: each rule's reference, ``right`` for ``riemann`` and ``left`` for ``idgi`` (Algorithm 1 takes
             the gradient at the start of each step).
-        baseline: for ``ig``/``gig``: ``black``, ``white``, ``blur``, ``uniform`` (in pixel space, see
-            ``normalization``) or a (C, H, W)/(B, C, H, W) tensor in model-input space.
+        baseline: for ``ig``/``gig``/``eg``: ``black``, ``white``, ``blur``, ``uniform`` (in pixel space, see
+            ``normalization``) or a (C, H, W)/(B, C, H, W) tensor in model-input space; a list of several
+            averages the method over them (a baseline ensemble). For ``eg``, the distribution its samples draw
+            from (``uniform``: a fresh draw per sample) unless ``references`` are given.
         output: ``prob`` (softmax probability of the target) or ``logit``.
+        noise_samples: N > 0 averages the method over N noisy copies of each input, x + N(0, sigma^2) with
+            sigma = ``noise_level`` x (max(x) - min(x)) per image (SmoothGrad; default level 0.15), combined by
+            ``noise_aggregate``: ``smoothgrad`` (mean, the default), ``smoothgrad-sq`` (mean of squares) or
+            ``vargrad`` (variance).
+        references: (R, C, H, W) reference inputs in model-input space (or a
+            :class:`~igcli.ensembles.ReferenceSource`) that baselines are drawn from: ``baseline_samples`` K
+            distinct ones per image for ``ig``/``gig``, one per sample for ``eg``.
+        keys: one string per image seeding its random draws (noise, references, alphas): the same key gives
+            the same draws whatever the batch (the CLI passes the image's path); default: its position.
         batch_size: most rows per forward/backward pass (default: 32 on CUDA, 4 on CPU).
         device: ``cuda``, ``cpu``, ... (default: CUDA when available).
         amp: autocast the model (bfloat16 on CPU, float16 on CUDA).
         normalization: the model's input normalisation, so pixel-space baselines are right; identity if None.
-        seed: seed for random baselines.
+        seed: seed for random baselines and every ensemble draw.
         progress: called after every forward + backward chunk with the fraction (0 to 1] of this call's
             gradient evaluations done (counted on the host: it never waits for the device).
         check_completeness: issue one :class:`~igcli.completeness.CompletenessWarning` when the median
@@ -100,7 +127,7 @@ def attribute(
             on the host once per call (one device sync on a GPU).
         **method_options: ``max_sigma``, ``blur_padding`` (``reflect``/``constant``), ``blur_derivative``
             (``exact``/``finite``) for ``blurig``; ``fraction``, ``max_dist``, ``anchors`` for ``gig``;
-            ``baseline_sigma`` for the ``blur`` baseline.
+            ``samples`` for ``eg``; ``baseline_sigma`` for the ``blur`` baseline.
 
     Returns:
         An :class:`AttributionResult`.
@@ -111,16 +138,38 @@ def attribute(
     schedule = _schedule_or_default(schedule, method, rule)
     chosen = as_method(method)
     path_schedule = make_schedule(schedule, steps) if chosen.has_path else None  # built once, described too
-    settings = describe(method, rule, steps=steps, schedule=path_schedule or schedule, baseline=baseline,
-                        output=output, seed=seed, **method_options)
+    baselines = _baseline_list(baseline)
+    settings = describe(method, rule, steps=steps, schedule=path_schedule or schedule, baseline=baselines,
+                        output=output, seed=seed, noise_samples=noise_samples, noise_level=noise_level,
+                        noise_aggregate=noise_aggregate, references=references is not None,
+                        baseline_samples=baseline_samples, **method_options)
     rule = settings["rule"]
     options = {option.name: settings[option.name] for option in chosen.options}
+    ensemble = _ensemble_of(chosen, settings, len(baselines), references is not None, baseline_samples)
+    if ensemble.active:
+        source = as_reference_source(references)
+        if keys is not None and len(keys) != images.shape[0]:
+            raise ShapeError(f"keys: {len(keys)} for {images.shape[0]} images; give one per image")
     with prepared_batch(model, images, target, output=output, batch_size=batch_size, device=device,
                         amp=amp) as batch:
         engine, inputs, targets, scores = batch.engine, batch.inputs, batch.targets, batch.scores
         if progress is not None:
-            rows = inputs.shape[0] * (path_schedule.steps if path_schedule else 1)
-            engine.on_rows = _progress_counter(progress, rows)
+            per_member = path_schedule.steps if path_schedule else 1
+            members = max(1, ensemble.noise_samples) * ensemble.members_per_noise_draw if ensemble.active else 1
+            engine.on_rows = _progress_counter(progress, inputs.shape[0] * per_member * members)
+        if ensemble.active:
+            with plugin_faults(chosen):
+                maps = attribute_ensemble(
+                    chosen, ensemble, engine, inputs, targets, scores, schedule=path_schedule, rule=rule,
+                    baselines=baselines, references=source, normalization=normalization or Normalization(),
+                    seed=seed, keys=[str(key) for key in keys] if keys is not None else
+                    [str(index) for index in range(inputs.shape[0])], options=options)
+            engine.raise_if_nonfinite()
+            return _result(images, maps.attributions, targets, scores, maps.start_scores,
+                           maps.score_change,
+                           settings, maps.relative_se,
+                           check_completeness and chosen.has_path and bool(ensemble.settings().get("noise_aggregate",
+                           "smoothgrad") == "smoothgrad"), output, schedule)
         if not chosen.has_path:
             _, gradients = engine.scores_and_gradients_chunked(inputs, targets)
             engine.raise_if_nonfinite()
@@ -129,13 +178,23 @@ def attribute(
                                      scores.to(images.device), nan.to(images.device), nan.to(images.device), settings)
         accumulator = make_rule(rule, inputs.shape, batch.device)
         with plugin_faults(chosen):
-            baselines = chosen.make_baselines(baseline, inputs, normalization or Normalization(), seed, options)
-            baseline_scores = chosen.integrate(engine, inputs, baselines, path_schedule, accumulator, targets,
+            baselines_made = chosen.make_baselines(baselines[0], inputs, normalization or Normalization(), seed,
+                                                   options)
+            baseline_scores = chosen.integrate(engine, inputs, baselines_made, path_schedule, accumulator, targets,
                                                scores, options)
         engine.raise_if_nonfinite()
 
-    attributions = accumulator.attributions
     change = scores.to(torch.float64) - baseline_scores.to(torch.float64)
+    return _result(images, accumulator.attributions, targets, scores, baseline_scores, change, settings, None,
+                   check_completeness, output, schedule)
+
+
+def _result(images: torch.Tensor, attributions: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor,
+            baseline_scores: torch.Tensor, change: torch.Tensor, settings: dict[str, Any],
+            relative_se: torch.Tensor | None, check_completeness: bool, output: str, schedule: Any
+            ) -> AttributionResult:
+    """The result on the images' device, with the completeness gap |sum(attr) - change| / |change| per image
+    (NaN where the change is 0 or unknown), warning once when the median gap is large."""
     gap = (attributions.flatten(1).sum(dim=1) - change).abs() / change.abs()
     gap = torch.where(change != 0, gap, torch.full_like(gap, float("nan")))
     result = AttributionResult(
@@ -145,16 +204,40 @@ def attribute(
         baseline_scores.float().to(images.device),
         gap.float().to(images.device),
         settings,
+        relative_se.float().to(images.device) if relative_se is not None else None,
     )
     if check_completeness:
         tally = GapTally()
         tally.add(result.completeness_gap.cpu().numpy())
         kind = schedule if isinstance(schedule, str) else "custom"  # alphas or a Schedule: perhaps calibrated
         for line in tally.messages(cli=False, output=output, schedule=kind):
-            warnings.warn(line.removeprefix("warning: "), CompletenessWarning, stacklevel=2)
+            warnings.warn(line.removeprefix("warning: "), CompletenessWarning, stacklevel=3)
     return result
 
 
+def _baseline_list(baseline: Any) -> list[Any]:
+    """``baseline`` as a list of specs (one name or tensor is a list of one)."""
+    if isinstance(baseline, (str, torch.Tensor)):
+        return [baseline]
+    try:
+        specs = list(baseline)
+    except TypeError:
+        return [baseline]  # refused by make_baseline, naming it
+    return specs
+
+
+def _ensemble_of(method: Method, settings: dict[str, Any], baseline_count: int, references: bool,
+                 baseline_samples: int | None) -> EnsembleSpec:
+    """The ensemble that ``settings`` (checked by :func:`describe`) ask for."""
+    return EnsembleSpec(
+        noise_samples=settings.get("noise_samples", 0),
+        noise_level=settings.get("noise_level", 0.15),
+        noise_aggregate=settings.get("noise_aggregate", "smoothgrad"),
+        baseline_count=baseline_count if method.takes_baseline else 1,
+        references=references,
+        baseline_samples=0 if method.stochastic_samples else (baseline_samples or 0),
+        method_samples=int(settings[method.stochastic_samples]) if method.stochastic_samples else 0,
+    )
 def _schedule_or_default(schedule: ScheduleSpec | None, method: str | Method, rule: str) -> ScheduleSpec:
     """``schedule``, or when None the default of the rule the method runs with (``idgi`` is IG's IDGI rule)."""
     return default_schedule(resolve_method(method, rule)[1]) if schedule is None else schedule
@@ -178,40 +261,56 @@ def describe(
     *,
     steps: int = 32,
     schedule: ScheduleSpec | None = None,
-    baseline: BaselineSpec = "black",
+    baseline: BaselineSpec | Sequence[BaselineSpec] = "black",
     output: str = "prob",
     seed: int = 0,
+    noise_samples: int = 0,
+    noise_level: float | None = None,
+    noise_aggregate: str | None = None,
+    references: bool = False,
+    baseline_samples: int | None = None,
     **method_options: Any,
 ) -> dict[str, Any]:
     """Validate a method's settings and return them as :func:`attribute` records them (JSON-serialisable).
 
-    Keys: ``method``, ``rule`` (None for ``vg``), ``path``, ``output``, the method's options with defaults
+    Keys: ``method``, ``rule`` (None without a path), ``path``, ``output``, the method's options with defaults
     filled in, and for path methods ``steps``, ``schedule`` (name) and ``alphas`` (the sample points, a list of
-    floats in [0, 1]); ``baseline`` (``"tensor"`` for a tensor) for ``ig``/``gig`` and ``seed`` with the
-    ``uniform`` baseline. Raises :class:`InvalidArgumentError` for anything :func:`attribute` would refuse.
+    floats in [0, 1]); ``baseline`` (a name, ``"tensor"`` for a tensor, a list of those for several) for
+    methods that take one, and ``seed`` where anything is drawn; ``noise_samples``, ``noise_level`` and
+    ``noise_aggregate`` with a noise ensemble, ``baseline_samples`` with drawn references (``references``: whether
+    they are given). Raises :class:`InvalidArgumentError` for anything :func:`attribute` would refuse.
     """
     chosen = as_method(method)
     schedule = _schedule_or_default(schedule, method, rule)
     method, rule, options = check_method(method, rule, output, method_options)
+    baselines = _baseline_list(baseline)
+    ensemble = check_ensemble(chosen, noise_samples=noise_samples, noise_level=noise_level,
+                              noise_aggregate=noise_aggregate, baselines=baselines, references=references,
+                              baseline_samples=baseline_samples,
+                              method_samples=int(options[chosen.stochastic_samples]) if chosen.stochastic_samples else 0)
     path_schedule = make_schedule(schedule, steps) if chosen.has_path else None
     if path_schedule is not None:
         chosen.check_steps(options, len(path_schedule.boundaries) - 1)
-    return _settings(
+    settings = _settings(
         chosen,
         rule if chosen.has_path else None,
         path_schedule,
-        baseline if chosen.takes_baseline else None,
+        baselines if chosen.takes_baseline and not (references and chosen.stochastic_samples) else None,
         output,
         options,
         seed,
     )
+    settings.update(ensemble.settings())
+    if ensemble.has_noise or ensemble.stochastic_members:
+        settings["seed"] = seed
+    return settings
 
 
 def _settings(
     method: Method,
     rule: str | None,
     schedule: Schedule | None,
-    baseline: BaselineSpec | None,
+    baselines: list[BaselineSpec] | None,
     output: str,
     options: dict[str, Any],
     seed: int,
@@ -220,11 +319,9 @@ def _settings(
     if schedule is not None:
         settings.update(steps=schedule.steps, schedule=schedule.name, alphas=schedule.points.tolist(),
                         schedule_weights=schedule.weights.tolist(), boundaries=schedule.boundaries.tolist())
-    if isinstance(baseline, torch.Tensor):
-        settings["baseline"] = "tensor"
-    elif baseline is not None:
-        settings["baseline"] = baseline
-        if baseline == "uniform":
+    if baselines:
+        names = ["tensor" if isinstance(spec, torch.Tensor) else spec for spec in baselines]
+        settings["baseline"] = names[0] if len(names) == 1 else names
+        if "uniform" in names:
             settings["seed"] = seed
     return settings
-

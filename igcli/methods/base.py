@@ -119,6 +119,9 @@ class Method:
         fixed_path: whether the path is known before any gradient (then it is sampled in any order, batched
             over images x points, and :meth:`make_path` builds it); False for adaptive paths (Guided IG), which
             override :meth:`integrate` and :meth:`probe`.
+        stochastic_samples: for a method that is itself an average over random samples (Expected Gradients),
+            the name of its option counting them per image; the ensemble driver draws each sample's baseline
+            and alpha and calls :meth:`sample_maps`. Such a method has no path to schedule (``path`` None).
     """
 
     name: ClassVar[str] = ""
@@ -131,6 +134,7 @@ class Method:
     calibratable: ClassVar[bool] = True
     joins_any_two_points: ClassVar[bool] = False
     fixed_path: ClassVar[bool] = True
+    stochastic_samples: ClassVar[str | None] = None
 
     @property
     def has_path(self) -> bool:
@@ -209,6 +213,12 @@ class Method:
 
         per_image = probe_fixed_path(engine, self.make_path(inputs, baselines, options), grid, targets, statistic)
         return per_image, (grid[:-1] + grid[1:]) / 2
+
+    def sample_maps(self, engine: "Engine", inputs: "torch.Tensor", baselines: "torch.Tensor",
+                    alphas: "torch.Tensor", targets: "torch.Tensor", options: dict[str, Any]) -> "torch.Tensor":
+        """One random sample's map per row, for a method with ``stochastic_samples``: (R, C, H, W) from rows of
+        inputs, their drawn baselines (R, C, H, W) and alphas (R,) float64 uniform in [0, 1)."""
+        raise NotImplementedError(f"method {self.name} draws no samples")
 
     def __repr__(self) -> str:
         return f"<igcli method {self.name!r}>"

@@ -27,13 +27,15 @@ from importlib import metadata
 from ..errors import IgcliError, InvalidArgumentError, PluginError, brief
 from .base import Method, declaration_problem
 from .blurig import BlurIntegratedGradients
+from .eg import ExpectedGradients
 from .gig import GuidedIntegratedGradients
 from .ig import IntegratedGradients
 from .vg import VanillaGradient
 
 ENTRY_POINT_GROUP = "igcli.methods"
 BUILT_IN: dict[str, Method] = {m.name: m for m in (VanillaGradient(), IntegratedGradients(),
-                                                    BlurIntegratedGradients(), GuidedIntegratedGradients())}
+                                                    BlurIntegratedGradients(), GuidedIntegratedGradients(),
+                                                    ExpectedGradients())}
 ALIASES = {"idgi": ("ig", "idgi")}  # name -> (method, rule): the IDGI paper's own name for IG with its rule
 
 

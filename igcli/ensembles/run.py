@@ -1,0 +1,208 @@
+"""The ensemble driver: (image x member x point) rows through the engine, maps accumulated per member.
+
+An ensemble's members, for every image, are (noise draw n, member k) pairs: N noisy copies of the input (one,
+the input itself, without noise) times K members per copy (the listed baselines, K drawn references, or the
+method's own K samples). The map is
+
+    aggregate over n of  mean over k of  method(x + eps_n, baseline_nk)
+
+so ``--baseline black --baseline white`` is the mean of the two runs, and a noise ensemble wraps whatever the
+method with its baselines makes. Members are processed in groups: a group's members of all B images form one
+batch of images for the method, so its (image, point) rows fill the engine's chunks; running moments keep
+memory flat in N and K (:mod:`igcli.ensembles.moments`).
+
+The error bar is the relative standard error of the map, ||SE|| / ||map|| (L2 over all features), from the
+outermost random level: across the N noise draws when N >= 2 (each with fresh member draws, so it covers
+those too), else across drawn members; NaN when nothing was drawn or too few draws were made to tell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..baselines import Normalization
+from ..engine import Engine
+from ..rules import make_rule
+from ..schedules import Schedule
+from .aggregates import NOISE_AGGREGATES
+from .draws import ImageDraws, to_device
+from .moments import RunningMoments
+from .references import ReferenceSource
+from .spec import EnsembleSpec
+
+GROUP_CHUNKS = 8  # a group of members fills about this many engine chunks...
+GROUP_IMAGES = 512  # ...with at most this many member images at once (bounds memory: ~6 maps each)
+
+
+@dataclass
+class EnsembleMaps:
+    """An ensemble's result for B images, all float64 on the engine's device.
+
+    Attributes:
+        attributions: (B, C, H, W) the aggregated maps.
+        start_scores: (B,) mean f at the members' path starts (NaN where a method has none).
+        score_change: (B,) mean over members of f(end) - f(start): what a linear aggregate's map sums to when
+            completeness holds; NaN for other aggregates and for methods without path starts.
+        relative_se: (B,) ||SE|| / ||map||; NaN when nothing was drawn or too few draws to tell.
+    """
+
+    attributions: torch.Tensor
+    start_scores: torch.Tensor
+    score_change: torch.Tensor
+    relative_se: torch.Tensor
+
+
+class _Members:
+    """What every member of every image is made of: inputs, baselines and alphas, made as groups need them."""
+
+    def __init__(self, method: Any, spec: EnsembleSpec, inputs: torch.Tensor, baselines: list[Any],
+                 references: ReferenceSource | None, normalization: Normalization, seed: int, draws: ImageDraws,
+                 options: dict[str, Any]) -> None:
+        self.method, self.spec, self.inputs, self.references = method, spec, inputs, references
+        self.normalization, self.seed, self.draws, self.options = normalization, seed, draws, options
+        # Baselines that do not depend on the input are made once (a tensor's finiteness is checked once: that
+        # check waits for the device); ``blur`` and a method's own start follow the noisy input.
+        self.fixed = [None if _follows_input(spec_, method) else
+                      method.make_baselines(spec_, inputs, normalization, seed, options) for spec_ in baselines]
+        self.baselines = baselines
+        self._noisy: tuple[int, torch.Tensor] | None = None
+        self._drawn: tuple[int, torch.Tensor] | None = None
+        self._range = (inputs.flatten(1).amax(dim=1) - inputs.flatten(1).amin(dim=1)).view(-1, 1, 1, 1)
+
+    def input(self, n: int) -> torch.Tensor:
+        """(B, C, H, W) noise draw n of every input: x + sigma eps, sigma = level x (max(x) - min(x)) per image
+        (Smilkov et al. 2017, §3; PAIR ``GetSmoothedMask``)."""
+        if not self.spec.has_noise:
+            return self.inputs
+        if self._noisy is None or self._noisy[0] != n:
+            eps = to_device(self.draws.normal(n, self.inputs.shape[1:]), self.inputs.device).to(self.inputs.dtype)
+            self._noisy = (n, self.inputs + self.spec.noise_level * self._range.to(self.inputs.dtype) * eps)
+        return self._noisy[1]
+
+    def baseline(self, n: int, k: int) -> torch.Tensor | None:
+        """(B, C, H, W) member k's path start for noise draw n (None when the method's path makes its own)."""
+        if self.references is not None:
+            if self._drawn is None or self._drawn[0] != n:
+                count = self.spec.members_per_noise_draw
+                self._drawn = (n, self.draws.references(n, count, len(self.references)))
+            indices = self._drawn[1][:, k]
+            return self.references.take(indices, self.inputs.device, self.inputs.dtype)
+        which = 0 if self.spec.method_samples else k
+        name = self.baselines[which]
+        if self.spec.method_samples and isinstance(name, str) and name.strip().lower() == "uniform":
+            pixels = to_device(self.draws.uniform_pixels(n, k, self.inputs.shape[1:]), self.inputs.device)
+            return self.normalization.from_pixels(pixels.to(self.inputs.dtype))  # a fresh draw per sample
+        if self.fixed[which] is not None:
+            return self.fixed[which]
+        return self.method.make_baselines(name, self.input(n), self.normalization, self.seed, self.options)
+
+    def alphas(self, n: int, k: int) -> torch.Tensor:
+        return to_device(self.draws.alphas(n, k), self.inputs.device)
+
+
+def _follows_input(spec: Any, method: Any) -> bool:
+    if not method.takes_baseline:
+        return True  # the method's own start (Blur IG's blurred input) is made from each noisy input
+    return isinstance(spec, str) and spec.strip().lower() == "blur"
+
+
+def attribute_ensemble(
+    method: Any,
+    spec: EnsembleSpec,
+    engine: Engine,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    scores: torch.Tensor,
+    *,
+    schedule: Schedule | None,
+    rule: str | None,
+    baselines: list[Any],
+    references: ReferenceSource | None,
+    normalization: Normalization,
+    seed: int,
+    keys: list[str],
+    options: dict[str, Any],
+) -> EnsembleMaps:
+    """The ensemble maps of (B, C, H, W) ``inputs`` (on the engine's device) for ``targets`` (B,).
+
+    ``scores``: (B,) f(x) of the clean inputs. ``schedule``/``rule``: the path method's (None without a path).
+    ``baselines``: the listed baseline specs (names or tensors); ``references``: where drawn baselines come
+    from; ``keys``: one per image, seeding its draws.
+    """
+    batch = inputs.shape[0]
+    members = _Members(method, spec, inputs, baselines, references, normalization, seed, ImageDraws(seed, keys),
+                       options)
+    noise_draws, per_draw = max(1, spec.noise_samples), spec.members_per_noise_draw
+    pairs = [(n, k) for n in range(noise_draws) for k in range(per_draw)]
+    rows_per_member = schedule.steps if schedule is not None else 1
+    group = max(1, min(len(pairs), GROUP_CHUNKS * engine.batch_size // (batch * rows_per_member),
+                       max(1, GROUP_IMAGES // batch)))
+    aggregate = NOISE_AGGREGATES[spec.noise_aggregate]
+    outer = RunningMoments(aggregate.order if spec.has_noise else 2)
+    inner = RunningMoments(2)
+    start_sum = torch.zeros(batch, dtype=torch.float64, device=inputs.device)
+    change_sum = torch.zeros_like(start_sum)
+    input_scores: tuple[int, torch.Tensor] | None = None
+    last_inner_se: torch.Tensor | None = None
+
+    for first in range(0, len(pairs), group):
+        chunk = pairs[first:first + group]
+        stacked = torch.cat([members.input(n) for n, _ in chunk])
+        repeated_targets = targets.repeat(len(chunk))
+        if method.stochastic_samples:
+            starts = torch.cat([members.baseline(n, k) for n, k in chunk])
+            alphas = torch.cat([members.alphas(n, k) for n, k in chunk])
+            maps = method.sample_maps(engine, stacked, starts, alphas, repeated_targets, options)
+            end = start = torch.full((stacked.shape[0],), float("nan"), dtype=torch.float64, device=inputs.device)
+        elif not method.has_path:
+            end, maps = engine.scores_and_gradients_chunked(stacked, repeated_targets)
+            end, start = end.to(torch.float64), torch.full(end.shape, float("nan"), dtype=torch.float64,
+                                                             device=inputs.device)
+        else:
+            starts_list = [members.baseline(n, k) for n, k in chunk]
+            starts = None if starts_list[0] is None else torch.cat(starts_list)
+            if spec.has_noise:  # f at each noisy input, once per noise draw (forward only)
+                parts = []
+                for n, _ in chunk:
+                    if input_scores is None or input_scores[0] != n:
+                        input_scores = (n, engine.scores(members.input(n), targets))
+                    parts.append(input_scores[1])
+                end = torch.cat(parts)
+            else:
+                end = scores.repeat(len(chunk))
+            accumulator = make_rule(rule, stacked.shape, inputs.device)
+            start = method.integrate(engine, stacked, starts, schedule, accumulator, repeated_targets, end, options)
+            maps, end, start = accumulator.attributions, end.to(torch.float64), start.to(torch.float64)
+        for index, (n, k) in enumerate(chunk):
+            rows = slice(index * batch, (index + 1) * batch)
+            inner.add(maps[rows])
+            start_sum += start[rows]
+            change_sum += end[rows] - start[rows]
+            if k == per_draw - 1:
+                outer.add(inner.mean.square() if aggregate.squares and spec.has_noise else inner.mean)
+                last_inner_se = inner.standard_error_of_mean()
+                inner = RunningMoments(2)
+
+    members_count = noise_draws * per_draw
+    nan = torch.full_like(start_sum, float("nan"))
+    if spec.has_noise:
+        attributions, error = aggregate.estimate(outer), aggregate.standard_error(outer)
+        linear = aggregate.linear
+    else:
+        attributions = outer.mean
+        error = last_inner_se if spec.stochastic_members else torch.full_like(attributions, float("nan"))
+        linear = True
+    return EnsembleMaps(
+        attributions=attributions,
+        start_scores=start_sum / members_count,
+        score_change=change_sum / members_count if linear else nan,
+        relative_se=_relative_norm(error, attributions),
+    )
+
+
+def _relative_norm(error: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """(B,) ||error|| / ||maps||, L2 over each image's features."""
+    return error.flatten(1).norm(dim=1) / maps.flatten(1).norm(dim=1)
