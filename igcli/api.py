@@ -168,8 +168,7 @@ def attribute(
             return _result(images, maps.attributions, targets, scores, maps.start_scores,
                            maps.score_change,
                            settings, maps.relative_se,
-                           check_completeness and chosen.has_path and bool(ensemble.settings().get("noise_aggregate",
-                           "smoothgrad") == "smoothgrad"), output, schedule)
+                           check_completeness and chosen.has_path and ensemble.linear, output, schedule)
         if not chosen.has_path:
             _, gradients = engine.scores_and_gradients_chunked(inputs, targets)
             engine.raise_if_nonfinite()

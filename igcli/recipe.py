@@ -6,7 +6,8 @@ into the attribution function ``evaluate`` recomputes with (:meth:`Recipe.attrib
 
 Stored flat, with ``recipe`` naming the format: ``method``, ``rule``, ``path``, ``output``, the method's options
 by name (listed in ``option_names``), the schedule (``steps``, ``schedule``, ``alphas``, ``schedule_weights``,
-``boundaries``), ``baseline``, ``seed``, the model (``model``, ``weights``, ``weights_sha256``,
+``boundaries``), ``baseline`` (a list when several), ``seed``, the ensemble (``noise_samples``, ``noise_level``,
+``noise_aggregate``, ``baseline_dir``, ``baseline_dir_sha256``, ``baseline_samples``: only when used), the model (``model``, ``weights``, ``weights_sha256``,
 ``preprocessing``), ``target``, ``labels``, ``dtype``, ``reduce``, ``amp``, ``part_count``, a job's own keys
 (Split IG: ``psi``, ``tolerance``) and provenance (``command``, ``igcli_version``, ``torch_version``,
 ``device``). Shards written before the recipe had a format (no ``recipe`` key) read the same way: their keys
@@ -29,14 +30,15 @@ SPLIT_IG = "split-ig"  # igcli split's method name: IG on the straight path, wit
 # Fields that may change between a run and its resumption without changing a single number.
 VOLATILE = frozenset({"command", "igcli_version", "torch_version", "device", "weights", "schedule_file"})
 # The order in which a --resume refusal names differences: the ones a person is most likely to have changed.
-FIRST_SHOWN = ("method", "rule", "model", "steps", "schedule", "output", "baseline", "target")
+FIRST_SHOWN = ("method", "rule", "model", "steps", "schedule", "output", "baseline", "noise_samples", "target")
 
 
 @dataclass(frozen=True)
 class Recipe:
     """How maps were made. ``options``: the method's options with defaults filled in; ``alphas``,
     ``schedule_weights``, ``boundaries``: the exact schedule (lists of floats in [0, 1]); ``baseline``: a name,
-    ``file:PATH`` or ``tensor`` (None for methods without one); ``extra``: a job's own settings."""
+    ``file:PATH`` or ``tensor``, or a list of those (a baseline ensemble); None for methods without one or when
+    references are drawn from ``baseline_dir``; ``extra``: a job's own settings."""
 
     method: str
     model: str = ""
@@ -49,8 +51,14 @@ class Recipe:
     alphas: list[float] | None = None
     schedule_weights: list[float] | None = None
     boundaries: list[float] | None = None
-    baseline: str | None = None
+    baseline: str | list[str] | None = None
     seed: int = 0
+    noise_samples: int | None = None
+    noise_level: float | None = None
+    noise_aggregate: str | None = None
+    baseline_dir: str | None = None
+    baseline_dir_sha256: str | None = None
+    baseline_samples: int | None = None
     weights: str | None = None
     weights_sha256: str | None = None
     preprocessing: dict[str, Any] = field(default_factory=dict)
@@ -141,20 +149,53 @@ class Recipe:
 
         method = self.method_object()
         schedule = self.rebuilt_schedule()
-        spec: Any = self.baseline or "black"
-        if isinstance(spec, str) and spec.startswith("file:"):
-            spec = baseline_from_spec(spec[len("file:"):], loaded, device)
+        recorded = self.baseline if isinstance(self.baseline, list) else [self.baseline or "black"]
+        specs: list[Any] = [baseline_from_spec(spec[len("file:"):], loaded, device)
+                            if isinstance(spec, str) and spec.startswith("file:") else spec for spec in recorded]
+        references = self.references(loaded)
 
         def recompute(images: "torch.Tensor", targets: "torch.Tensor", paths: Sequence[str],
                       baseline: "torch.Tensor | None" = None) -> "torch.Tensor":
-            if baseline is None:
-                baseline = batch_baseline(spec, paths, self.seed, images.shape[1:], loaded, device)
+            if baseline is not None:
+                baselines: Any = baseline
+            elif method.stochastic_samples:
+                baselines = specs  # drawn per sample (uniform), as the run drew them
+            else:
+                baselines = [batch_baseline(spec, paths, self.seed, images.shape[1:], loaded, device) for spec in specs]
+            ensemble = {} if baseline is not None and not method.stochastic_samples else dict(
+                references=references, baseline_samples=self.baseline_samples)
             maps = attribute(loaded.module, images, targets, method=method.name, rule=self.rule or "riemann",
-                             steps=schedule.steps if schedule else 1, schedule=schedule or "right", baseline=baseline,
+                             steps=schedule.steps if schedule else 1, schedule=schedule or "right", baseline=baselines,
                              output=self.output, batch_size=batch_size, device=device, amp=self.amp,
                              normalization=loaded.preprocessing.normalization, seed=self.seed,
+                             noise_samples=self.noise_samples or 0, noise_level=self.noise_level,
+                             noise_aggregate=self.noise_aggregate, keys=list(paths),
                              check_completeness=False,  # the run's to judge, once
-                             **self.options).attributions
+                             **ensemble, **self.options).attributions
             return reduce_channels(maps, self.reduce).cpu()
 
         return recompute
+
+    def references(self, loaded: Any):
+        """The reference images the run drew baselines from (``baseline_dir``), read again with the run's
+        preprocessing; InvalidArgumentError when the folder is gone or its files changed since."""
+        if not self.baseline_dir:
+            return None
+        from .ensembles.references import FolderReferences
+
+        try:
+            references = FolderReferences(self.baseline_dir, loaded.preprocessing)
+        except InvalidArgumentError as error:
+            raise InvalidArgumentError(f"the maps drew references from {self.baseline_dir}, which cannot be read now "
+                                       f"({error})") from None
+        if self.baseline_dir_sha256 and references.sha256 != self.baseline_dir_sha256:
+            raise InvalidArgumentError(f"the reference folder {self.baseline_dir} changed since the maps were made "
+                                       "(its files' sha256 differs); restore it to recompute the same maps")
+        return references
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether the maps average random draws or several baselines (and the shards hold ``relative_se``)."""
+        if self.noise_samples or self.baseline_dir or isinstance(self.baseline, list):
+            return True
+        return self.path_method in method_names() and get_method(self.path_method).stochastic_samples is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import numbers
 import os
 import stat
@@ -19,6 +20,7 @@ from typing import Any
 import h5py
 
 from .choices import REDUCTIONS
+from .ensembles.aggregates import NOISE_AGGREGATE_NAMES
 from .errors import IgcliError, first_line
 from .text import decode_text
 
@@ -85,12 +87,22 @@ def check_settings(settings: Any) -> str | None:
     for key in ("method", "model"):
         if not isinstance(settings.get(key), str):
             return f"{key!r} missing or not a string"
-    for key in ("rule", "output", "reduce", "baseline", "schedule", "path"):
+    for key in ("rule", "output", "reduce", "schedule", "path", "noise_aggregate", "baseline_dir",
+                "baseline_dir_sha256"):
         if key in settings and settings[key] is not None and not isinstance(settings[key], str):
             return f"{key!r} is not a string"
-    for key in ("steps", "seed"):
-        if key in settings and not _is_int(settings[key]):
+    baseline = settings.get("baseline")
+    if baseline is not None and not isinstance(baseline, str) and not (
+            isinstance(baseline, list) and baseline and all(isinstance(item, str) for item in baseline)):
+        return "'baseline' is neither a string nor a list of strings"
+    for key in ("steps", "seed", "noise_samples", "baseline_samples"):
+        if key in settings and settings[key] is not None and not _is_int(settings[key]):
             return f"{key!r} is not an integer"
+    if settings.get("noise_aggregate") not in (None, *NOISE_AGGREGATE_NAMES):
+        return f"noise_aggregate {settings['noise_aggregate']!r} is not one of {', '.join(NOISE_AGGREGATE_NAMES)}"
+    level = settings.get("noise_level")
+    if level is not None and not (_is_number(level) and math.isfinite(level) and level >= 0):
+        return "'noise_level' is not a finite number >= 0"
     if not 0 <= settings.get("seed", 0) < 2**32:
         return "'seed' is outside 0..2^32-1"
     if settings.get("output", "prob") not in ("prob", "logit"):

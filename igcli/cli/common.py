@@ -19,6 +19,7 @@ import typer
 
 
 from ..choices import REDUCTIONS, STORAGE_DTYPES
+from ..ensembles.aggregates import NOISE_AGGREGATE_NAMES
 from ..errors import IgcliError, InvalidArgumentError
 from ..methods import OUTPUTS, RULE_NAMES
 
@@ -50,6 +51,7 @@ Rule = _choices("Rule", RULE_NAMES)
 Output = _choices("Output", OUTPUTS)
 StorageDtype = _choices("StorageDtype", STORAGE_DTYPES)
 Reduce = _choices("Reduce", REDUCTIONS)
+NoiseAggregate = _choices("NoiseAggregate", NOISE_AGGREGATE_NAMES)
 Method = _method_choices()
 PathMethod = _method_choices(path_only=True)
 
@@ -62,6 +64,7 @@ class Interpolation(str, Enum):
 
 MODEL_PANEL = "Model"
 METHOD_PANEL = "Method"
+ENSEMBLE_PANEL = "Ensembles"
 DATA_PANEL = "Data and device"
 OUTPUT_PANEL = "Output and scale"
 
@@ -119,6 +122,30 @@ BaselineOption = Annotated[str, typer.Option("--baseline", help="black, white, b
                                             ".npy/.pt tensor in model-input space) for ig/gig; a file named like "
                                             "one of the names as ./NAME.",
                                             rich_help_panel=METHOD_PANEL)]
+BaselinesOption = Annotated[Optional[List[str]], typer.Option(
+    "--baseline", help="black, white, blur, uniform, or a file (image, .npy/.pt tensor in model-input space) for "
+    "ig/gig/eg; a file named like one of the names as ./NAME. Give it several times to average the method over "
+    "them (e.g. --baseline black --baseline white). For eg, the distribution each sample draws from (uniform: a "
+    "fresh draw per sample). [default: black]", show_default=False, rich_help_panel=METHOD_PANEL)]
+NoiseSamplesOption = Annotated[int, typer.Option(
+    "--noise-samples", min=0, help="Average the method over N noisy copies of each image (SmoothGrad); 0: none.",
+    rich_help_panel=ENSEMBLE_PANEL, metavar="N")]
+NoiseLevelOption = Annotated[Optional[float], typer.Option(
+    "--noise-level", min=0.0, help="Noise sigma as a fraction of each image's value range, max(x) - min(x) "
+    "(PAIR's stdev_spread) [default: 0.15].", show_default=False, rich_help_panel=ENSEMBLE_PANEL, metavar="S")]
+NoiseAggregateOption = Annotated[Optional[NoiseAggregate], typer.Option(
+    "--noise-aggregate", help="How the noisy copies' maps combine: smoothgrad (mean), smoothgrad-sq (mean of "
+    "squares, PAIR's magnitude=True) or vargrad (variance) [default: smoothgrad].", show_default=False,
+    rich_help_panel=ENSEMBLE_PANEL)]
+BaselineDirOption = Annotated[Optional[Path], typer.Option(
+    "--baseline-dir", help="A folder of reference images (preprocessed like the inputs) that baselines are drawn "
+    "from: --baseline-samples K per image for ig/gig, one per sample for eg.", rich_help_panel=ENSEMBLE_PANEL,
+    metavar="DIR")]
+BaselineSamplesOption = Annotated[Optional[int], typer.Option(
+    "--baseline-samples", min=1, help="References drawn per image from --baseline-dir (distinct while the folder "
+    "has enough); the method is averaged over them.", rich_help_panel=ENSEMBLE_PANEL, metavar="K")]
+
+
 def _option_help(method: str, name: str) -> str:
     """A method option's help from the registry: "Blur IG: blur sigma at the path start, pixels [50]."."""
     from ..methods import BUILT_IN
@@ -134,6 +161,8 @@ FractionOption = Annotated[Optional[float], typer.Option("--fraction", help=_opt
                            rich_help_panel=METHOD_PANEL)]
 MaxDistOption = Annotated[Optional[float], typer.Option("--max-dist", help=_option_help("gig", "max_dist"),
                           rich_help_panel=METHOD_PANEL, metavar="DIST")]
+SamplesOption = Annotated[Optional[int], typer.Option("--samples", help=_option_help("eg", "samples"),
+                          rich_help_panel=METHOD_PANEL, metavar="K")]
 AnchorsOption = Annotated[Optional[int], typer.Option("--anchors", help=_option_help("gig", "anchors"),
                           rich_help_panel=METHOD_PANEL)]
 MethodOptionsOption = Annotated[Optional[List[str]], typer.Option("--option", "-O", metavar="NAME=VALUE",
@@ -147,7 +176,7 @@ LabelsOption = Annotated[Optional[Path], typer.Option("--labels", help="Labels f
                          "..._val_N).", rich_help_panel=METHOD_PANEL, metavar="FILE")]
 OutputOption = Annotated[Output, typer.Option("--output", help="The score explained: the target's softmax "
                                              "probability (prob) or its logit.", rich_help_panel=METHOD_PANEL)]
-SeedOption = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed for random baselines.",
+SeedOption = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed for random baselines, noise and draws.",
                                          rich_help_panel=METHOD_PANEL)]
 
 BatchSizeOption = Annotated[Optional[int], typer.Option("--batch-size", "-b", min=1, help="Rows per forward/backward "

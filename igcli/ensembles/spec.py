@@ -54,6 +54,11 @@ class EnsembleSpec:
         return self.has_noise or self.members_per_noise_draw > 1 or self.references or self.method_samples > 0
 
     @property
+    def linear(self) -> bool:
+        """Whether the map is a mean of member maps (completeness carries over from them)."""
+        return not self.has_noise or self.noise_aggregate == "smoothgrad"
+
+    @property
     def stochastic_members(self) -> bool:
         """Whether the members of one noise draw are random draws (references, Expected Gradients' samples)."""
         return self.references or self.method_samples > 0

@@ -28,8 +28,11 @@ class AttributeStep(ShardStep):
     def compute(self, images: torch.Tensor, targets: torch.Tensor | None, paths: Sequence[str]) -> AttributionResult:
         return attribute(
             self.loaded.module, images, targets, method=self.recipe.method, rule=self.recipe.rule or "riemann",
-            steps=self.steps, schedule=self.schedule, baseline=self.batch_baselines(images, paths),
-            output=self.job.output, batch_size=self.batch_size, device=self.device, amp=self.job.amp,
+            steps=self.steps, schedule=self.schedule, baseline=self.batch_baseline_list(images, paths),
+            output=self.job.output, noise_samples=self.job.noise_samples, noise_level=self.job.noise_level,
+            noise_aggregate=self.job.noise_aggregate, references=self.references,
+            baseline_samples=self.job.baseline_samples, keys=paths, batch_size=self.batch_size, device=self.device,
+            amp=self.job.amp,
             normalization=self.loaded.preprocessing.normalization, seed=self.job.seed, progress=self.on_progress,
             check_completeness=False,  # the run warns once at its end instead of once per batch
             **self.recipe.options,
@@ -46,6 +49,8 @@ class AttributeStep(ShardStep):
         }
         if self.target_mode == "top":
             columns["target_rank"] = ranks
+        if self.recipe.is_ensemble:
+            columns["relative_se"] = result.relative_se.cpu().numpy().astype(np.float32)
         self.store(columns)
 
 

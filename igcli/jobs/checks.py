@@ -42,7 +42,7 @@ class AttributeJob:
     rule: str = "riemann"
     steps: int | None = None  # None: 32, or the step count of a schedule file
     schedule: Any = None  # a name, alphas, a schedule FILE (.json), "auto" (calibrated, cached); None: the rule's
-    baseline: str = "black"
+    baseline: Any = "black"  # a spec, or a list of several (a baseline ensemble)
     method_options: dict[str, Any] = field(default_factory=dict)
     target: str = "pred"
     labels: str | None = None
@@ -61,6 +61,16 @@ class AttributeJob:
     command: str = ""
     null: bool = False  # stdin lists (-) separated by NUL bytes
     trust_model_file: bool = False  # let --model FILE be a pickled whole module (runs its code)
+    noise_samples: int = 0  # > 0: a noise ensemble (SmoothGrad and its aggregates)
+    noise_level: float | None = None  # None: 0.15
+    noise_aggregate: str | None = None  # None: smoothgrad
+    baseline_dir: str | None = None  # references drawn per image
+    baseline_samples: int | None = None
+
+    @property
+    def baselines(self) -> list[str]:
+        """``baseline`` as a list of specs."""
+        return [self.baseline] if isinstance(self.baseline, str) else list(self.baseline)
 
 
 def parse_target(text: str) -> tuple[str, int]:
@@ -115,13 +125,30 @@ def check_attribute_job(job: AttributeJob) -> Part:
     for entry in job.inputs:
         if entry != "-" and not (os.path.exists(entry) or os.path.islink(entry)):
             raise InvalidArgumentError(f"input {entry}: no such file or folder")
-    if get_method(method).takes_baseline:
-        check_baseline(job.baseline, job.preprocessing.get("crop"))
+    chosen = get_method(method)
+    check_job_ensemble(job, chosen, options)
+    if chosen.takes_baseline and job.baseline_dir is None:
+        for spec in job.baselines:
+            check_baseline(spec, job.preprocessing.get("crop"))
     if job.labels is not None:
         check_labels(job.labels, job.model)
     _check_schedule(job, method, rule, options)
     check_output_folder(Path(job.out), part, resume=job.resume, overwrite=job.overwrite)
     return part
+
+
+def check_job_ensemble(job: AttributeJob, method: Any, options: dict[str, Any]) -> None:
+    """The noise and baseline ensemble options (:func:`igcli.ensembles.check_ensemble`), and that
+    ``--baseline-dir`` is a folder."""
+    from ..ensembles import check_ensemble
+
+    samples = int(options[method.stochastic_samples]) if method.stochastic_samples else 0
+    check_ensemble(method, noise_samples=job.noise_samples, noise_level=job.noise_level,
+                   noise_aggregate=job.noise_aggregate, baselines=job.baselines,
+                   references=job.baseline_dir is not None, baseline_samples=job.baseline_samples,
+                   method_samples=samples)
+    if job.baseline_dir is not None and not os.path.isdir(job.baseline_dir):
+        raise InvalidArgumentError(f"--baseline-dir {job.baseline_dir}: no such folder")
 
 
 def check_baseline(spec: str, crop: int | None = None) -> None:

@@ -7,6 +7,7 @@ write); everything else (parts, locks, ``--resume``, late signals, skips, the su
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from ..completeness import GapTally
 from ..data import discover_inputs, input_root, select_part
 from ..distributed import Part, ProcessGroup
 from ..engine import Engine, default_batch_size, resolve_device
+from ..ensembles.references import FolderReferences
 from ..errors import InvalidArgumentError, NonFiniteError
 from ..locking import FolderLock
 from ..maps import lost_in_float16, reduce_channels
@@ -33,7 +35,7 @@ from ..recipe import Recipe
 from ..schedules import default_schedule, make_schedule, read_schedule_file
 from ..signals import note_received
 from ..store import INDEX_NAME, ShardWriter, build_index, list_shards, next_sequence
-from ..text import shown_path
+from ..text import absolute_path, shown_path
 from .checks import DEFAULT_STEPS, AttributeJob, check_attribute_job, is_schedule_file, parse_target, schedule_file_for
 from .output_folder import make_output_folder, prepare_output
 from .pipeline import EXIT_INTERRUPTED, EXIT_SKIPPED, Job, delivered, run_job
@@ -90,23 +92,32 @@ def resolve_schedule(spec: Any, steps: int | None, method: str, rule: str, model
 
 
 def job_recipe(job: AttributeJob, loaded: LoadedModel, schedule: Any, steps: int, part: Part, device: torch.device,
-               schedule_fields: dict[str, Any], extra: dict[str, Any] | None = None) -> Recipe:
-    """The recipe of ``job`` once its model is loaded and its schedule resolved."""
-    named_baseline = job.baseline in BASELINE_NAMES
+               schedule_fields: dict[str, Any], extra: dict[str, Any] | None = None,
+               references: FolderReferences | None = None) -> Recipe:
+    """The recipe of ``job`` once its model is loaded, its schedule resolved and its references read."""
+    specs = job.baselines
     described = describe(job.method, job.rule, steps=steps, schedule=schedule,
-                         baseline=job.baseline if named_baseline else "black", output=job.output, seed=job.seed,
-                         **job.method_options)
+                         baseline=[spec if spec in BASELINE_NAMES else "black" for spec in specs], output=job.output,
+                         seed=job.seed, noise_samples=job.noise_samples, noise_level=job.noise_level,
+                         noise_aggregate=job.noise_aggregate, references=references is not None,
+                         baseline_samples=job.baseline_samples, **job.method_options)
     method = get_method(described["method"])
     baseline = described.get("baseline")
-    if baseline is not None and not named_baseline:
-        baseline = f"file:{job.baseline}"
+    if baseline is not None:  # files by name: file:PATH
+        shown = [spec if spec in BASELINE_NAMES else f"file:{spec}" for spec in specs]
+        baseline = shown[0] if len(shown) == 1 else shown
     extra = dict(extra or {})
     return Recipe(
         method=extra.pop("method", method.name), model=job.model, rule=described["rule"], path=method.path,
         output=job.output, options={option.name: described[option.name] for option in method.options},
         steps=described.get("steps"), schedule=described.get("schedule"), alphas=described.get("alphas"),
         schedule_weights=described.get("schedule_weights"), boundaries=described.get("boundaries"),
-        baseline=baseline, seed=job.seed, weights=loaded.weights, weights_sha256=loaded.weights_sha256,
+        baseline=baseline, seed=job.seed, noise_samples=described.get("noise_samples"),
+        noise_level=described.get("noise_level"), noise_aggregate=described.get("noise_aggregate"),
+        baseline_dir=references.folder if references is not None else None,
+        baseline_dir_sha256=references.sha256 if references is not None else None,
+        baseline_samples=described.get("baseline_samples"), weights=loaded.weights,
+        weights_sha256=loaded.weights_sha256,
         preprocessing=loaded.preprocessing.as_dict(), target=job.target, labels=job.labels, dtype=job.dtype,
         reduce=job.reduce, amp=job.amp, part_count=part.count, extra=extra, command=job.command,
         igcli_version=__version__, torch_version=str(torch.__version__), device=device.type, **schedule_fields,
@@ -127,14 +138,19 @@ class ShardStep:
         self.writer, self.reporter = writer, reporter
         self.target_mode, self.target_value = parse_target(job.target)
         self.method = get_method(recipe.path_method)
-        self.baseline = baseline_from_spec(job.baseline, loaded, device) if self.method.takes_baseline else "black"
+        self.baselines = ([baseline_from_spec(spec, loaded, device) for spec in job.baselines]
+                          if self.method.takes_baseline else ["black"])
+        self.baseline = self.baselines[0]
+        self.references: FolderReferences | None = None  # set by the job when --baseline-dir is given
         self.batch_size = job.batch_size or default_batch_size(device)
         self.engine = Engine(loaded.module, output=job.output, batch_size=self.batch_size, device=device, amp=job.amp)
         self.attributed = 0
         self.rows = 0
         self.skipped: list[dict[str, str]] = []
         self.float16_warned = False
-        self.gaps = GapTally() if self.method.has_path else None  # no path, hence no completeness
+        # No path, or maps combined non-linearly (smoothgrad-sq, vargrad): no completeness to judge.
+        linear = recipe.noise_aggregate in (None, "smoothgrad")
+        self.gaps = GapTally() if self.method.has_path and linear else None
         self._progress_from, self._progress_images = 0, 0  # the batch (part) being computed, for progress
 
     # -- what a job implements ----------------------------------------------------------------------------
@@ -153,7 +169,16 @@ class ShardStep:
     # -- shared -------------------------------------------------------------------------------------------
 
     def batch_baselines(self, images: torch.Tensor, paths: Sequence[str]) -> str | torch.Tensor:
+        """The (first) baseline for a batch: ``uniform`` seeded per image from (seed, path)."""
         return batch_baseline(self.baseline, paths, self.job.seed, images.shape[1:], self.loaded, self.device)
+
+    def batch_baseline_list(self, images: torch.Tensor, paths: Sequence[str]) -> list[str | torch.Tensor]:
+        """Every listed baseline for a batch. A method that draws its own baselines (Expected Gradients) gets
+        ``uniform`` by name: it draws a fresh one per sample."""
+        if self.method.stochastic_samples:
+            return list(self.baselines)
+        return [batch_baseline(spec, paths, self.job.seed, images.shape[1:], self.loaded, self.device)
+                for spec in self.baselines]
 
     def warnings(self) -> list[str]:
         """Warnings about the run as a whole, said once at its end (completeness gaps)."""
@@ -262,8 +287,10 @@ class ShardedJob(Job):
                                                                       job.model, self.loaded.weights_sha256)
         if device.type == "cuda" and device.index is not None:
             torch.cuda.set_device(device)
+        self.references = (FolderReferences(absolute_path(job.baseline_dir, os.getcwd()), self.loaded.preprocessing)
+                           if job.baseline_dir is not None else None)
         self.recipe = job_recipe(job, self.loaded, self.schedule, self.steps, part, device, schedule_fields,
-                                 self.extra)
+                                 self.extra, self.references)
         self.group = ProcessGroup(part, device.type)
         self.lock = FolderLock(job.out, part.index, part.count, job.command)
         # Every rank checks and prepares its own part, holding its lock: parts only touch their own shards.
@@ -287,6 +314,7 @@ class ShardedJob(Job):
     def batches(self) -> Iterator[Any]:
         self.step_ = self.step_class(self.job, self.loaded, self.device, self.recipe, self.writer, self.reporter,
                                      self.schedule, self.steps)
+        self.step_.references = self.references
         return stream_images(self.todo, self.loaded, self.device, labels=self.labels, batch_size=self.job.batch_size,
                              workers=self.job.workers, on_skip=self.step_.skip)
 
