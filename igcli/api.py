@@ -16,7 +16,9 @@ from torch import nn
 
 from .baselines import BaselineSpec, Normalization
 from .completeness import CompletenessWarning, GapTally
+from .errors import ShapeError
 from .ensembles import EnsembleSpec, ReferenceSource, attribute_ensemble, check_ensemble
+from .ensembles.draws import content_keys
 from .ensembles.references import as_reference_source
 from .methods import Method, as_method, check_method, resolve_method
 from .methods.registry import plugin_faults
@@ -114,7 +116,8 @@ def attribute(
             :class:`~igcli.ensembles.ReferenceSource`) that baselines are drawn from: ``baseline_samples`` K
             distinct ones per image for ``ig``/``gig``, one per sample for ``eg``.
         keys: one string per image seeding its random draws (noise, references, alphas): the same key gives
-            the same draws whatever the batch (the CLI passes the image's path); default: its position.
+            the same draws whatever the batch (the CLI passes the image's path); default: a hash of the image's
+            values, so an image gets the same draws alone or in any batch (one copy of the images to the host).
         batch_size: most rows per forward/backward pass (default: 32 on CUDA, 4 on CPU).
         device: ``cuda``, ``cpu``, ... (default: CUDA when available).
         amp: autocast the model (bfloat16 on CPU, float16 on CUDA).
@@ -162,8 +165,8 @@ def attribute(
                 maps = attribute_ensemble(
                     chosen, ensemble, engine, inputs, targets, scores, schedule=path_schedule, rule=rule,
                     baselines=baselines, references=source, normalization=normalization or Normalization(),
-                    seed=seed, keys=[str(key) for key in keys] if keys is not None else
-                    [str(index) for index in range(inputs.shape[0])], options=options)
+                    seed=seed, keys=[str(key) for key in keys] if keys is not None else content_keys(images),
+                    options=options)
             engine.raise_if_nonfinite()
             return _result(images, maps.attributions, targets, scores, maps.start_scores,
                            maps.score_change,

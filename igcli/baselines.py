@@ -15,6 +15,7 @@ import torch
 from .errors import InvalidArgumentError, ShapeError
 from .methods import BASELINE_NAMES  # noqa: F401 (defined torch-free, for the CLI's early checks)
 from .paths.blur import gaussian_blur
+from .transfer import to_device
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Normalization:
     std: tuple[float, ...] = (1.0,)
 
     def _shaped(self, values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(values, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+        return to_device(list(values), like.device, like.dtype).view(1, -1, 1, 1)
 
     def from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) pixels in [0, 1] -> model inputs."""

@@ -20,6 +20,7 @@ from .engine import Engine
 from .paths import guided
 from .rules import IdgiRule, RiemannRule
 from .schedules import Schedule
+from .transfer import to_device
 
 
 # Guided IG's inner loop on a CPU: checked (it stops as soon as every image has settled) unless True. On a GPU
@@ -59,7 +60,7 @@ class _DeferredCells:
             held_images, held_cells = images[waiting], cells[waiting]
             self._held_after.append(len(waiting))
         packed = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        self._indices = torch.from_numpy(packed.astype(np.int64)).to(device)  # the one copy
+        self._indices = to_device(packed.astype(np.int64), device)  # the one copy
         self._chunk = -1
         self.gradients: torch.Tensor | None = None  # held cells first, then the current chunk's rows
 
@@ -125,14 +126,14 @@ def integrate_fixed_path(
     needed = set(range(steps + 1)) if rule.needs_score_deltas else {0, steps}
     free = {int(b) for b in point_boundary if b >= 0}
     missing = sorted(b for b in needed - free if not known[0, b])
-    boundaries = torch.as_tensor(schedule.boundaries, dtype=torch.float64, device=device)
+    boundaries = to_device(schedule.boundaries, device, torch.float64)
     if missing:
         _score_boundaries(engine, path, boundaries, missing, targets, scores)
         known[:, missing] = True
 
-    points = torch.as_tensor(schedule.points, dtype=torch.float64, device=device)
-    weights = torch.as_tensor(schedule.weights, dtype=torch.float64, device=device)
-    score_column = torch.as_tensor(np.where(point_boundary >= 0, point_boundary, steps + 1), device=device)
+    points = to_device(schedule.points, device, torch.float64)
+    weights = to_device(schedule.weights, device, torch.float64)
+    score_column = to_device(np.where(point_boundary >= 0, point_boundary, steps + 1), device)
     chunks = list(engine.chunks(batch * steps))
     deferred = _DeferredCells(known, point_boundary, chunks, device) if rule.needs_score_deltas else None
     for part in chunks:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 import igcli
+from igcli.methods import get_method
 from igcli.api import describe
 from igcli.errors import InvalidArgumentError
 from igcli.methods import RULE_NAMES, method_names
@@ -42,7 +43,8 @@ def rules_of(method: str) -> list[str]:
 
 
 def has_path(method: str) -> bool:
-    """Whether ``method`` integrates along a path (it reports one); ``vg`` is the gradient at the input."""
+    """Whether ``method`` integrates along a path it reports, with a schedule and a rule; ``vg`` is the gradient
+    at the input, ``eg`` (Expected Gradients) draws its points at random (see its own cases here)."""
     return describe(method)["path"] is not None
 
 
@@ -212,6 +214,14 @@ def test_a_feature_that_alone_changes_the_output_gets_attribution_unless_the_met
     # which is §2.1's case against gradients.
     saturating = OnePixel(lambda a, b: 1 - torch.relu(1 - a))  # §2.1's example, flat for a >= 1
     x = one_hot_image(saturating.pixel, 2.0)
+    if get_method(method).stochastic_samples:
+        # Expected Gradients with one baseline: 2 x (the share of K uniform alphas below 1/2), 1 in expectation,
+        # with standard error 1 / sqrt(K); the other features' gradients are exactly 0.
+        samples = 4096
+        result = igcli.attribute(saturating, x, TARGET, method=method, samples=samples, output="logit", device="cpu")
+        torch.testing.assert_close(result.attributions, one_hot_image(saturating.pixel, 1.0), rtol=0,
+                                   atol=4 / samples**0.5)
+        return
     result = attribute(saturating, x, method, rule)  # black baseline
     # 8 midpoints straddle the kink at alpha = 1/2 evenly, and it falls on a cell boundary: the sum is exact
     expected = one_hot_image(saturating.pixel, 1.0 if has_path(method) else 0.0)

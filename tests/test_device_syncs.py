@@ -15,13 +15,13 @@ import torch
 
 import igcli
 import igcli.integrate
-from igcli.methods import method_names
+from igcli.methods import get_method, method_names
 from igcli.paths import guided
 
 from conftest import tiny_convnet
 from sync_counter import count_syncs
 
-PATH_METHODS = [name for name in method_names() if name != "vg"]
+PATH_METHODS = [name for name in method_names() if get_method(name).has_path]
 RULES = ("riemann", "idgi")
 
 
@@ -36,13 +36,15 @@ def images(count: int) -> torch.Tensor:
     return torch.rand((count, 3, 16, 16), generator=generator)
 
 
-def counted(method: str, rule: str | None, count: int, steps: int):
+def counted(method: str, rule: str | None, count: int, steps: int, **ensemble):
     """(total, by call site) of one attribute call; the inputs and the model are made outside the count."""
     model, x = tiny_convnet(), images(count)
     options = {} if rule is None else {"rule": rule, "steps": steps}
+    if "references" in ensemble:
+        ensemble["references"] = images(ensemble["references"])  # made outside: on the device
     with warnings.catch_warnings(), count_syncs() as counter:
         warnings.simplefilter("ignore")  # completeness warnings of a tiny untrained model
-        igcli.attribute(model, x, method=method, batch_size=4, device="cpu", **options)
+        igcli.attribute(model, x, method=method, batch_size=4, device="cpu", **options, **ensemble)
     return counter.total, counter.by_site()
 
 
@@ -86,6 +88,49 @@ def test_vanilla_gradient_syncs_do_not_grow_with_images():
     few, few_sites = counted("vg", None, 3, 1)
     more, more_sites = counted("vg", None, 6, 1)
     assert few == more, f"3 images: {few_sites}\n6 images: {more_sites}"
+
+
+ENSEMBLES = {
+    "noise": dict(noise_samples=2, noise_aggregate="vargrad"),
+    "references": dict(references=5, baseline_samples=2, noise_samples=1),
+    "baselines": dict(baseline=["black", "white"]),
+}
+
+
+@pytest.mark.parametrize("ensemble", sorted(ENSEMBLES))
+@pytest.mark.parametrize("method", ["vg", "ig", "gig", "blurig"])
+def test_ensemble_syncs_do_not_grow_with_samples_or_images(method, ensemble):
+    settings = dict(ENSEMBLES[ensemble])
+    if method in ("vg", "blurig") and ensemble != "noise":
+        pytest.skip("takes no baseline")
+    rule = None if method == "vg" else "idgi"
+    few, few_sites = counted(method, rule, 3, 4, **settings)
+    more = dict(settings, **{key: value * 3 for key, value in settings.items() if key.endswith("_samples")})
+    if ensemble == "baselines":
+        more["baseline"] = ["black", "white", "blur", "black"]
+    many, many_sites = counted(method, rule, 3, 4, **more)
+    more_images, more_images_sites = counted(method, rule, 6, 4, **settings)
+    if method == "gig":  # one "did every step settle?" flag per Guided IG walk over a group of members
+        few, many, more_images = (total - _guided_flags(sites)
+                                  for total, sites in ((few, few_sites), (many, many_sites), (more_images, more_images_sites)))
+    assert many == few, f"few samples: {few_sites}\nmore: {many_sites}"
+    assert more_images == few, f"3 images: {few_sites}\n6 images: {more_images_sites}"
+
+
+def _guided_flags(sites: dict[str, int]) -> int:
+    flags = [count for site, count in sites.items() if site.startswith(f"igcli/integrate.py:{GUIDED_FLAG_LINE} ")]
+    return sum(flags)
+
+
+GUIDED_FLAG_LINE = next(number for number, line in enumerate(open(igcli.integrate.__file__), 1)
+                        if "if bool(unsettled):" in line)
+
+
+def test_expected_gradients_syncs_do_not_grow_with_samples_or_images():
+    few, few_sites = counted("eg", None, 3, 1, samples=4, references=5)
+    many, many_sites = counted("eg", None, 3, 1, samples=40, references=5)
+    more_images, more_images_sites = counted("eg", None, 6, 1, samples=4, references=5)
+    assert many == few == more_images, f"{few_sites}\n{many_sites}\n{more_images_sites}"
 
 
 def test_guided_steps_never_ask_the_device_whether_they_are_done():

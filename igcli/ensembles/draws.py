@@ -13,6 +13,8 @@ from typing import Sequence
 
 import torch
 
+from ..transfer import to_device  # noqa: F401 (the draws' way onto the device)
+
 
 def draw_seed(seed: int, key: str, stream: str, noise_draw: int, member: int) -> int:
     """The 64-bit generator seed of one draw (a hash: distinct inputs give unrelated streams)."""
@@ -20,11 +22,11 @@ def draw_seed(seed: int, key: str, stream: str, noise_draw: int, member: int) ->
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
 
 
-def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A host tensor on ``device``; to a GPU through pinned memory, so the copy never waits for the device."""
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
+def content_keys(images: torch.Tensor) -> list[str]:
+    """A key per image from its values (B, C, H, W): the same image gets the same draws alone or in a batch.
+    Reads the images on the host (one copy from a GPU)."""
+    host = images.detach().to("cpu", torch.float32).contiguous().numpy()
+    return [hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest() for image in host]
 
 
 class ImageDraws:

@@ -43,7 +43,7 @@ class TensorReferences:
         return int(self.references.shape[0])
 
     def take(self, indices: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        picked = self.references.index_select(0, indices.to(self.references.device))
+        picked = self.references.index_select(0, to_device(indices, self.references.device))
         return picked.to(device=device, dtype=dtype)
 
 
