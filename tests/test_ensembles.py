@@ -1,8 +1,9 @@
 """Noise and baseline ensembles and Expected Gradients (``igcli.attribute``) against ground truth.
 
 Ground truth here: what an ensemble must reduce to (noise level 0, identical baselines, a linear model), maps
-written out by hand from the same draws (``igcli.ensembles.draws.ImageDraws``), the analytic variance of
-sample moments, and the Monte Carlo error the reported ``relative_se`` claims. Tiny float64 models on CPU.
+written out by hand from the same draws (``igcli.ensembles.draws.ImageDraws``), completeness, and the Monte
+Carlo error the reported ``relative_se`` claims (the moments behind it: test_moments.py). Tiny float64 models
+on CPU.
 Measured values quoted in comments were taken on CPU (torch 2.14, NumPy 2.4, SciPy 1.17).
 """
 
