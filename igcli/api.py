@@ -20,6 +20,7 @@ from .errors import ShapeError
 from .ensembles import EnsembleSpec, ReferenceSource, attribute_ensemble, check_ensemble
 from .ensembles.draws import content_keys
 from .ensembles.references import as_reference_source
+from .errors import ShapeError
 from .methods import Method, as_method, check_method, resolve_method
 from .methods.registry import plugin_faults
 from .prologue import TargetSpec, prepared_batch
