@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import igcli
-from igcli.ensembles.draws import ImageDraws
+from igcli.ensembles.draws import ImageDraws, content_keys
 from igcli.errors import InvalidArgumentError, ShapeError
 
 from conftest import tiny_convnet
@@ -122,7 +122,7 @@ def test_vargrad_of_a_linear_model():
     assert float(vg.attributions.abs().max()) == 0.0
     ig = run(model, x, method="ig", output="logit", steps=4, noise_samples=8, noise_level=0.1,
              noise_aggregate="vargrad", seed=3)
-    draws = ImageDraws(3, [str(i) for i in range(3)])  # the default keys: positions in the batch
+    draws = ImageDraws(3, content_keys(x))  # the default keys: a hash of each image
     eps = torch.stack([draws.normal(n, SHAPE) for n in range(8)]).double()  # (N, B, C, H, W)
     sigma = 0.1 * (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, 1, 1, 1)
     weight = model[1].weight[1].detach().view(SHAPE)
@@ -143,7 +143,7 @@ def test_linear_ensembles_keep_completeness(options):
     result = run(model, x, method="ig", steps=32, schedule="gauss-legendre", seed=1, **options)
     assert torch.all(result.completeness_gap < 1e-10), result.completeness_gap
     if "noise_samples" in options:
-        draws = ImageDraws(1, ["0", "1", "2"])
+        draws = ImageDraws(1, content_keys(x))
         sigma = 0.3 * (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, 1, 1, 1)
         with torch.no_grad():
             score = lambda z: torch.softmax(model(z), dim=1)[:, 1]  # noqa: E731
@@ -225,9 +225,12 @@ def test_draws_follow_the_image_key_not_the_batch(options):
     assert max_rel_error(shuffled, together[order]) <= 1e-12
     other_seed = run(model, x, keys=keys, seed=3, **options).attributions
     assert max_rel_error(other_seed, together) > 1e-3
-    positions = run(model, x, seed=2, **options).attributions  # default keys are "0", "1", ...
-    assert max_rel_error(positions, run(model, x, keys=["0", "1", "2"], seed=2, **options).attributions) == 0
-    assert max_rel_error(positions, together) > 1e-3
+    by_content = run(model, x, seed=2, **options).attributions  # default keys: a hash of each image's values
+    assert max_rel_error(by_content, run(model, x, keys=content_keys(x), seed=2, **options).attributions) == 0
+    assert max_rel_error(by_content, together) > 1e-3
+    for i in range(3):  # so an image alone gets its draws in a batch too, without keys
+        alone = run(model, x[i:i + 1], seed=2, **options).attributions
+        assert max_rel_error(alone[0], by_content[i]) <= 1e-12
 
 
 def test_keys_must_match_the_images():
