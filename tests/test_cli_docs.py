@@ -194,7 +194,7 @@ def test_man_page_shows_help_metavars():
     assert "\\fBigcli attribute\\fR \\fB-o\\fR \\fIOUT\\fR [\\fIOPTIONS\\fR] \\fIIMAGES...\\fR" in text
     assert "\\fB--shard\\fR \\fIi/n\\fR" in text and "\\fB--steps\\fR \\fIN\\fR" in text
     assert "\\fB--resume\\fR\n" in text  # a flag: no metavar
-    assert "[vg|ig|blurig|gig|idgi]" in text
+    assert "[vg|ig|blurig|gig|eg|idgi]" in text
 
 
 # -- the environment variables --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from igcli.output import Output
 from igcli.store import list_shards
 from igcli.validate import OutputError
 
-from cli_helpers import COMMON, TINY, make_images, run_cli
+from cli_helpers import COMMON, TINY, TINY_ARGS, make_images, run_cli
 
 PREPROCESSING = {"resize": 16, "crop": 16}
 
@@ -147,3 +147,21 @@ def test_contradictory_ensemble_options_are_refused_in_one_line(folders, argumen
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (folders / "out").exists()
+
+
+def test_the_summary_reports_the_spread_of_the_error_bars(folders):
+    import json
+
+    result = run_cli("attribute", "imgs", "-o", "out", *COMMON, "--method", "vg", "--noise-samples", "4", "--json",
+                     cwd=folders)
+    assert result.returncode == 0, result.stderr
+    spread = json.loads(result.stdout)["relative_se"]
+    _, rows = stored(folders)
+    values = rows["relative_se"]
+    assert spread["count"] == 3 and spread["max"] == pytest.approx(values.max(), rel=1e-5)
+    assert spread["median"] == pytest.approx(np.median(values), rel=1e-5)
+    plain = run_cli("attribute", "imgs", "-o", "plain", *COMMON, "--method", "vg", cwd=folders)
+    assert "error bar" not in plain.stderr
+    quiet_line = run_cli("attribute", "imgs", "-o", "again", *TINY_ARGS, "--steps", "4", "--workers", "0",
+                         "--method", "vg", "--noise-samples", "4", cwd=folders)
+    assert "error bar (relative SE of the maps) median" in quiet_line.stderr.strip().splitlines()[-1]

@@ -136,4 +136,6 @@ def summary_line(summary) -> str:
         f"{summary.load_seconds:.1f} s, attribution {summary.attribution_seconds:.1f} s at "
         f"{summary.images_per_second:.2f} images/s; {summary.already_done} already done, "
         f"{len(summary.skipped)} skipped -> {summary.out}"
+        + (f"; error bar (relative SE of the maps) median {summary.relative_se['median']:.3g}, p90 "
+           f"{summary.relative_se['p90']:.3g}, max {summary.relative_se['max']:.3g}" if summary.relative_se else "")
     )

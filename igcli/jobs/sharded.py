@@ -60,6 +60,8 @@ class AttributeSummary:
     interrupted: bool = False
     load_seconds: float = 0.0  # building the model and reading its weights
     attribution_seconds: float = 0.0  # streaming the images: decoding, attributing, writing shards
+    # Ensembles: the spread of the maps' error bars (relative_se) written now: median, p90, max, count.
+    relative_se: dict[str, float] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -148,6 +150,7 @@ class ShardStep:
         self.rows = 0
         self.skipped: list[dict[str, str]] = []
         self.float16_warned = False
+        self.error_bars: list[np.ndarray] = []
         # No path, or maps combined non-linearly (smoothgrad-sq, vargrad): no completeness to judge.
         linear = recipe.noise_aggregate in (None, "smoothgrad")
         self.gaps = GapTally() if self.method.has_path and linear else None
@@ -252,6 +255,17 @@ class ShardStep:
         self.rows += len(columns["paths"])
         if self.gaps is not None:
             self.gaps.add(columns["completeness_gap"])
+        if "relative_se" in columns:
+            self.error_bars.append(np.asarray(columns["relative_se"], dtype=np.float64))
+
+    def error_bar_spread(self) -> dict[str, float] | None:
+        """Median, 90th percentile and maximum of the finite error bars written so far, and their count."""
+        values = np.concatenate(self.error_bars) if self.error_bars else np.zeros(0)
+        values = values[np.isfinite(values)]
+        if not values.size:
+            return None
+        return {"median": round(float(np.median(values)), 6), "p90": round(float(np.percentile(values, 90)), 6),
+                "max": round(float(values.max()), 6), "count": int(values.size)}
 
 
 class ShardedJob(Job):
@@ -360,7 +374,7 @@ class ShardedJob(Job):
             images_per_second=round(step.attributed / loop_seconds, 4) if loop_seconds > 0 else 0.0,
             shards=[str(p) for p in self.writer.completed], index=self.index,
             interrupted=interrupted or self.late_interrupt, load_seconds=round(self.load_seconds, 3),
-            attribution_seconds=round(loop_seconds, 3),
+            attribution_seconds=round(loop_seconds, 3), relative_se=step.error_bar_spread(),
         )
 
 
