@@ -317,6 +317,7 @@ def test_expected_gradients_refusals():
     (dict(method="ig", noise_samples=2, noise_aggregate="mean"), "choose from"),
     (dict(method="ig", noise_samples=-1), ">= 0"),
     (dict(method="ig", noise_samples=2, noise_level=float("nan")), "finite"),
+    (dict(method="vg", noise_samples=1, noise_aggregate="vargrad"), "N >= 2"),
 ])
 def test_ensemble_refusals(options, message):
     if options.get("references") is True:

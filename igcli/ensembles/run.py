@@ -34,7 +34,7 @@ from .references import ReferenceSource
 from .spec import EnsembleSpec
 
 GROUP_CHUNKS = 8  # a group of members fills about this many engine chunks...
-GROUP_IMAGES = 512  # ...with at most this many member images at once (bounds memory: ~6 maps each)
+GROUP_IMAGES = 256  # ...with at most this many member images at once (bounds memory: a few float64 maps each)
 
 
 @dataclass
@@ -137,7 +137,9 @@ def attribute_ensemble(
                        options)
     noise_draws, per_draw = max(1, spec.noise_samples), spec.members_per_noise_draw
     pairs = [(n, k) for n in range(noise_draws) for k in range(per_draw)]
-    rows_per_member = schedule.steps if schedule is not None else 1
+    # Rows a member adds to one engine pass: a fixed path's every point at once; an adaptive path (Guided IG)
+    # walks all members of a group together, one row each per step; no path, one row.
+    rows_per_member = schedule.steps if schedule is not None and method.fixed_path else 1
     group = max(1, min(len(pairs), GROUP_CHUNKS * engine.batch_size // (batch * rows_per_member),
                        max(1, GROUP_IMAGES // batch)))
     aggregate = NOISE_AGGREGATES[spec.noise_aggregate]

@@ -91,6 +91,9 @@ def check_ensemble(method: Any, *, noise_samples: int = 0, noise_level: float | 
     aggregate = DEFAULT_NOISE_AGGREGATE if noise_aggregate is None else str(noise_aggregate).strip().lower()
     if aggregate not in NOISE_AGGREGATE_NAMES:
         raise InvalidArgumentError(f"--noise-aggregate {noise_aggregate!r}: choose from {', '.join(NOISE_AGGREGATE_NAMES)}")
+    if aggregate == "vargrad" and noise_samples == 1:
+        raise InvalidArgumentError("--noise-aggregate vargrad is the variance of the noisy maps: give --noise-samples "
+                                   "N >= 2")
     count = len(baselines)
     if count < 1:
         raise InvalidArgumentError("--baseline: give at least one")
