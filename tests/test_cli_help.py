@@ -74,7 +74,7 @@ def test_help_shows_metavars_not_type_hints(rendered):
     attribute = rendered[("igcli", "attribute")]
     assert "Usage: igcli attribute [OPTIONS] IMAGES..." in attribute
     for option, metavar in [("--shard", "i/n"), ("--steps", "N [x>=1]"), ("--weights", "FILE"),
-                            ("--method", "[vg|ig|blurig|gig|idgi]"), ("--mean", "R,G,B")]:
+                            ("--method", "[vg|ig|blurig|gig|eg|idgi]"), ("--mean", "R,G,B")]:
         assert f"{option} {metavar} " in attribute, option
     assert "--resume Continue a run" in attribute  # a flag: nothing between the name and its help
     assert "Usage: igcli completions [OPTIONS] SHELL" in rendered[("igcli", "completions")]
@@ -117,6 +117,14 @@ def test_completion_protocol(shell):
     assert {"--method", "--mean"} <= set(options) and all(option.startswith("--me") for option in options)
     assert complete(shell, "igcli attribute -o out --method ") == method_choices()
     assert complete(shell, "igcli attribute --method g") == ["gig"]
+
+
+@pytest.mark.parametrize("shell", ["fish", "zsh"])
+def test_a_long_help_stays_one_candidate_in_a_narrow_terminal(shell, monkeypatch):
+    # Typer renders each candidate's help at the terminal's width; a wrapped help became extra "candidates".
+    monkeypatch.setitem(ENV, "COLUMNS", "40")
+    options = complete(shell, "igcli attribute --me")
+    assert sorted(options) == ["--mean", "--method"]
 
 
 def test_click_order_of_the_instruction_is_accepted():

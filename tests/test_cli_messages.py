@@ -110,7 +110,7 @@ def test_a_failed_download_leaves_stdout_empty_and_says_one_line(tmp_path):
     (["--fraction", "0.5"], 2, "do not apply to method ig"),
     # Method names are the registry's, in any case; a near miss is named.
     (["--method", "IDGI", "--baseline", "missing.npy"], 2, "--baseline missing.npy"),
-    (["--method", "blurg"], 2, "'blurg' is not one of 'vg', 'ig', 'blurig', 'gig', 'idgi'; did you mean blurig?"),
+    (["--method", "blurg"], 2, "'blurg' is not one of 'vg', 'ig', 'blurig', 'gig', 'eg', 'idgi'; did you mean blurig?"),
     # Infinity is "> 0" but makes no blur: refused as an option value, not a traceback after the model loads.
     (["--method", "blurig", "--max-sigma", "inf"], 2, "max_sigma must be a finite number > 0"),
     (["--method", "blurig", "--option", "max_sigma=1e400"], 2, "max_sigma must be a finite number > 0"),

@@ -62,6 +62,15 @@ def cli() -> Any:
     return prepare(typer.main.get_command(app))
 
 
+def _one_line_help() -> None:
+    """Typer renders a candidate's help through Rich at the terminal's width, so a long help (``--method``'s)
+    comes out as several lines, and fish and zsh read each line as another candidate: keep it on one line."""
+    import typer._completion_classes as classes
+
+    sanitize = classes._sanitize_help_text
+    classes._sanitize_help_text = lambda text: " ".join(sanitize(text).split())
+
+
 def _start_completion() -> None:
     """Register Typer's completers (it does so only with add_completion) and check the words the completion
     script passes: malformed ones (``COMP_CWORD=abc``, no ``COMP_WORDS``: igcli called by hand) give no
@@ -69,6 +78,7 @@ def _start_completion() -> None:
     from typer.completion import completion_init, shell_completion  # Typer's Click (it may bundle its own)
 
     completion_init()
+    _one_line_help()
     action, _, shell = os.environ[COMPLETE_VAR].partition("_")
     if shell in ("complete", "source"):  # Click's order (bash_complete): shell first
         action, shell = shell, action
