@@ -298,7 +298,7 @@ def describe(
         chosen,
         rule if chosen.has_path else None,
         path_schedule,
-        baselines if chosen.takes_baseline and not (references and chosen.stochastic_samples) else None,
+        baselines if chosen.takes_baseline and not references else None,  # references replace them
         output,
         options,
         seed,

@@ -122,6 +122,19 @@ def test_a_damaged_reference_stops_the_run_naming_it(folders):
     assert not list_shards(folders / "out")
 
 
+def test_closed_path_is_refused_for_ensemble_maps(folders):
+    run(folders, **ENSEMBLES["black-white-uniform"])
+    result = run_cli("evaluate", "out", "--model", TINY, "--metric", "closed-path", cwd=folders)
+    assert result.returncode == 2 and "holds ensemble maps" in result.stderr, result.stderr
+
+
+def test_references_replace_the_baseline_in_the_recipe(folders):
+    run(folders, **ENSEMBLES["references-with-noise"])
+    recipe = Output(folders / "out").recipe
+    assert recipe.baseline is None and recipe.baseline_samples == 2
+    assert recipe.baseline_dir == str(folders / "refs")
+
+
 def test_plain_runs_store_no_error_bar(folders):
     run(folders, method="ig")
     with h5py.File(list_shards(folders / "out")[0]) as handle:

@@ -87,6 +87,10 @@ class EvaluateRun(Job):
                 f"--metric closed-path needs a method whose path runs between any two points (ig, gig); "
                 f"{job.source} has {recipe.method}"
             )
+        if "closed-path" in metrics and recipe.is_ensemble:
+            raise InvalidArgumentError(
+                f"--metric closed-path walks one path between two points; {job.source} holds ensemble maps (noise, "
+                "several or drawn baselines), which average many paths")
         self.truth = GroundTruth(job.masks, job.boxes, self.preprocessing) if "localization" in metrics else None
         self.device = resolve_device(job.device)
         self.batch_size = job.batch_size or default_batch_size(self.device)
