@@ -171,7 +171,7 @@ def _score_boundaries(
     """Forward-only f at the listed boundaries of every image, written into ``scores`` (B, m + 1)."""
     device = targets.device
     batch, count = targets.shape[0], len(missing)
-    missing_device = torch.as_tensor(missing, device=device)
+    missing_device = to_device(missing, device)
     for part in engine.chunks(batch * count):
         rows = torch.arange(part.start, part.stop, device=device)
         image_index, which = rows // count, missing_device[rows % count]

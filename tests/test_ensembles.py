@@ -353,3 +353,28 @@ def test_reference_ensemble_is_the_mean_of_ig_runs_from_the_drawn_references():
         for k in range(count):
             expected += run(model, copy, method="ig", baseline=references[indices[:, k]]).attributions / (2 * count)
     assert max_rel_error(noisy.attributions, expected) <= 1e-12
+
+
+class RowCounter(nn.Module):
+    """``inner``, counting the rows it is evaluated on (forward passes, with or without a backward)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.rows = inner, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += x.shape[0]
+        return self.inner(x)
+
+
+@pytest.mark.parametrize(("rule", "baseline_once", "end_per_copy"), [("riemann", 1, 0), ("idgi", 0, 1)])
+def test_a_noise_ensemble_evaluates_no_row_a_single_run_would_not(rule, baseline_once, end_per_copy):
+    """N noisy copies cost N single runs' rows and no more. ``right`` (Riemann): f at the black baseline is
+    scored once per run, f at a noisy input comes with the gradient at alpha = 1. IDGI's ``left``: f at the
+    baseline comes with the gradient at alpha = 0, f at each noisy input is scored once per copy."""
+    batch, samples, steps = 3, 4, 8
+    model = RowCounter(convnet())
+    run(model, images(batch), method="ig", rule=rule, steps=steps, noise_samples=samples)
+    prologue = batch  # f(x) of the clean images
+    expected = prologue + baseline_once * batch + samples * batch * steps + end_per_copy * samples * batch
+    assert model.rows == expected

@@ -25,6 +25,8 @@ import torch
 
 from ..baselines import Normalization
 from ..engine import Engine
+from ..integrate import integrate_fixed_path
+from ..methods import Method
 from ..rules import make_rule
 from ..schedules import Schedule
 from .aggregates import NOISE_AGGREGATES
@@ -99,8 +101,64 @@ class _Members:
             return self.fixed[which]
         return self.method.make_baselines(name, self.input(n), self.normalization, self.seed, self.options)
 
+    def fixed_start(self, k: int) -> bool:
+        """Whether member k starts from the same baseline in every noise draw (f there is scored once)."""
+        return self.references is None and not self.spec.method_samples and self.fixed[k] is not None
+
     def alphas(self, n: int, k: int) -> torch.Tensor:
         return to_device(self.draws.alphas(n, k), self.inputs.device)
+
+
+class _PathWalker:
+    """A path method's maps for a group of members, with f at both ends of every member's path.
+
+    A fixed path walked by igcli's own driver (:func:`~igcli.integrate.integrate_fixed_path`) gets f at its ends
+    from the walk where a point sits there (the input, for a ``right`` schedule) and f at a baseline that does not
+    change between noise draws once per run: an ensemble costs no forward pass a single run would not. Other
+    methods (Guided IG, plugins' own ``integrate``) are given f at each noisy input, scored once per draw.
+    """
+
+    def __init__(self, method: Any, spec: EnsembleSpec, engine: Engine, members: _Members,
+                 schedule: Schedule, rule: str, targets: torch.Tensor, scores: torch.Tensor,
+                 options: dict[str, Any]) -> None:
+        self.method, self.spec, self.engine, self.members = method, spec, engine, members
+        self.schedule, self.rule, self.targets, self.scores, self.options = schedule, rule, targets, scores, options
+        self.own_driver = method.fixed_path and type(method).integrate is Method.integrate
+        self.start_scores: dict[int, torch.Tensor] = {}  # member k -> f at its fixed baseline
+        self._input_scores: tuple[int, torch.Tensor] | None = None
+
+    def walk(self, chunk: list[tuple[int, int]], stacked: torch.Tensor, targets: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(maps, f at the starts, f at the ends) for the members ``chunk`` stacked member-major."""
+        starts_list = [self.members.baseline(n, k) for n, k in chunk]
+        starts = None if starts_list[0] is None else torch.cat(starts_list)
+        accumulator = make_rule(self.rule, stacked.shape, stacked.device)
+        if self.own_driver:
+            known: dict[int, torch.Tensor] = {}
+            if not self.spec.has_noise:
+                known[self.schedule.steps] = self.scores.repeat(len(chunk))
+            cached = [self.start_scores.get(k) for _, k in chunk]
+            if all(value is not None for value in cached):
+                known[0] = torch.cat(cached)
+            path = self.method.make_path(stacked, starts, self.options)
+            ends = integrate_fixed_path(self.engine, path, self.schedule, accumulator, targets, known)
+            start, end = ends[:, 0], ends[:, -1]
+            batch = self.targets.shape[0]
+            for index, (_, k) in enumerate(chunk):
+                if self.members.fixed_start(k):
+                    self.start_scores.setdefault(k, start[index * batch:(index + 1) * batch])
+        else:
+            end = torch.cat([self._input_score(n) for n, _ in chunk]) if self.spec.has_noise else \
+                self.scores.repeat(len(chunk))
+            start = self.method.integrate(self.engine, stacked, starts, self.schedule, accumulator, targets, end,
+                                          self.options)
+        return accumulator.attributions, start.to(torch.float64), end.to(torch.float64)
+
+    def _input_score(self, n: int) -> torch.Tensor:
+        """f at noise draw n of every input (forward only), once per draw."""
+        if self._input_scores is None or self._input_scores[0] != n:
+            self._input_scores = (n, self.engine.scores(self.members.input(n), self.targets))
+        return self._input_scores[1]
 
 
 def _follows_input(spec: Any, method: Any) -> bool:
@@ -147,7 +205,7 @@ def attribute_ensemble(
     inner = RunningMoments(2)
     start_sum = torch.zeros(batch, dtype=torch.float64, device=inputs.device)
     change_sum = torch.zeros_like(start_sum)
-    input_scores: tuple[int, torch.Tensor] | None = None
+    walker = _PathWalker(method, spec, engine, members, schedule, rule, targets, scores, options)
     last_inner_se: torch.Tensor | None = None
 
     for first in range(0, len(pairs), group):
@@ -164,20 +222,7 @@ def attribute_ensemble(
             end, start = end.to(torch.float64), torch.full(end.shape, float("nan"), dtype=torch.float64,
                                                              device=inputs.device)
         else:
-            starts_list = [members.baseline(n, k) for n, k in chunk]
-            starts = None if starts_list[0] is None else torch.cat(starts_list)
-            if spec.has_noise:  # f at each noisy input, once per noise draw (forward only)
-                parts = []
-                for n, _ in chunk:
-                    if input_scores is None or input_scores[0] != n:
-                        input_scores = (n, engine.scores(members.input(n), targets))
-                    parts.append(input_scores[1])
-                end = torch.cat(parts)
-            else:
-                end = scores.repeat(len(chunk))
-            accumulator = make_rule(rule, stacked.shape, inputs.device)
-            start = method.integrate(engine, stacked, starts, schedule, accumulator, repeated_targets, end, options)
-            maps, end, start = accumulator.attributions, end.to(torch.float64), start.to(torch.float64)
+            maps, start, end = walker.walk(chunk, stacked, repeated_targets)
         for index, (n, k) in enumerate(chunk):
             rows = slice(index * batch, (index + 1) * batch)
             inner.add(maps[rows])
