@@ -51,7 +51,7 @@ class FolderReferences:
     """The images of a folder (recursive, sorted as inputs are), preprocessed with ``preprocessing``."""
 
     def __init__(self, folder: str, preprocessing) -> None:
-        from ..data import discover_inputs, load_rgb, normalize, preprocess_pixels
+        from ..data import _open_regular, discover_inputs, load_rgb, normalize, preprocess_pixels
 
         if not os.path.isdir(folder):
             raise InvalidArgumentError(f"--baseline-dir {folder}: no such folder")
@@ -63,7 +63,7 @@ class FolderReferences:
         pixels = []
         for path in files:
             try:
-                with open(path, "rb") as handle:
+                with _open_regular(path) as handle:  # a FIFO is refused, not waited on for ever
                     data = handle.read()
                 image = load_rgb(path, exif_transpose=preprocessing.exif_transpose)
                 pixels.append(preprocess_pixels(image, preprocessing))
