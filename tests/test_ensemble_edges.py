@@ -39,3 +39,21 @@ def test_a_fifo_in_the_reference_folder_is_refused_not_waited_on(tmp_path):
     error = outcome.get("error")
     assert isinstance(error, InvalidArgumentError), outcome
     assert "pipe.png" in str(error) and "\n" not in str(error)
+
+
+
+@pytest.mark.parametrize("settings, option", [
+    (dict(method="ig", noise_samples=10**13), "--noise-samples"),
+    (dict(method="eg", samples=10**13), "--samples"),
+    (dict(method="ig", references=True, baseline_samples=10**13), "--baseline-samples"),
+    (dict(method="eg", samples=1000, noise_samples=1000), "--noise-samples"),
+])
+def test_an_absurd_number_of_draws_is_refused_before_anything_is_allocated(settings, option):
+    """10^13 draws per image would take all the machine's memory (the run was killed, or a MemoryError
+    traceback): :func:`igcli.describe`, the check :func:`igcli.attribute` and the CLI make first, refuses it in
+    one line naming the option, as it refuses --steps beyond 100,000."""
+    import igcli
+
+    with pytest.raises(InvalidArgumentError) as caught:
+        igcli.describe(settings.pop("method"), "riemann", steps=2, **settings)
+    assert option in str(caught.value) and "\n" not in str(caught.value)

@@ -22,6 +22,9 @@ from .aggregates import NOISE_AGGREGATE_NAMES
 
 DEFAULT_NOISE_LEVEL = 0.15  # Smilkov et al. 2017 §3 found 10-20% best; PAIR's stdev_spread default
 DEFAULT_NOISE_AGGREGATE = "smoothgrad"
+# Most maps averaged per image (noise draws x members, each alone too): as --steps (schedules.MAX_STEPS), more is
+# almost surely a mistake, and 10^13 would exhaust the host's memory in bookkeeping before the first gradient.
+MAX_DRAWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,21 @@ def check_ensemble(method: Any, *, noise_samples: int = 0, noise_level: float | 
     if baseline_samples is not None and (isinstance(baseline_samples, bool) or not isinstance(baseline_samples, int)
                                          or baseline_samples < 1):
         raise InvalidArgumentError(f"--baseline-samples must be an integer >= 1, got {baseline_samples!r}")
+    _check_draws(noise_samples, baseline_samples or 0, method_samples)
     return EnsembleSpec(noise_samples=noise_samples, noise_level=float(level), noise_aggregate=aggregate,
                         baseline_count=count, references=references,
                         baseline_samples=0 if method_samples else (baseline_samples or 0),
                         method_samples=method_samples)
+
+
+def _check_draws(noise_samples: int, baseline_samples: int, method_samples: int) -> None:
+    """Refuse more than :data:`MAX_DRAWS` maps per image, naming the option(s) that ask for them."""
+    for option, count in (("--noise-samples", noise_samples), ("--baseline-samples", baseline_samples),
+                          ("--samples", method_samples)):
+        if count > MAX_DRAWS:
+            raise InvalidArgumentError(f"{option} {count} is more than {MAX_DRAWS}; that is almost surely a mistake")
+    members = max(1, noise_samples) * max(1, baseline_samples or method_samples)
+    if members > MAX_DRAWS:
+        other = "--baseline-samples" if baseline_samples else "--samples"
+        raise InvalidArgumentError(f"--noise-samples {noise_samples} x {other} {baseline_samples or method_samples} "
+                                   f"is {members} maps per image, more than {MAX_DRAWS}; that is almost surely a mistake")
