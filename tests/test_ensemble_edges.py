@@ -57,3 +57,55 @@ def test_an_absurd_number_of_draws_is_refused_before_anything_is_allocated(setti
     with pytest.raises(InvalidArgumentError) as caught:
         igcli.describe(settings.pop("method"), "riemann", steps=2, **settings)
     assert option in str(caught.value) and "\n" not in str(caught.value)
+
+
+def _tampered_output(tmp_path, settings, patch):
+    """An output of a real ensemble run whose shards' ``settings_json`` is then changed by ``patch``."""
+    import json
+
+    import h5py
+
+    from igcli.jobs import AttributeJob, run_attribute
+    from igcli.output import Output
+    from igcli.store import list_shards
+
+    from cli_helpers import TINY
+
+    make_images(tmp_path / "imgs", 2)
+    make_images(tmp_path / "refs", 3, seed=7, prefix="ref")
+    if "baseline_dir" in settings:
+        settings = dict(settings, baseline_dir=str(tmp_path / settings["baseline_dir"]))
+    job = AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=TINY, device="cpu", steps=2,
+                       preprocessing={"resize": 16, "crop": 16}, workers=0, **settings)
+    assert run_attribute(job, quiet=True).exit_code == 0
+    for shard in list_shards(tmp_path / "out"):
+        with h5py.File(shard, "r+") as handle:
+            stored = dict(json.loads(handle.attrs["settings_json"]), **patch)
+            handle.attrs["settings_json"] = json.dumps(stored)
+    (tmp_path / "out" / "index.h5").unlink(missing_ok=True)
+    return Output(tmp_path / "out")
+
+
+@pytest.mark.parametrize("settings, patch", [
+    (dict(method="ig", noise_samples=2), {"noise_samples": -3}),
+    (dict(method="ig", noise_samples=2), {"noise_samples": 0}),  # a noise level left without noise
+    (dict(method="ig", noise_samples=2), {"noise_samples": 10**13}),
+    (dict(method="ig", noise_samples=2), {"baseline_samples": 2}),  # drawn references without a folder
+    (dict(method="ig", noise_samples=2), {"noise_aggregate": "vargrad", "noise_samples": 1}),
+    (dict(method="eg", baseline_dir="refs", method_options={"samples": 2}), {"baseline": ["black", "white"]}),
+    (dict(method="eg", baseline_dir="refs", method_options={"samples": 2}), {"samples": 0}),
+])
+def test_contradictory_ensemble_settings_in_a_shard_are_refused_when_the_recipe_is_rebuilt(tmp_path, settings,
+                                                                                            patch):
+    """Settings each of the right type but together impossible (or absurd) are refused when ``evaluate``
+    rebuilds the attribution function, so it names the shard (exit 6) instead of failing later, mid-run, with
+    a message about a command-line option the user never gave (exit 2), or running out of memory."""
+    import igcli
+    from igcli.models import load_model
+
+    from cli_helpers import TINY
+
+    output = _tampered_output(tmp_path, settings, patch)
+    loaded = load_model(TINY, preprocessing={"resize": 16, "crop": 16})
+    with pytest.raises(InvalidArgumentError):
+        output.recipe.attribution_function(loaded, torch.device("cpu"), 2)
