@@ -109,3 +109,24 @@ def test_contradictory_ensemble_settings_in_a_shard_are_refused_when_the_recipe_
     loaded = load_model(TINY, preprocessing={"resize": 16, "crop": 16})
     with pytest.raises(InvalidArgumentError):
         output.recipe.attribution_function(loaded, torch.device("cpu"), 2)
+
+
+@pytest.mark.parametrize("references", [
+    torch.zeros(4, 1, 8, 8),  # one channel: broadcast over the inputs' three, silently
+    torch.zeros(4, 3, 4, 4),  # another size: a RuntimeError from deep inside torch
+    torch.zeros(4, 3, 8, 8).numpy(),  # not a tensor: a TypeError, or an AttributeError for a list
+    [torch.zeros(3, 8, 8)],
+])
+def test_references_that_do_not_fit_the_inputs_are_refused_naming_them(references):
+    import igcli
+    from igcli.errors import IgcliError
+
+    with pytest.raises(IgcliError, match="references") as caught:
+        igcli.attribute(_tiny_model(), torch.rand(2, 3, 8, 8), 0, method="eg", samples=2, references=references,
+                        device="cpu")
+    assert "\n" not in str(caught.value)
+
+
+def _tiny_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Flatten(), torch.nn.Linear(72, 3)).eval()
