@@ -130,3 +130,31 @@ def test_references_that_do_not_fit_the_inputs_are_refused_naming_them(reference
 def _tiny_model():
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Flatten(), torch.nn.Linear(72, 3)).eval()
+
+
+def test_the_error_bar_of_references_drawn_without_replacement_has_the_finite_population_correction():
+    """K references drawn distinct out of R: the mean's variance is s^2 / K x (1 - K / R) (Cochran 1977,
+    "Sampling Techniques", Thm 2.2, s^2 the members' sample variance). With K = R every reference is used, the
+    map is the same whatever the seed, and its error bar is 0 (it was reported as if drawn with replacement)."""
+    import igcli
+    from igcli.ensembles.draws import ImageDraws
+
+    torch.manual_seed(1)
+    model, images, references = _tiny_model(), torch.rand(2, 3, 8, 8), torch.rand(4, 3, 8, 8)
+    keys = ["a", "b"]
+
+    def run(count, seed=0):
+        return igcli.attribute(model, images, 0, method="ig", steps=2, references=references,
+                               baseline_samples=count, keys=keys, seed=seed, device="cpu")
+
+    everything = [run(4, seed) for seed in (0, 1)]
+    torch.testing.assert_close(everything[0].attributions, everything[1].attributions, rtol=1e-6, atol=1e-9)
+    assert everything[0].relative_se.tolist() == [0.0, 0.0]
+
+    drawn = run(2)
+    chosen = ImageDraws(0, keys).references(0, 2, 4)
+    members = torch.stack([igcli.attribute(model, images, 0, method="ig", steps=2, baseline=references[chosen[:, k]],
+                                           device="cpu").attributions.double() for k in range(2)])
+    variance = members.var(dim=0) / 2 * (1 - 2 / 4)
+    expected = variance.sqrt().flatten(1).norm(dim=1) / members.mean(dim=0).flatten(1).norm(dim=1)
+    torch.testing.assert_close(drawn.relative_se.double(), expected, rtol=1e-4, atol=0)
