@@ -158,3 +158,23 @@ def test_the_error_bar_of_references_drawn_without_replacement_has_the_finite_po
     variance = members.var(dim=0) / 2 * (1 - 2 / 4)
     expected = variance.sqrt().flatten(1).norm(dim=1) / members.mean(dim=0).flatten(1).norm(dim=1)
     torch.testing.assert_close(drawn.relative_se.double(), expected, rtol=1e-4, atol=0)
+
+
+def test_a_baseline_given_with_references_is_refused_not_ignored(tmp_path):
+    """References replace the baseline: one given as well (``--baseline white --baseline-dir refs``) was dropped
+    without a word, recorded, and then made a --resume with the same maps refuse over it."""
+    import igcli
+
+    from cli_helpers import COMMON, run_cli
+
+    with pytest.raises(InvalidArgumentError, match="replaces --baseline"):
+        igcli.describe("ig", "riemann", baseline="white", references=True, baseline_samples=2)
+    with pytest.raises(InvalidArgumentError, match="replaces --baseline"):
+        igcli.describe("eg", "riemann", baseline="uniform", references=True)
+    make_images(tmp_path / "imgs", 1)
+    make_images(tmp_path / "refs", 2, seed=7, prefix="ref")
+    for method in (["--method", "ig", "--baseline-samples", "2"], ["--method", "eg", "--samples", "2"]):
+        result = run_cli("attribute", "imgs", "-o", "out", *COMMON, *method, "--baseline-dir", "refs",
+                         "--baseline", "black", cwd=tmp_path)
+        assert result.returncode == 2 and "replaces --baseline" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

@@ -103,6 +103,9 @@ def check_ensemble(method: Any, *, noise_samples: int = 0, noise_level: float | 
     if (count > 1 or references) and not method.takes_baseline:
         what = "--baseline-dir" if references else "several --baseline"
         raise InvalidArgumentError(f"{what}: method {method.name} takes no baseline")
+    if references and (count > 1 or not _is_black(baselines[0])):
+        # black is the default: only another baseline is known to be given, and it would go unused
+        raise InvalidArgumentError("--baseline-dir replaces --baseline; give one or the other")
     if method_samples:
         if count > 1:
             raise InvalidArgumentError(f"method {method.name} draws its baselines: give one --baseline (a "
@@ -111,8 +114,6 @@ def check_ensemble(method: Any, *, noise_samples: int = 0, noise_level: float | 
             raise InvalidArgumentError(f"--baseline-samples: method {method.name} draws one reference per sample; "
                                        "set how many with --samples")
     elif references:
-        if count > 1:
-            raise InvalidArgumentError("--baseline-dir replaces --baseline; give one or the other")
         if baseline_samples is None:
             raise InvalidArgumentError("--baseline-dir needs --baseline-samples K (references drawn per image)")
     elif baseline_samples is not None:
@@ -125,6 +126,10 @@ def check_ensemble(method: Any, *, noise_samples: int = 0, noise_level: float | 
                         baseline_count=count, references=references,
                         baseline_samples=0 if method_samples else (baseline_samples or 0),
                         method_samples=method_samples)
+
+
+def _is_black(spec: Any) -> bool:
+    return isinstance(spec, str) and spec.strip().lower() == "black"
 
 
 def _check_draws(noise_samples: int, baseline_samples: int, method_samples: int) -> None:
