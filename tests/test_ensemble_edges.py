@@ -178,3 +178,21 @@ def test_a_baseline_given_with_references_is_refused_not_ignored(tmp_path):
                          "--baseline", "black", cwd=tmp_path)
         assert result.returncode == 2 and "replaces --baseline" in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_numpy_and_torch_scalars_are_counts_and_levels_like_python_numbers():
+    """``noise_samples=np.int64(2)`` (from an array of settings) was refused as "must be an integer", while
+    Expected Gradients' ``samples`` took it; the settings recorded stay plain JSON."""
+    import json
+
+    import numpy as np
+
+    import igcli
+
+    settings = igcli.describe("ig", "riemann", steps=2, noise_samples=np.int64(2), noise_level=np.float32(0.25),
+                              references=True, baseline_samples=np.int32(3))
+    assert (settings["noise_samples"], settings["noise_level"], settings["baseline_samples"]) == (2, 0.25, 3)
+    json.dumps(settings)
+    for bad in (2.0, True, "2"):
+        with pytest.raises(InvalidArgumentError, match="--noise-samples"):
+            igcli.describe("ig", "riemann", noise_samples=bad)

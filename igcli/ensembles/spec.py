@@ -14,6 +14,7 @@ Expected Gradients (``eg``) is a method whose own samples are a baseline ensembl
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -83,13 +84,14 @@ def check_ensemble(method: Any, *, noise_samples: int = 0, noise_level: float | 
                    method_samples: int = 0) -> EnsembleSpec:
     """The :class:`EnsembleSpec` for ``method`` (a :class:`~igcli.methods.Method`), or InvalidArgumentError
     naming the option (as the CLI spells it) and what to do."""
-    if isinstance(noise_samples, bool) or not isinstance(noise_samples, int) or noise_samples < 0:
+    if not _is_count(noise_samples) or noise_samples < 0:
         raise InvalidArgumentError(f"--noise-samples must be an integer >= 0, got {noise_samples!r}")
+    noise_samples = int(noise_samples)  # numpy's and torch's integers too, recorded as plain JSON
     if not noise_samples and (noise_level is not None or noise_aggregate is not None):
         given = "--noise-level" if noise_level is not None else "--noise-aggregate"
         raise InvalidArgumentError(f"{given} needs --noise-samples N (how many noisy copies to average)")
     level = DEFAULT_NOISE_LEVEL if noise_level is None else noise_level
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not math.isfinite(level) or level < 0:
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not math.isfinite(level) or level < 0:
         raise InvalidArgumentError(f"--noise-level must be a finite number >= 0, got {noise_level!r}")
     aggregate = DEFAULT_NOISE_AGGREGATE if noise_aggregate is None else str(noise_aggregate).strip().lower()
     if aggregate not in NOISE_AGGREGATE_NAMES:
@@ -118,14 +120,19 @@ def check_ensemble(method: Any, *, noise_samples: int = 0, noise_level: float | 
             raise InvalidArgumentError("--baseline-dir needs --baseline-samples K (references drawn per image)")
     elif baseline_samples is not None:
         raise InvalidArgumentError("--baseline-samples needs --baseline-dir DIR (the folder to draw references from)")
-    if baseline_samples is not None and (isinstance(baseline_samples, bool) or not isinstance(baseline_samples, int)
-                                         or baseline_samples < 1):
+    if baseline_samples is not None and (not _is_count(baseline_samples) or baseline_samples < 1):
         raise InvalidArgumentError(f"--baseline-samples must be an integer >= 1, got {baseline_samples!r}")
+    baseline_samples = None if baseline_samples is None else int(baseline_samples)
     _check_draws(noise_samples, baseline_samples or 0, method_samples)
     return EnsembleSpec(noise_samples=noise_samples, noise_level=float(level), noise_aggregate=aggregate,
                         baseline_count=count, references=references,
                         baseline_samples=0 if method_samples else (baseline_samples or 0),
                         method_samples=method_samples)
+
+
+def _is_count(value: Any) -> bool:
+    """An integer (Python's, numpy's, a 0-d torch integer: anything ``numbers.Integral``), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_black(spec: Any) -> bool:
