@@ -180,7 +180,7 @@ def test_a_baseline_given_with_references_is_refused_not_ignored(tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
-def test_numpy_and_torch_scalars_are_counts_and_levels_like_python_numbers():
+def test_numpy_scalars_are_counts_and_levels_like_python_numbers():
     """``noise_samples=np.int64(2)`` (from an array of settings) was refused as "must be an integer", while
     Expected Gradients' ``samples`` took it; the settings recorded stay plain JSON."""
     import json

@@ -131,7 +131,7 @@ def check_ensemble(method: Any, *, noise_samples: int = 0, noise_level: float | 
 
 
 def _is_count(value: Any) -> bool:
-    """An integer (Python's, numpy's, a 0-d torch integer: anything ``numbers.Integral``), not a bool."""
+    """An integer (Python's or numpy's: anything ``numbers.Integral``), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
