@@ -20,7 +20,6 @@ from .errors import ShapeError
 from .ensembles import EnsembleSpec, ReferenceSource, attribute_ensemble, check_ensemble
 from .ensembles.draws import content_keys
 from .ensembles.references import as_reference_source
-from .errors import ShapeError
 from .methods import Method, as_method, check_method, resolve_method
 from .methods.registry import plugin_faults
 from .prologue import TargetSpec, prepared_batch
@@ -151,7 +150,7 @@ def attribute(
     options = {option.name: settings[option.name] for option in chosen.options}
     ensemble = _ensemble_of(chosen, settings, len(baselines), references is not None, baseline_samples)
     if ensemble.active:
-        source = as_reference_source(references)
+        source = as_reference_source(references, images.shape)
         if keys is not None and len(keys) != images.shape[0]:
             raise ShapeError(f"keys: {len(keys)} for {images.shape[0]} images; give one per image")
     with prepared_batch(model, images, target, output=output, batch_size=batch_size, device=device,

@@ -143,13 +143,21 @@ class Recipe:
         model inputs, as stored ((B, C, H, W) or (B, H, W) with ``reduce``, float32, on the host).
         ``baseline`` (model-input space) replaces the recorded one when given. ``loaded``: the
         :class:`~igcli.models.LoadedModel` the maps were made with."""
-        from .api import attribute
+        from .api import attribute, describe
         from .batch_baselines import baseline_from_spec, batch_baseline
         from .maps import reduce_channels
 
         method = self.method_object()
         schedule = self.rebuilt_schedule()
         recorded = self.baseline if isinstance(self.baseline, list) else [self.baseline or "black"]
+        # Settings each of the right type can still contradict one another (or ask for 10^13 draws): check them
+        # together now, before a reference folder is read, so the caller can name the shard they came from.
+        describe(method.name, self.rule or "riemann", steps=schedule.steps if schedule else 1,
+                 schedule=schedule or "right", baseline=["black" if spec.startswith("file:") else spec
+                                                         for spec in recorded],
+                 output=self.output, seed=self.seed, noise_samples=self.noise_samples or 0,
+                 noise_level=self.noise_level, noise_aggregate=self.noise_aggregate,
+                 references=bool(self.baseline_dir), baseline_samples=self.baseline_samples, **self.options)
         specs: list[Any] = [baseline_from_spec(spec[len("file:"):], loaded, device)
                             if isinstance(spec, str) and spec.startswith("file:") else spec for spec in recorded]
         references = self.references(loaded)

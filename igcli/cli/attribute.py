@@ -76,8 +76,11 @@ def attribute_command(
     Inputs are split deterministically across SLURM array tasks (--shard i/n) and torchrun ranks; every part
     writes its own shards and OUT/index.h5 links them. Bad images are skipped, each with its reason.
     """
+    from ..errors import InvalidArgumentError
     from ..jobs.checks import AttributeJob, check_attribute_job
 
+    if baseline and baseline_dir is not None:  # even --baseline black: given, it would go unused
+        raise InvalidArgumentError("--baseline-dir replaces --baseline; give one or the other")
     job = AttributeJob(
         inputs=inputs,
         out=out,

@@ -12,9 +12,10 @@ import hashlib
 import os
 from typing import Protocol, Sequence
 
+import numpy as np
 import torch
 
-from ..errors import InvalidArgumentError, first_line
+from ..errors import InvalidArgumentError, ShapeError, first_line
 from .draws import to_device
 
 
@@ -51,7 +52,7 @@ class FolderReferences:
     """The images of a folder (recursive, sorted as inputs are), preprocessed with ``preprocessing``."""
 
     def __init__(self, folder: str, preprocessing) -> None:
-        from ..data import discover_inputs, load_rgb, normalize, preprocess_pixels
+        from ..data import _open_regular, discover_inputs, load_rgb, normalize, preprocess_pixels
 
         if not os.path.isdir(folder):
             raise InvalidArgumentError(f"--baseline-dir {folder}: no such folder")
@@ -63,7 +64,7 @@ class FolderReferences:
         pixels = []
         for path in files:
             try:
-                with open(path, "rb") as handle:
+                with _open_regular(path) as handle:  # a FIFO is refused, not waited on for ever
                     data = handle.read()
                 image = load_rgb(path, exif_transpose=preprocessing.exif_transpose)
                 pixels.append(preprocess_pixels(image, preprocessing))
@@ -84,11 +85,25 @@ class FolderReferences:
         return self._normalize(rows).to(dtype)
 
 
-def as_reference_source(references: "torch.Tensor | ReferenceSource | None") -> "ReferenceSource | None":
-    """A tensor wrapped as :class:`TensorReferences`; a source or None as is."""
-    if references is None or not isinstance(references, torch.Tensor):
-        return references
-    return TensorReferences(references)
+def as_reference_source(references: "torch.Tensor | ReferenceSource | None",
+                        input_shape: Sequence[int] | None = None) -> "ReferenceSource | None":
+    """A tensor wrapped as :class:`TensorReferences` (its (C, H, W) checked against ``input_shape``, the
+    inputs' (B, C, H, W), when given: broadcasting would silently mix one channel into three); a source or
+    None as is. InvalidArgumentError/ShapeError for anything else."""
+    if references is None:
+        return None
+    if not isinstance(references, torch.Tensor):
+        # numpy arrays have take and len too, with another meaning: only a source made for this is one
+        if (callable(getattr(references, "take", None)) and callable(getattr(references, "__len__", None))
+                and not isinstance(references, np.ndarray)):
+            return references
+        raise InvalidArgumentError("references must be a (R, C, H, W) tensor in model-input space or a "
+                                   f"ReferenceSource, got {type(references).__name__}")
+    source = TensorReferences(references)
+    if input_shape is not None and tuple(references.shape[1:]) != tuple(input_shape[1:]):
+        raise ShapeError(f"references of shape {tuple(references.shape)} do not fit inputs of shape "
+                         f"{tuple(input_shape)}; give (R, C, H, W) with the inputs' C, H, W")
+    return source
 
 
 def reference_names(source: ReferenceSource) -> Sequence[str] | None:

@@ -241,6 +241,10 @@ def attribute_ensemble(
     else:
         attributions = outer.mean
         error = last_inner_se if spec.stochastic_members else torch.full_like(attributions, float("nan"))
+        if spec.references and not spec.method_samples and spec.baseline_samples <= len(references):
+            # K distinct references out of R: the finite population correction, Var = s^2 / K x (1 - K / R)
+            # (Cochran 1977, "Sampling Techniques", Thm 2.2); 0 when every reference is used (the map is exact).
+            error = error * (1 - spec.baseline_samples / len(references)) ** 0.5
         linear = True
     return EnsembleMaps(
         attributions=attributions,

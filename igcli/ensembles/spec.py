@@ -14,6 +14,7 @@ Expected Gradients (``eg``) is a method whose own samples are a baseline ensembl
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -22,6 +23,9 @@ from .aggregates import NOISE_AGGREGATE_NAMES
 
 DEFAULT_NOISE_LEVEL = 0.15  # Smilkov et al. 2017 §3 found 10-20% best; PAIR's stdev_spread default
 DEFAULT_NOISE_AGGREGATE = "smoothgrad"
+# Most maps averaged per image (noise draws x members, each alone too): as --steps (schedules.MAX_STEPS), more is
+# almost surely a mistake, and 10^13 would exhaust the host's memory in bookkeeping before the first gradient.
+MAX_DRAWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -80,13 +84,14 @@ def check_ensemble(method: Any, *, noise_samples: int = 0, noise_level: float | 
                    method_samples: int = 0) -> EnsembleSpec:
     """The :class:`EnsembleSpec` for ``method`` (a :class:`~igcli.methods.Method`), or InvalidArgumentError
     naming the option (as the CLI spells it) and what to do."""
-    if isinstance(noise_samples, bool) or not isinstance(noise_samples, int) or noise_samples < 0:
+    if not _is_count(noise_samples) or noise_samples < 0:
         raise InvalidArgumentError(f"--noise-samples must be an integer >= 0, got {noise_samples!r}")
+    noise_samples = int(noise_samples)  # numpy's and torch's integers too, recorded as plain JSON
     if not noise_samples and (noise_level is not None or noise_aggregate is not None):
         given = "--noise-level" if noise_level is not None else "--noise-aggregate"
         raise InvalidArgumentError(f"{given} needs --noise-samples N (how many noisy copies to average)")
     level = DEFAULT_NOISE_LEVEL if noise_level is None else noise_level
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not math.isfinite(level) or level < 0:
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not math.isfinite(level) or level < 0:
         raise InvalidArgumentError(f"--noise-level must be a finite number >= 0, got {noise_level!r}")
     aggregate = DEFAULT_NOISE_AGGREGATE if noise_aggregate is None else str(noise_aggregate).strip().lower()
     if aggregate not in NOISE_AGGREGATE_NAMES:
@@ -100,6 +105,9 @@ def check_ensemble(method: Any, *, noise_samples: int = 0, noise_level: float | 
     if (count > 1 or references) and not method.takes_baseline:
         what = "--baseline-dir" if references else "several --baseline"
         raise InvalidArgumentError(f"{what}: method {method.name} takes no baseline")
+    if references and (count > 1 or not _is_black(baselines[0])):
+        # black is the default: only another baseline is known to be given, and it would go unused
+        raise InvalidArgumentError("--baseline-dir replaces --baseline; give one or the other")
     if method_samples:
         if count > 1:
             raise InvalidArgumentError(f"method {method.name} draws its baselines: give one --baseline (a "
@@ -108,16 +116,37 @@ def check_ensemble(method: Any, *, noise_samples: int = 0, noise_level: float | 
             raise InvalidArgumentError(f"--baseline-samples: method {method.name} draws one reference per sample; "
                                        "set how many with --samples")
     elif references:
-        if count > 1:
-            raise InvalidArgumentError("--baseline-dir replaces --baseline; give one or the other")
         if baseline_samples is None:
             raise InvalidArgumentError("--baseline-dir needs --baseline-samples K (references drawn per image)")
     elif baseline_samples is not None:
         raise InvalidArgumentError("--baseline-samples needs --baseline-dir DIR (the folder to draw references from)")
-    if baseline_samples is not None and (isinstance(baseline_samples, bool) or not isinstance(baseline_samples, int)
-                                         or baseline_samples < 1):
+    if baseline_samples is not None and (not _is_count(baseline_samples) or baseline_samples < 1):
         raise InvalidArgumentError(f"--baseline-samples must be an integer >= 1, got {baseline_samples!r}")
+    baseline_samples = None if baseline_samples is None else int(baseline_samples)
+    _check_draws(noise_samples, baseline_samples or 0, method_samples)
     return EnsembleSpec(noise_samples=noise_samples, noise_level=float(level), noise_aggregate=aggregate,
                         baseline_count=count, references=references,
                         baseline_samples=0 if method_samples else (baseline_samples or 0),
                         method_samples=method_samples)
+
+
+def _is_count(value: Any) -> bool:
+    """An integer (Python's or numpy's: anything ``numbers.Integral``), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_black(spec: Any) -> bool:
+    return isinstance(spec, str) and spec.strip().lower() == "black"
+
+
+def _check_draws(noise_samples: int, baseline_samples: int, method_samples: int) -> None:
+    """Refuse more than :data:`MAX_DRAWS` maps per image, naming the option(s) that ask for them."""
+    for option, count in (("--noise-samples", noise_samples), ("--baseline-samples", baseline_samples),
+                          ("--samples", method_samples)):
+        if count > MAX_DRAWS:
+            raise InvalidArgumentError(f"{option} {count} is more than {MAX_DRAWS}; that is almost surely a mistake")
+    members = max(1, noise_samples) * max(1, baseline_samples or method_samples)
+    if members > MAX_DRAWS:
+        other = "--baseline-samples" if baseline_samples else "--samples"
+        raise InvalidArgumentError(f"--noise-samples {noise_samples} x {other} {baseline_samples or method_samples} "
+                                   f"is {members} maps per image, more than {MAX_DRAWS}; that is almost surely a mistake")
