@@ -13,11 +13,13 @@ import numpy as np
 from .errors import InvalidArgumentError
 from .recipe import Recipe
 from .store import INDEX_NAME, describe_os_error, list_shards
-from .text import decode_text
+from .text import decode_text, draw_key
 from .validate import DamagedShardError, OutputError, check_shard
 
 
 IMAGE_PATHS = "image_paths"  # the column iter_rows computes: where each row's input image is now
+DRAW_KEYS = "draw_keys"  # and the key that seeded each row's random draws (igcli.ensembles.draws.draw_key)
+COMPUTED = (IMAGE_PATHS, DRAW_KEYS)
 
 
 def locate_image(path: str, abs_path: str | None = None, *, input_root: str | None = None,
@@ -129,18 +131,21 @@ class Output:
         """One dict per shard: column name -> array of that shard's rows (``paths`` as a list of str).
 
         ``image_paths`` (asked for by name) is computed, not stored: where to open each row's input image now
-        (:func:`locate_image` with this output's ``root``)."""
+        (:func:`locate_image` with this output's ``root``); so is ``draw_keys``, the key that seeded each row's
+        random draws (:func:`igcli.ensembles.draws.draw_key`)."""
         for shard, count, input_root in zip(self.shards, self._counts, self._input_roots):
             if not count:
                 continue
-            wanted = None if columns is None else [name for name in columns if name != IMAGE_PATHS]
-            if wanted is not None and IMAGE_PATHS in columns:
+            wanted = None if columns is None else [name for name in columns if name not in COMPUTED]
+            if wanted is not None and set(COMPUTED) & set(columns):
                 wanted += [name for name in ("paths", "abs_paths") if name not in wanted]
             rows = self._read(shard, wanted)
+            absolute = rows.get("abs_paths") or [None] * len(rows.get("paths", []))
             if columns is not None and IMAGE_PATHS in columns:
-                absolute = rows.get("abs_paths") or [None] * len(rows["paths"])
                 rows[IMAGE_PATHS] = [locate_image(path, abs_path, input_root=input_root, root=self.root)
                                      for path, abs_path in zip(rows["paths"], absolute)]
+            if columns is not None and DRAW_KEYS in columns:
+                rows[DRAW_KEYS] = [draw_key(path, abs_path, input_root) for path, abs_path in zip(rows["paths"], absolute)]
             yield rows
 
     def column(self, name: str) -> Any:

@@ -139,8 +139,10 @@ class Recipe:
 
     def attribution_function(self, loaded: Any, device: "torch.device", batch_size: int
                              ) -> Callable[..., "torch.Tensor"]:
-        """``recompute(images, targets, paths, baseline=None)``: the maps this recipe makes for (B, C, H, W)
-        model inputs, as stored ((B, C, H, W) or (B, H, W) with ``reduce``, float32, on the host).
+        """``recompute(images, targets, paths, baseline=None, keys=None)``: the maps this recipe makes for
+        (B, C, H, W) model inputs, as stored ((B, C, H, W) or (B, H, W) with ``reduce``, float32, on the host).
+        ``keys`` seed an ensemble's draws (the ``draw_keys`` an :class:`~igcli.output.Output` gives; default
+        ``paths``).
         ``baseline`` (model-input space) replaces the recorded one when given. ``loaded``: the
         :class:`~igcli.models.LoadedModel` the maps were made with."""
         from .api import attribute, describe
@@ -163,7 +165,7 @@ class Recipe:
         references = self.references(loaded)
 
         def recompute(images: "torch.Tensor", targets: "torch.Tensor", paths: Sequence[str],
-                      baseline: "torch.Tensor | None" = None) -> "torch.Tensor":
+                      baseline: "torch.Tensor | None" = None, keys: Sequence[str] | None = None) -> "torch.Tensor":
             if baseline is not None:
                 baselines: Any = baseline
             elif method.stochastic_samples:
@@ -177,7 +179,8 @@ class Recipe:
                              output=self.output, batch_size=batch_size, device=device, amp=self.amp,
                              normalization=loaded.preprocessing.normalization, seed=self.seed,
                              noise_samples=self.noise_samples or 0, noise_level=self.noise_level,
-                             noise_aggregate=self.noise_aggregate, keys=list(paths),
+                             noise_aggregate=self.noise_aggregate,
+                             keys=list(keys if keys is not None else paths),
                              check_completeness=False,  # the run's to judge, once
                              **ensemble, **self.options).attributions
             return reduce_channels(maps, self.reduce).cpu()

@@ -60,3 +60,16 @@ def _shown_char(char: str) -> str:
     if "\udc80" <= char <= "\udcff":  # os.fsdecode's stand-in for the byte 0x80-0xff
         return f"\\x{ord(char) - 0xDC00:02x}"
     return repr(char)[1:-1]
+
+
+def draw_key(path: str, abs_path: str | None, input_root: str | None) -> str:
+    """The key that seeds an input image's draws in a run: its path below the folder that held the run's
+    inputs (``input_root``), so ``imgs/a.jpg``, ``./imgs/a.jpg`` and its absolute path give the same draws, and
+    so does the tree moved elsewhere (``--root``); the absolute path for an image outside that folder, the path
+    as given where neither is known."""
+    if abs_path and input_root:
+        inside = os.path.relpath(abs_path, input_root)
+        if inside != os.pardir and not inside.startswith(os.pardir + os.sep):
+            return inside.replace(os.sep, "/")
+        return abs_path
+    return abs_path or path

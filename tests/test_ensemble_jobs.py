@@ -42,7 +42,7 @@ def run(tmp_path, out="out", **settings):
 def stored(tmp_path, out="out"):
     output = Output(tmp_path / out)
     rows = {}
-    for chunk in output.iter_rows(["attributions", "paths", "image_paths", "targets", "relative_se"]):
+    for chunk in output.iter_rows(["attributions", "paths", "image_paths", "draw_keys", "targets", "relative_se"]):
         for key, values in chunk.items():
             rows.setdefault(key, []).extend(values)
     order = np.argsort(rows["paths"])
@@ -67,7 +67,8 @@ def test_the_recipe_recomputes_exactly_the_stored_ensemble_maps(folders, name):
     images = torch.stack([_model_input(path, loaded) for path in rows["image_paths"]])
     # Another batch order than the run's: the draws follow each image's path, not its place.
     order = [2, 0, 1]
-    again = recompute(images[order], torch.as_tensor(rows["targets"][order]), list(rows["paths"][order]))
+    again = recompute(images[order], torch.as_tensor(rows["targets"][order]), list(rows["paths"][order]),
+                      keys=list(rows["draw_keys"][order]))
     np.testing.assert_allclose(again.numpy(), rows["attributions"][order], rtol=1e-5, atol=1e-7)
     stochastic = name != "black-white-uniform"
     assert np.isfinite(rows["relative_se"]).all() == stochastic and (rows["relative_se"] > 0).all() == stochastic
@@ -93,6 +94,20 @@ def test_maps_do_not_depend_on_batching_and_a_resumed_run_equals_a_clean_one(fol
     np.testing.assert_array_equal(clean["paths"], resumed["paths"])
     np.testing.assert_allclose(resumed["attributions"], clean["attributions"], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(resumed["relative_se"], clean["relative_se"], rtol=1e-5)
+
+
+def test_the_spelling_of_the_inputs_changes_no_draw(folders, monkeypatch):
+    # Draws are keyed by each image's path below the run's input root: imgs, ./imgs/, the absolute path, or the
+    # same folder given from another working directory all give the same maps.
+    settings = ENSEMBLES["references-with-noise"]
+    run(folders, out="plain", **settings)
+    monkeypatch.chdir(folders / "refs")
+    for out, inputs in (("dotted", "../imgs/"), ("absolute", str(folders / "imgs"))):
+        job = AttributeJob(inputs=[inputs], out=folders / out, model=TINY, device="cpu", steps=4,
+                           preprocessing=PREPROCESSING, workers=0, **{**settings, "baseline_dir": str(folders / "refs")})
+        run_attribute(job, quiet=True)
+        np.testing.assert_array_equal(stored(folders, out)[1]["attributions"], stored(folders, "plain")[1]["attributions"])
+        assert list(stored(folders, out)[1]["draw_keys"]) == ["img000.jpg", "img001.png", "img002.jpg"]
 
 
 def test_another_seed_draws_other_maps(folders):

@@ -45,9 +45,9 @@ def test_the_stored_recipe_rebuilds_exactly_the_stored_maps(tmp_path, method, ru
     assert Recipe.from_settings(recipe.as_settings()) == recipe  # the stored form reads back to the same recipe
     loaded = load_model(TINY, preprocessing=PREPROCESSING)
     recompute = recipe.attribution_function(loaded, torch.device("cpu"), batch_size=4)
-    rows = next(output.iter_rows(["attributions", "paths", "image_paths", "targets"]))
+    rows = next(output.iter_rows(["attributions", "paths", "image_paths", "draw_keys", "targets"]))
     images = torch.stack([_model_input(path, loaded) for path in rows["image_paths"]])
-    again = recompute(images, torch.as_tensor(rows["targets"]), list(rows["paths"]))
+    again = recompute(images, torch.as_tensor(rows["targets"]), list(rows["paths"]), keys=list(rows["draw_keys"]))
     np.testing.assert_allclose(again.numpy(), rows["attributions"], rtol=1e-5, atol=1e-7)
 
 

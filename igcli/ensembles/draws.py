@@ -13,6 +13,7 @@ from typing import Sequence
 
 import torch
 
+from ..text import draw_key  # noqa: F401 (the key of an input image's draws, torch-free there)
 from ..transfer import to_device  # noqa: F401 (the draws' way onto the device)
 
 

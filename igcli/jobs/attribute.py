@@ -31,7 +31,7 @@ class AttributeStep(ShardStep):
             steps=self.steps, schedule=self.schedule, baseline=self.batch_baseline_list(images, paths),
             output=self.job.output, noise_samples=self.job.noise_samples, noise_level=self.job.noise_level,
             noise_aggregate=self.job.noise_aggregate, references=self.references,
-            baseline_samples=self.job.baseline_samples, keys=paths, batch_size=self.batch_size, device=self.device,
+            baseline_samples=self.job.baseline_samples, keys=self.draw_keys(paths), batch_size=self.batch_size, device=self.device,
             amp=self.job.amp,
             normalization=self.loaded.preprocessing.normalization, seed=self.job.seed, progress=self.on_progress,
             check_completeness=False,  # the run warns once at its end instead of once per batch

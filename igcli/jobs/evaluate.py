@@ -27,7 +27,7 @@ from ..metrics.ranking import RANKINGS, has_ranking, pixel_scores
 from ..metrics.stability import ZERO_MAP, closed_path_error, jpeg_stability, sensitivity
 from ..models import LoadedModel, ModelLoadError, Preprocessing, load_model
 from ..text import path_seed, shown_path
-from ..output import IMAGE_PATHS, Output, missing_image_hint
+from ..output import DRAW_KEYS, IMAGE_PATHS, Output, missing_image_hint
 from ..recipe import Recipe
 from ..validate import OutputError
 from .evaluate_results import EvaluateResult, aggregate
@@ -117,7 +117,8 @@ class EvaluateRun(Job):
     def batches(self) -> Iterator[dict[str, Any]]:
         """Chunks of at most ``batch_size`` stored rows, ``--limit`` rows in all."""
         done = 0
-        for rows in self.output.iter_rows(["attributions", "paths", IMAGE_PATHS, "targets", "completeness_gap"]):
+        for rows in self.output.iter_rows(["attributions", "paths", IMAGE_PATHS, DRAW_KEYS, "targets",
+                                           "completeness_gap"]):
             for begin in range(0, len(rows["paths"]), self.batch_size):
                 if done >= self.total:
                     return
@@ -218,8 +219,13 @@ def _evaluate_chunk(chunk, metrics, rank, engine, preprocessing, truth, device, 
     if images is not None and recompute is not None:
         targets = torch.as_tensor([rows[i]["target"] for i in usable], device=device)
         usable_paths = [paths[i] for i in usable]
+        keys = [chunk[DRAW_KEYS][i] for i in usable]  # the seeds of an ensemble's draws, as the run had them
+
+        def recompute_usable(x, t, start=None):
+            return recompute(x, t, usable_paths, start, keys=keys)
+
         if "sensitivity" in metrics:
-            measured = sensitivity(lambda x, t: recompute(x, t, usable_paths), images, targets, usable_paths, seed)
+            measured = sensitivity(recompute_usable, images, targets, usable_paths, seed)
             for k, i in enumerate(usable):
                 if np.isnan(float(measured[k])):  # an all-zero map: unscorable, with the reason, not a NaN value
                     result.unscorable["sensitivity"] = result.unscorable.get("sensitivity", 0) + 1
@@ -227,12 +233,12 @@ def _evaluate_chunk(chunk, metrics, rank, engine, preprocessing, truth, device, 
                 else:
                     values[i]["sensitivity"] = float(measured[k])
         if "closed-path" in metrics:
-            measured = closed_path_error(lambda x, t, start: recompute(x, t, usable_paths, start), images, targets,
+            measured = closed_path_error(recompute_usable, images, targets,
                                          usable_paths, seed, preprocessing.normalization)
             for k, i in enumerate(usable):
                 values[i]["closed_path_mse"] = float(measured[k])
         if "jpeg-stability" in metrics:
-            measured = jpeg_stability(lambda x, t: recompute(x, t, usable_paths), torch.stack(pixels).to(device),
+            measured = jpeg_stability(recompute_usable, torch.stack(pixels).to(device),
                                       lambda stack: normalize(stack, preprocessing), targets)
             for k, i in enumerate(usable):
                 values[i]["jpeg_stability"] = float(measured[k])

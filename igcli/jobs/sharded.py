@@ -35,7 +35,7 @@ from ..recipe import Recipe
 from ..schedules import default_schedule, make_schedule, read_schedule_file
 from ..signals import note_received
 from ..store import INDEX_NAME, ShardWriter, build_index, list_shards, next_sequence
-from ..text import absolute_path, shown_path
+from ..text import absolute_path, draw_key, shown_path
 from .checks import DEFAULT_STEPS, AttributeJob, check_attribute_job, is_schedule_file, parse_target, schedule_file_for
 from .output_folder import make_output_folder, prepare_output
 from .pipeline import EXIT_INTERRUPTED, EXIT_SKIPPED, Job, delivered, run_job
@@ -174,6 +174,12 @@ class ShardStep:
     def batch_baselines(self, images: torch.Tensor, paths: Sequence[str]) -> str | torch.Tensor:
         """The (first) baseline for a batch: ``uniform`` seeded per image from (seed, path)."""
         return batch_baseline(self.baseline, paths, self.job.seed, images.shape[1:], self.loaded, self.device)
+
+    def draw_keys(self, paths: Sequence[str]) -> list[str]:
+        """The keys seeding the rows' random draws: each path below the run's input root (as ``evaluate``
+        computes them from a shard), so the spelling of an input or the folder it was given from never changes
+        a map."""
+        return [draw_key(path, absolute_path(path, self.writer.cwd), self.writer.input_root) for path in paths]
 
     def batch_baseline_list(self, images: torch.Tensor, paths: Sequence[str]) -> list[str | torch.Tensor]:
         """Every listed baseline for a batch. A method that draws its own baselines (Expected Gradients) gets
