@@ -192,16 +192,15 @@ class Recipe:
         preprocessing; InvalidArgumentError when the folder is gone or its files changed since."""
         if not self.baseline_dir:
             return None
-        from .ensembles.references import FolderReferences
+        from .ensembles.references import FolderReferences, ReferencesChangedError
 
         try:
-            references = FolderReferences(self.baseline_dir, loaded.preprocessing)
+            references = FolderReferences(self.baseline_dir, loaded.preprocessing, self.baseline_dir_sha256)
+        except ReferencesChangedError:
+            raise
         except InvalidArgumentError as error:
             raise InvalidArgumentError(f"the maps drew references from {self.baseline_dir}, which cannot be read now "
                                        f"({error})") from None
-        if self.baseline_dir_sha256 and references.sha256 != self.baseline_dir_sha256:
-            raise InvalidArgumentError(f"the reference folder {self.baseline_dir} changed since the maps were made "
-                                       "(its files' sha256 differs); restore it to recompute the same maps")
         return references
 
     @property

@@ -48,10 +48,20 @@ class TensorReferences:
         return picked.to(device=device, dtype=dtype)
 
 
+class ReferencesChangedError(InvalidArgumentError):
+    """A reference folder whose files are not those a recipe recorded."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(f"the reference folder {folder} changed since the maps were made (its files' sha256 "
+                         "differs); restore it to recompute the same maps")
+
+
 class FolderReferences:
     """The images of a folder (recursive, sorted as inputs are), preprocessed with ``preprocessing``."""
 
-    def __init__(self, folder: str, preprocessing) -> None:
+    def __init__(self, folder: str, preprocessing, expected_sha256: str | None = None) -> None:
+        """Read ``folder``; with ``expected_sha256`` (a recipe's), its files are hashed first and a folder that
+        changed is refused before any image is decoded (a shard naming a large foreign folder costs no decoding)."""
         from ..data import _open_regular, discover_inputs, load_rgb, normalize, preprocess_pixels
 
         if not os.path.isdir(folder):
@@ -61,19 +71,26 @@ class FolderReferences:
         except InvalidArgumentError:
             raise InvalidArgumentError(f"--baseline-dir {folder}: holds no images") from None
         digest = hashlib.sha256()
-        pixels = []
         for path in files:
             try:
                 with _open_regular(path) as handle:  # a FIFO is refused, not waited on for ever
                     data = handle.read()
-                image = load_rgb(path, exif_transpose=preprocessing.exif_transpose)
-                pixels.append(preprocess_pixels(image, preprocessing))
-            except Exception as error:
+            except OSError as error:
                 raise InvalidArgumentError(f"--baseline-dir: reference {path} cannot be read ({first_line(error)}); "
                                            "remove or replace it") from None
             digest.update(os.path.relpath(path, folder).encode("utf-8", "surrogateescape") + b"\0")
             digest.update(hashlib.sha256(data).digest())
         self.folder, self.files, self.sha256 = folder, files, digest.hexdigest()
+        if expected_sha256 is not None and self.sha256 != expected_sha256:
+            raise ReferencesChangedError(folder)
+        pixels = []
+        for path in files:
+            try:
+                pixels.append(preprocess_pixels(load_rgb(path, exif_transpose=preprocessing.exif_transpose),
+                                                preprocessing))
+            except Exception as error:
+                raise InvalidArgumentError(f"--baseline-dir: reference {path} cannot be read ({first_line(error)}); "
+                                           "remove or replace it") from None
         self.pixels = torch.stack(pixels)
         self._normalize = lambda rows: normalize(rows, preprocessing)
 
