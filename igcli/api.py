@@ -142,13 +142,13 @@ def attribute(
     chosen = as_method(method)
     path_schedule = make_schedule(schedule, steps) if chosen.has_path else None  # built once, described too
     baselines = _baseline_list(baseline)
-    settings = describe(method, rule, steps=steps, schedule=path_schedule or schedule, baseline=baselines,
-                        output=output, seed=seed, noise_samples=noise_samples, noise_level=noise_level,
-                        noise_aggregate=noise_aggregate, references=references is not None,
-                        baseline_samples=baseline_samples, **method_options)
+    settings, ensemble = _described(method, rule, steps=steps, schedule=path_schedule or schedule,
+                                    baseline=baselines, output=output, seed=seed, noise_samples=noise_samples,
+                                    noise_level=noise_level, noise_aggregate=noise_aggregate,
+                                    references=references is not None, baseline_samples=baseline_samples,
+                                    **method_options)
     rule = settings["rule"]
     options = {option.name: settings[option.name] for option in chosen.options}
-    ensemble = _ensemble_of(chosen, settings, len(baselines), references is not None, baseline_samples)
     if ensemble.active:
         source = as_reference_source(references, images.shape)
         if keys is not None and len(keys) != images.shape[0]:
@@ -168,10 +168,9 @@ def attribute(
                     seed=seed, keys=[str(key) for key in keys] if keys is not None else content_keys(images),
                     options=options)
             engine.raise_if_nonfinite()
-            return _result(images, maps.attributions, targets, scores, maps.start_scores,
-                           maps.score_change,
-                           settings, maps.relative_se,
-                           check_completeness and chosen.has_path and ensemble.linear, output, schedule)
+            return _result(images, maps.attributions, targets, scores, maps.start_scores, maps.score_change, settings,
+                           maps.relative_se, check_completeness and chosen.has_path and ensemble.linear, output,
+                           schedule)
         if not chosen.has_path:
             _, gradients = engine.scores_and_gradients_chunked(inputs, targets)
             engine.raise_if_nonfinite()
@@ -228,18 +227,6 @@ def _baseline_list(baseline: Any) -> list[Any]:
     return specs
 
 
-def _ensemble_of(method: Method, settings: dict[str, Any], baseline_count: int, references: bool,
-                 baseline_samples: int | None) -> EnsembleSpec:
-    """The ensemble that ``settings`` (checked by :func:`describe`) ask for."""
-    return EnsembleSpec(
-        noise_samples=settings.get("noise_samples", 0),
-        noise_level=settings.get("noise_level", 0.15),
-        noise_aggregate=settings.get("noise_aggregate", "smoothgrad"),
-        baseline_count=baseline_count if method.takes_baseline else 1,
-        references=references,
-        baseline_samples=0 if method.stochastic_samples else (baseline_samples or 0),
-        method_samples=int(settings[method.stochastic_samples]) if method.stochastic_samples else 0,
-    )
 def _schedule_or_default(schedule: ScheduleSpec | None, method: str | Method, rule: str) -> ScheduleSpec:
     """``schedule``, or when None the default of the rule the method runs with (``idgi`` is IG's IDGI rule)."""
     return default_schedule(resolve_method(method, rule)[1]) if schedule is None else schedule
@@ -282,6 +269,16 @@ def describe(
     ``noise_aggregate`` with a noise ensemble, ``baseline_samples`` with drawn references (``references``: whether
     they are given). Raises :class:`InvalidArgumentError` for anything :func:`attribute` would refuse.
     """
+    return _described(method, rule, steps=steps, schedule=schedule, baseline=baseline, output=output, seed=seed,
+                      noise_samples=noise_samples, noise_level=noise_level, noise_aggregate=noise_aggregate,
+                      references=references, baseline_samples=baseline_samples, **method_options)[0]
+
+
+def _described(method: str | Method, rule: str, *, steps: int, schedule: ScheduleSpec | None, baseline: Any,
+               output: str, seed: int, noise_samples: int, noise_level: float | None, noise_aggregate: str | None,
+               references: bool, baseline_samples: int | None, **method_options: Any
+               ) -> tuple[dict[str, Any], EnsembleSpec]:
+    """:func:`describe`'s settings and the checked :class:`~igcli.ensembles.EnsembleSpec` they ask for."""
     chosen = as_method(method)
     schedule = _schedule_or_default(schedule, method, rule)
     method, rule, options = check_method(method, rule, output, method_options)
@@ -305,7 +302,7 @@ def describe(
     settings.update(ensemble.settings())
     if ensemble.has_noise or ensemble.stochastic_members:
         settings["seed"] = seed
-    return settings
+    return settings, ensemble
 
 
 def _settings(
