@@ -225,13 +225,19 @@ def attribute_ensemble(
             maps, start, end = walker.walk(chunk, stacked, repeated_targets)
         for index, (n, k) in enumerate(chunk):
             rows = slice(index * batch, (index + 1) * batch)
-            inner.add(maps[rows])
             start_sum += start[rows]
             change_sum += end[rows] - start[rows]
-            if k == per_draw - 1:
-                outer.add(inner.mean.square() if aggregate.squares and spec.has_noise else inner.mean)
-                last_inner_se = inner.standard_error_of_mean()
+            if per_draw == 1:  # the member is the noise draw's map: no inner mean to keep
+                draw_map = maps[rows]
+            else:
+                inner.add(maps[rows])
+                if k < per_draw - 1:
+                    continue
+                draw_map = inner.mean
+                if not spec.has_noise:  # the members' spread is the error bar only without noise
+                    last_inner_se = inner.standard_error_of_mean()
                 inner = RunningMoments(2)
+            outer.add(draw_map.square() if aggregate.squares and spec.has_noise else draw_map)
 
     members_count = noise_draws * per_draw
     nan = torch.full_like(start_sum, float("nan"))
@@ -240,7 +246,8 @@ def attribute_ensemble(
         linear = aggregate.linear
     else:
         attributions = outer.mean
-        error = last_inner_se if spec.stochastic_members else torch.full_like(attributions, float("nan"))
+        stochastic = spec.stochastic_members and last_inner_se is not None  # K = 1 draws nothing to compare
+        error = last_inner_se if stochastic else torch.full_like(attributions, float("nan"))
         if spec.references and not spec.method_samples and spec.baseline_samples <= len(references):
             # K distinct references out of R: the finite population correction, Var = s^2 / K x (1 - K / R)
             # (Cochran 1977, "Sampling Techniques", Thm 2.2); 0 when every reference is used (the map is exact).
