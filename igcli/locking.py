@@ -75,8 +75,9 @@ class FolderLock:
         OutputError (exit 6): another live run holds the part, or runs parts of another count.
     """
 
-    def __init__(self, folder: Path, index: int, count: int, command: str = "") -> None:
+    def __init__(self, folder: Path, index: int, count: int, command: str = "", option: str = "-o") -> None:
         self.folder, self.index, self.count = Path(folder), index, count
+        self.option = option  # how messages name the folder
         self.label = f"{index}/{count}"
         self.command = command or "igcli"
         self.path = self.folder / f".igcli-part-{index:05d}.lock"
@@ -102,7 +103,7 @@ class FolderLock:
                 if error.errno in UNSUPPORTED:
                     self._acquire_by_creation()
                     return
-                raise OutputError(f"-o {self.folder}: cannot lock {self.path.name} ({error.strerror})") from None
+                raise OutputError(f"{self.option} {self.folder}: cannot lock {self.path.name} ({error.strerror})") from None
             if _same_file(fd, self.path):
                 break
             os.close(fd)  # the holder removed the file as we opened it: lock the new one
@@ -112,7 +113,7 @@ class FolderLock:
             os.pwrite(fd, _holder_text(self.label, self.command).encode(), 0)
         except OSError as error:  # a full disk: nothing could be written here anyway
             self.release()
-            raise OutputError(f"-o {self.folder}: cannot write {self.path.name} ({error.strerror}); free space and "
+            raise OutputError(f"{self.option} {self.folder}: cannot write {self.path.name} ({error.strerror}); free space and "
                               "run again") from None
         self._check_other_parts()
 
@@ -123,17 +124,17 @@ class FolderLock:
             fd = os.open(self.path, flags, 0o644)
         except OSError as error:
             if error.errno != errno.ELOOP:
-                raise OutputError(f"-o {self.folder}: cannot open {self.path.name} ({error.strerror})") from None
+                raise OutputError(f"{self.option} {self.folder}: cannot open {self.path.name} ({error.strerror})") from None
             self.path.unlink()  # a symlink in igcli's own name: drop it rather than write where it points
             fd = os.open(self.path, flags, 0o644)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise OutputError(f"-o {self.folder}: {self.path.name} is not a regular file; remove it")
+            raise OutputError(f"{self.option} {self.folder}: {self.path.name} is not a regular file; remove it")
         return fd
 
     def _refusal(self, holder: dict[str, Any]) -> OutputError:
-        return OutputError(f"-o {self.folder}: {_describe(holder)} is writing part {self.label} here; wait for it to "
-                           "end, or use another -o")
+        return OutputError(f"{self.option} {self.folder}: {_describe(holder)} is writing part {self.label} here; wait for it to "
+                           f"end{', or use another -o' if self.option == '-o' else ''}")
 
     def _acquire_by_creation(self) -> None:
         held = self.path.with_suffix(".held")
@@ -151,7 +152,7 @@ class FolderLock:
                 handle.write(_holder_text(self.label, self.command))
             self._held_file = held
             return
-        raise OutputError(f"-o {self.folder}: cannot take {held.name}; delete it if no igcli run writes here")
+        raise OutputError(f"{self.option} {self.folder}: cannot take {held.name}; delete it if no igcli run writes here")
 
     def _check_other_parts(self) -> None:
         """Refuse to run beside a live part of the same folder that splits the inputs into another count."""
@@ -173,7 +174,7 @@ class FolderLock:
             count = str(holder.get("part", "")).partition("/")[2]
             if count and count != str(self.count):
                 self.release()
-                raise OutputError(f"-o {self.folder}: {_describe(holder)} splits the inputs into {count} parts, this "
+                raise OutputError(f"{self.option} {self.folder}: {_describe(holder)} splits the inputs into {count} parts, this "
                                   f"run into {self.count}; parts of one job must share n in --shard i/n")
 
     def release(self) -> None:

@@ -119,13 +119,37 @@ class Output:
     def __len__(self) -> int:
         return sum(self._counts)
 
-    def _read(self, shard: Path, names: Sequence[str] | None) -> dict[str, Any]:
+    def _read(self, shard: Path, names: Sequence[str] | None, rows: Sequence[int] | None = None) -> dict[str, Any]:
         try:
             with h5py.File(shard, "r") as handle:
                 names = names or [n for n, d in handle.items() if isinstance(d, h5py.Dataset)]
-                return {name: _decoded(handle[name][:]) for name in names if name in handle}
+                # h5py reads a list of increasing row numbers without reading the rows between them
+                where = slice(None) if rows is None else np.asarray(rows, dtype=np.int64)
+                return {name: _decoded(handle[name][where]) for name in names if name in handle}
         except (OSError, ValueError) as error:  # e.g. a chunk failing its fletcher32 checksum
             raise DamagedShardError(shard, f"damaged data ({describe_os_error(error)})") from None
+
+    def shard_rows(self, index: int, columns: Sequence[str] | None = None,
+                   rows: Sequence[int] | None = None) -> dict[str, Any]:
+        """Shard ``index``'s rows (all, or the increasing row numbers ``rows``): column name -> array
+        (``paths`` as a list of str), with the computed columns of :meth:`iter_rows` when asked for."""
+        input_root = self._input_roots[index]
+        wanted = None if columns is None else [name for name in columns if name not in COMPUTED]
+        if wanted is not None and set(COMPUTED) & set(columns):
+            wanted += [name for name in ("paths", "abs_paths") if name not in wanted]
+        if rows is not None and len(rows) == 0:
+            return {name: [] for name in (columns or ())}
+        found = self._read(self.shards[index], wanted, rows)
+        absolute = found.get("abs_paths") or [None] * len(found.get("paths", []))
+        if columns is not None and IMAGE_PATHS in columns:
+            found[IMAGE_PATHS] = [locate_image(path, abs_path, input_root=input_root, root=self.root)
+                                  for path, abs_path in zip(found["paths"], absolute)]
+        if columns is not None and DRAW_KEYS in columns:
+            found[DRAW_KEYS] = [draw_key(path, abs_path, input_root) for path, abs_path in zip(found["paths"], absolute)]
+        return found
+
+    def shard_row_counts(self) -> list[int]:
+        return list(self._counts)
 
     def iter_rows(self, columns: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """One dict per shard: column name -> array of that shard's rows (``paths`` as a list of str).
@@ -133,20 +157,9 @@ class Output:
         ``image_paths`` (asked for by name) is computed, not stored: where to open each row's input image now
         (:func:`locate_image` with this output's ``root``); so is ``draw_keys``, the key that seeded each row's
         random draws (:func:`igcli.ensembles.draws.draw_key`)."""
-        for shard, count, input_root in zip(self.shards, self._counts, self._input_roots):
-            if not count:
-                continue
-            wanted = None if columns is None else [name for name in columns if name not in COMPUTED]
-            if wanted is not None and set(COMPUTED) & set(columns):
-                wanted += [name for name in ("paths", "abs_paths") if name not in wanted]
-            rows = self._read(shard, wanted)
-            absolute = rows.get("abs_paths") or [None] * len(rows.get("paths", []))
-            if columns is not None and IMAGE_PATHS in columns:
-                rows[IMAGE_PATHS] = [locate_image(path, abs_path, input_root=input_root, root=self.root)
-                                     for path, abs_path in zip(rows["paths"], absolute)]
-            if columns is not None and DRAW_KEYS in columns:
-                rows[DRAW_KEYS] = [draw_key(path, abs_path, input_root) for path, abs_path in zip(rows["paths"], absolute)]
-            yield rows
+        for index, count in enumerate(self._counts):
+            if count:
+                yield self.shard_rows(index, columns)
 
     def column(self, name: str) -> Any:
         """One per-row dataset over all shards (concatenated; a list for strings)."""

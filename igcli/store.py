@@ -107,7 +107,14 @@ class ShardWriter:
             ``input_root`` attribute of every shard for ``--root``; None records nothing.
         cwd: the folder relative ``paths`` are relative to (default: the current one, at construction), from
             which ``abs_paths`` is written.
+
+    Subclasses write other row files the same way (``evaluate``'s results): ``prefix`` names the files
+    (``PREFIX-PPPPP-SSSSS.h5``), ``format`` is their root ``format`` attribute and :meth:`check` what a file must
+    pass before it becomes visible.
     """
+
+    prefix = "shard"
+    format = FORMAT
 
     def __init__(self, out_dir: Path, part: int, settings: dict[str, Any], shard_size: int, first_sequence: int = 0,
                  *, input_root: str | None = None, cwd: str | None = None) -> None:
@@ -127,13 +134,25 @@ class ShardWriter:
         self._partial: Path | None = None
         self._rows = 0
 
+    @property
+    def open_rows(self) -> int:
+        """Rows written to the open (not yet visible) file."""
+        return self._rows if self._handle is not None else 0
+
+    def file_name(self, sequence: int) -> str:
+        return f"{self.prefix}-{self.part:05d}-{sequence:05d}.h5"
+
+    def check(self, path: Path) -> None:
+        """Raise DamagedShardError unless the written file at ``path`` meets its contract."""
+        check_shard(path)
+
     def _open(self) -> h5py.File:
         if self._handle is None:
-            self._partial = self.out_dir / f".{shard_name(self.part, self.sequence)}.partial"
+            self._partial = self.out_dir / f".{self.file_name(self.sequence)}.partial"
             self._rows = 0
             self._file = WriteGuardedFile(self._partial)
             self._handle = h5py.File(self._file, "w", libver=LIBVER)
-            self._handle.attrs["format"] = FORMAT
+            self._handle.attrs["format"] = self.format
             for key, value in self.settings.items():
                 self._handle.attrs[key] = attribute_value(value)
             self._handle.attrs["settings_json"] = json.dumps(self.settings)
@@ -181,8 +200,8 @@ class ShardWriter:
                 self.discard()
                 advice = "free space" if problem in SPACE_PROBLEMS else "fix that"
                 raise OutputError(
-                    f"{self.out_dir}: writing {shard_name(self.part, self.sequence)} failed ({problem}); finished "
-                    f"shards are kept: {advice} and rerun with --resume"
+                    f"{self.out_dir}: writing {self.file_name(self.sequence)} failed ({problem}); finished "
+                    f"files are kept: {advice} and rerun with --resume"
                 ) from None
 
     def write(self, columns: dict[str, np.ndarray | Sequence[str]]) -> None:
@@ -257,8 +276,8 @@ class ShardWriter:
         if self._file.error is not None:
             raise self._file.error
         self._file = None
-        check_shard(self._partial)  # every dataset has exactly `rows` entries, or nothing becomes visible
-        final = self.out_dir / shard_name(self.part, self.sequence)
+        self.check(self._partial)  # every dataset has exactly `rows` entries, or nothing becomes visible
+        final = self.out_dir / self.file_name(self.sequence)
         os.replace(self._partial, final)
         _fsync_folder(self.out_dir)
         self._partial = None

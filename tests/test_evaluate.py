@@ -138,7 +138,8 @@ def test_stability_metrics_recompute_with_the_run_settings(tmp_path):
     # IG = w * (x - x'): moving x by delta moves the map by w * delta, relative size about r / |x - x'|.
     assert 0.0 < ig.aggregate["sensitivity"]["mean"] < 0.2
     assert 0.0 < ig.aggregate["jpeg_stability"]["mean"] < 50
-    again = evaluate(EvaluateJob(tmp_path / "ig", metrics, model=model, device="cpu", batch_size=1), quiet=True)
+    again = evaluate(EvaluateJob(tmp_path / "ig", metrics, model=model, device="cpu", batch_size=1, overwrite=True),
+                     quiet=True)
     assert again.aggregate["sensitivity"]["mean"] == pytest.approx(ig.aggregate["sensitivity"]["mean"], rel=1e-6)
 
 
@@ -243,13 +244,14 @@ def test_images_are_found_from_any_folder_and_under_root_after_they_moved(tmp_pa
     moved = tmp_path / "project" / "images"  # scratch to project space, under another name
     moved.parent.mkdir()
     (project / "data" / "imgs").rename(moved)
-    lost = evaluate(EvaluateJob(out, ["insertion"], model=TINY, device="cpu"), quiet=True)
+    lost = evaluate(EvaluateJob(out, ["insertion"], model=TINY, device="cpu", overwrite=True), quiet=True)
     assert len(lost.skipped) == 3 and all("file not found" in s["reason"] and "--root DIR" in s["reason"]
                                           for s in lost.skipped)
-    found = run_cli(*scoring, "--root", str(moved))
+    found = run_cli(*scoring, "--root", str(moved), "--resume")  # scores the images skipped, no others
     assert found.returncode == 0, found.stderr
     (after,) = json.loads(found.stdout)["results"]
     assert after["skipped"] == [] and after["rows"] == before["rows"]  # the same images, the same scores
+    assert after["scored_now"] == 3
 
     missing = []
     render_output(out, tmp_path / "png", root=moved, on_missing_image=lambda *args: missing.append(args))
@@ -323,6 +325,7 @@ def test_progress_counts_images_and_skips(tmp_path, capsys):
     assert "igcli evaluate: 3/3 inputs (100.0%)" in capsys.readouterr().err
 
     (tmp_path / "imgs").rename(tmp_path / "gone")
+    job.overwrite = True
     assert len(evaluate(job).skipped) == 3  # one entry per image, also for the one whose rows span two chunks
     err = capsys.readouterr().err
     assert "igcli evaluate: 3/3 inputs (100.0%)" in err and err.rstrip().endswith("3 skipped"), err

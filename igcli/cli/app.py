@@ -44,7 +44,7 @@ def _root(
 
 
 def _register() -> None:
-    from . import attribute, calibrate, completion, evaluate, index, methods, render, split  # noqa: F401  (each adds its command to app)
+    from . import attribute, calibrate, completion, evaluate, index, methods, metrics, render, split  # noqa: F401  (each adds its command to app)
 
 
 _register()

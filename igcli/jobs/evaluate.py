@@ -1,41 +1,54 @@
-"""``igcli evaluate``: metrics over saved shards (insertion/deletion, ABPC, SIC/AIC with entropy and MS-SSIM
-information levels, localization, completeness; see the README for what is still to come).
+"""``igcli evaluate``: the registry's metrics over saved shards, as a job on the pipeline, in parts.
 
-For each row of an output it reloads the input image (where it is now: :func:`igcli.output.locate_image`,
-``--root``), preprocesses it as the run did (settings ``preprocessing``), ranks pixels by the stored map (``--rank``, recorded with every result) and runs
-the perturbed images through the model named in the settings (or ``--model``) in batches.
+For each stored map it reloads the input image (where it is now: :func:`igcli.output.locate_image`,
+``--root``), preprocesses it as the run did, ranks pixels by the map (``--rank``) and scores it with every
+metric asked for (:mod:`igcli.jobs.evaluate_batch`). Per-image results are written as they come, atomically,
+into the evaluation's folder (:mod:`igcli.jobs.evaluate_folder`, :mod:`igcli.results_store`); parts
+(``--shard i/n``, SLURM arrays, torchrun ranks) take every n-th image; ``--resume`` scores only what no run
+scored yet; the summary merges every part's results (:func:`summarize` re-reads it without computing).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
-import torch
-
-from ..data import describe_decode_error, load_rgb, normalize, preprocess_pixels
+from .. import __version__
+from ..data import select_part
+from ..distributed import resolve_part
 from ..engine import Engine, default_batch_size, resolve_device
 from ..errors import InvalidArgumentError, first_line
-from ..metrics import pic
-from ..metrics.catalog import METRIC_VALUES, NEEDS_MODEL, PIC_METRICS, RECOMPUTING, SCORED_BY_MODEL, parse_metrics
-from ..metrics.ground_truth import GroundTruth
-from ..metrics.localization import best_f1_and_mae, roc_auc
-from ..metrics.perturbation import abpc, insertion_deletion
-from ..metrics.ranking import RANKINGS, has_ranking, pixel_scores
-from ..metrics.stability import ZERO_MAP, closed_path_error, jpeg_stability, sensitivity
+from ..locking import FolderLock
+from ..metrics.catalog import get_metric, parse_metric_options, parse_metrics
+from ..metrics.ranking import RANKINGS
 from ..models import LoadedModel, ModelLoadError, Preprocessing, load_model
-from ..text import path_seed, shown_path
-from ..output import DRAW_KEYS, IMAGE_PATHS, Output, missing_image_hint
+from ..output import DRAW_KEYS, IMAGE_PATHS, Output
 from ..recipe import Recipe
+from ..results_store import ResultsWriter, next_results_sequence, read_results
+from ..signals import deferred
 from ..validate import OutputError
-from .evaluate_results import EvaluateResult, aggregate
-from .pipeline import Job, run_job
+from .evaluate_batch import Scorer, score_rows
+from .evaluate_folder import (
+    evaluation_name,
+    evaluations_root,
+    find_evaluations,
+    make_evaluation_folder,
+    prepare_evaluation,
+    source_digest,
+)
+from .evaluate_results import EvaluateResult, from_stored
+from .pipeline import Job, delivered, run_job
+
+PUBLISH_SECONDS = 120.0  # an open results file is completed at least this often: a SIGKILL loses at most this
+RESULTS_FILE_ROWS = 1000
+
 
 @dataclass
 class EvaluateJob:
-    """What ``igcli evaluate`` is asked to do."""
+    """What ``igcli evaluate`` is asked to do (one output)."""
 
     source: str | os.PathLike
     metrics: Sequence[str] = ("insertion", "deletion")
@@ -46,11 +59,19 @@ class EvaluateJob:
     boxes: str | None = None
     batch_size: int | None = None
     device: str | None = None
-    limit: int | None = None
-    seed: int = 0  # PIC's random 1% of revealed pixels: seeded per image from (seed, path)
+    limit: int | None = None  # the first N stored maps (rows)
+    seed: int = 0  # per-image noise of the metrics: seeded from (seed, path)
     trust_model_file: bool = False  # let --model FILE be a pickled whole module (runs its code)
     root: str | os.PathLike | None = None  # --root: where the input images are now (igcli.output.locate_image)
     min_pred: float | None = None  # SIC/AIC: not scored below this score of the original (PAIR's min_pred_value)
+    options: Sequence[str] | dict[str, dict[str, Any]] | None = None  # -O METRIC.OPTION=VALUE
+    shard: str | None = None  # --shard i/n (default: SLURM array variables, torchrun ranks)
+    resume: bool = False
+    overwrite: bool = False
+    results: str | os.PathLike | None = None  # where evaluation folders go (default OUT/evaluations)
+    file_rows: int = RESULTS_FILE_ROWS
+    command: str = ""
+    environ: dict[str, str] | None = field(default=None, repr=False)
 
 
 def _overrides(stored: dict[str, Any]) -> dict[str, Any]:
@@ -59,93 +80,211 @@ def _overrides(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 class EvaluateRun(Job):
-    """``evaluate`` on the pipeline: open (the output's recipe, ground truth, the model, the Engine, the recompute
-    function), then the stored rows batch by batch through the metrics, then the aggregates (:meth:`summary`)."""
+    """``evaluate`` on the pipeline for this process's part."""
 
     label = "igcli evaluate"
+    keeps_partial_work = True
 
     def __init__(self, job: EvaluateJob) -> None:
         self.job = job
-        self.last: str | None = None  # the path of the last row done: one image's topK rows are consecutive
+        self.lock: FolderLock | None = None
+        self.writer: ResultsWriter | None = None
+        self.scored_now = 0
+        self.late_interrupt = False
+        self._notes: list[str] = []
+        self._opened = time.monotonic()  # when the open results file got its first rows
+        self._last: str | None = None  # the path of the last row scored
 
     def open(self) -> int:
         job = self.job
-        metrics = self.metrics = parse_metrics(job.metrics)
+        names = parse_metrics(job.metrics)
+        options = parse_metric_options(job.options, names)
         if job.rank not in RANKINGS:
             raise InvalidArgumentError(f"--rank {job.rank!r}: choose from {', '.join(RANKINGS)}")
-        output = self.output = Output(job.source, root=job.root)
-        recipe = output.recipe
-        self.preprocessing = Preprocessing.from_dict(recipe.preprocessing)
         if job.min_pred is not None and not 0.0 <= job.min_pred <= 1.0:
             raise InvalidArgumentError(f"--min-pred {job.min_pred}: must be in [0, 1]")
-        self.result = EvaluateResult(str(job.source), output.settings, job.rank, metrics, seed=job.seed,
-                                     min_pred=job.min_pred)
-        if set(RECOMPUTING) & set(metrics):
-            recipe.method_object()  # a plugin's method must be installed to recompute: say so before the model loads
-        if "closed-path" in metrics and not _joins_any_two_points(recipe):
-            raise InvalidArgumentError(
-                f"--metric closed-path needs a method whose path runs between any two points (ig, gig); "
-                f"{job.source} has {recipe.method}"
-            )
-        if "closed-path" in metrics and recipe.is_ensemble:
-            raise InvalidArgumentError(
-                f"--metric closed-path walks one path between two points; {job.source} holds ensemble maps (noise, "
-                "several or drawn baselines), which average many paths")
-        self.truth = GroundTruth(job.masks, job.boxes, self.preprocessing) if "localization" in metrics else None
-        self.device = resolve_device(job.device)
-        self.batch_size = job.batch_size or default_batch_size(self.device)
-        self.engine, self.recompute = None, None
-        if NEEDS_MODEL & set(metrics):
+        if job.file_rows < 1:
+            raise InvalidArgumentError(f"file_rows must be at least 1, got {job.file_rows}")
+        self.part = part = resolve_part(job.shard, job.environ)
+        self.output = output = Output(job.source, root=job.root)
+        recipe = output.recipe
+        metrics = [get_metric(name) for name in names]
+        if any(m.recomputes or m.needs_module for m in metrics):
+            recipe.method_object()  # a plugin's method must be installed to recompute: say so before loading
+        for metric in metrics:
+            if metric.check is not None:
+                metric.check(recipe)
+        truth = None
+        if any(m.needs_truth for m in metrics):
+            from ..metrics.ground_truth import GroundTruth
+
+            truth = GroundTruth(job.masks, job.boxes, Preprocessing.from_dict(recipe.preprocessing))
+        device = resolve_device(job.device or (f"cuda:{part.local_rank}" if part.world_size > 1 else None))
+        batch_size = job.batch_size or default_batch_size(device)
+        self.batch_size = batch_size
+        engine = recompute = rebuild = module = None
+        weights_sha256 = None
+        if any(m.needs_model for m in metrics):
             loaded = _load_recipe_model(job, recipe)
-            # Every forward pass of the metrics goes through this Engine. It scores in float32 whatever the
-            # run's --amp: amp changed how the maps were computed, not what is measured about them, and
-            # half-precision probabilities (bfloat16 on a CPU: 3 significant digits) would make runs with and
-            # without amp incomparable. Its NaN rows come back as NaN values, and _skip_nonfinite skips those
-            # images alone (no raise_if_nonfinite).
-            self.engine = Engine(loaded.module.eval().to(self.device), output="prob", batch_size=self.batch_size,
-                                 device=self.device, amp=False)
-            if set(RECOMPUTING) & set(metrics):
+            weights_sha256 = loaded.weights_sha256
+            module = loaded.module.eval().to(device)
+            # Metrics score in float32 whatever the run's --amp: amp changed how the maps were computed, not
+            # what is measured about them. NaN rows come back as NaN values (the image is skipped alone).
+            engine = Engine(module, output="prob", batch_size=batch_size, device=device, amp=False)
+            if any(m.recomputes or m.needs_module for m in metrics):
                 try:
-                    self.recompute = recipe.attribution_function(loaded, self.device, self.batch_size)
+                    recompute = recipe.attribution_function(loaded, device, batch_size)
                 except (InvalidArgumentError, KeyError, TypeError, ValueError) as error:
                     raise OutputError(f"{output.shards[0]}: its settings cannot rebuild the attribution method "
                                       f"({first_line(error)})") from None
-        self.total = len(output) if job.limit is None else min(job.limit, len(output))  # rows (--limit counts rows)
-        # Progress counts images, as attribute's does: a topK run has K rows per image.
-        return len(_first_rows(output.column("paths")[:self.total], None))
+
+                def rebuild(other: Any) -> Any:
+                    return recipe.attribution_function(replace(loaded, module=other), device, batch_size)
+        self.scorer = Scorer(metrics, options, job.rank, job.seed, device, Preprocessing.from_dict(recipe.preprocessing),
+                             engine=engine, recompute=recompute, rebuild=rebuild, module=module, truth=truth,
+                             root=job.root, min_pred=job.min_pred)
+        self.settings = evaluation_settings(job, names, options, output, weights_sha256, part.count)
+        self.folder = evaluations_root(Path(output.shards[0]).parent, job.results) / evaluation_name(self.settings)
+        make_evaluation_folder(self.folder, self.settings, "--results" if job.results else "OUT")
+        self.lock = FolderLock(self.folder, part.index, part.count, job.command, option="evaluation folder")
+        self.lock.acquire()
+        prepare_evaluation(self.folder, part, self.settings, resume=job.resume, overwrite=job.overwrite,
+                           notes=self._notes)
+        done = read_results(self.folder).keys() if job.resume else set()
+        self.plan, self.keys = _plan(output, job.limit, part.index, part.count, done)
+        self.writer = ResultsWriter(self.folder, part.index, self.settings, job.file_rows,
+                                    next_results_sequence(self.folder, part.index))
+        self.label += f" part {part.label}" if part.count > 1 else ""
+        return sum(len(dict.fromkeys(paths)) for _, _, paths in self.plan)
+
+    def notes(self) -> list[str]:
+        return self._notes
 
     def batches(self) -> Iterator[dict[str, Any]]:
-        """Chunks of at most ``batch_size`` stored rows, ``--limit`` rows in all."""
-        done = 0
-        for rows in self.output.iter_rows(["attributions", "paths", IMAGE_PATHS, DRAW_KEYS, "targets",
-                                           "completeness_gap"]):
-            for begin in range(0, len(rows["paths"]), self.batch_size):
-                if done >= self.total:
-                    return
-                end = min(begin + self.batch_size, len(rows["paths"]), begin + self.total - done)
-                done += end - begin
-                yield {k: v[begin:end] for k, v in rows.items()}
+        columns = ["attributions", "paths", "abs_paths", IMAGE_PATHS, DRAW_KEYS, "targets", "completeness_gap"]
+        for shard, rows, _ in self.plan:
+            for begin in range(0, len(rows), self.batch_size):
+                yield self.output.shard_rows(shard, columns, rows[begin:begin + self.batch_size])
 
-    def step(self, chunk: dict[str, Any]) -> tuple[int, int]:
-        job, result = self.job, self.result
-        skips = len(result.skipped)
-        _evaluate_chunk(chunk, self.metrics, job.rank, self.engine, self.preprocessing, self.truth, self.device,
-                        result, self.reporter, job.seed, self.recompute, job.root)
-        fresh = _first_rows(chunk["paths"], self.last)  # images whose first row is in this chunk
-        self.last = chunk["paths"][-1]
-        lost = {entry["path"] for entry in result.skipped[skips:]}
-        skipped = sum(path in lost for path in fresh)
-        return len(fresh) - skipped, skipped
+    def step(self, rows: dict[str, Any]) -> tuple[int, int]:
+        scored = score_rows(self.scorer, rows, self.reporter.message)
+        with deferred():  # a batch's rows and its skips land in one file, together
+            if scored.columns["paths"]:
+                self.writer.write(scored.columns)
+            for path, reason in scored.skipped:
+                self.writer.skip(path, reason)
+            if self.writer.open_rows and time.monotonic() - self._opened >= PUBLISH_SECONDS:
+                self.writer.finish_shard()
+        if not self.writer.open_rows:
+            self._opened = time.monotonic()
+        # An image's topK rows may span two batches: it counts where its first row is.
+        started = _first_rows(rows["paths"], self._last)
+        self._last = rows["paths"][-1] if len(rows["paths"]) else self._last
+        lost = {path for path, _ in scored.skipped} - set(scored.columns["paths"])
+        self.scored_now += sum(path not in lost for path in started)
+        return sum(path not in lost for path in started), sum(path in lost for path in started)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.late_interrupt = delivered(self.writer.close)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     def summary(self, interrupted: bool, seconds: float, loop_seconds: float) -> EvaluateResult:
-        self.result.aggregate = aggregate(self.result, self.metrics)
-        self.result.seconds = round(seconds, 3)
-        return self.result
+        result = from_stored(read_results(self.folder), str(self.job.source), self.output.settings, self.keys)
+        result.folder = str(self.folder)
+        result.part = self.part.label
+        result.scored_now = self.scored_now
+        result.images_per_second = round(self.scored_now / loop_seconds, 4) if loop_seconds > 0 else 0.0
+        result.seconds = round(seconds, 3)
+        result.rows_total = len(self.keys)
+        result.interrupted = interrupted or self.late_interrupt
+        return result
+
 
 
 def evaluate(job: EvaluateJob, *, quiet: bool = False) -> EvaluateResult:
-    """Compute ``job.metrics`` for every row of ``job.source`` (an OUT folder, its index or shards)."""
+    """Score this process's part of ``job.source`` (an OUT folder, its index or shards) with ``job.metrics``;
+    the result merges every part's results so far (``complete`` says whether all are in)."""
     return run_job(EvaluateRun(job), quiet=quiet)
+
+
+def summarize(source: str | os.PathLike, *, metrics: Sequence[str] | None = None, rank: str | None = None,
+              results: str | os.PathLike | None = None, limit: int | None = None) -> list[EvaluateResult]:
+    """The merged results of every evaluation of ``source`` found (those with exactly ``metrics`` / ``rank``
+    when given), computing nothing: ``igcli evaluate OUT --summary``."""
+    output = Output(source)
+    root = evaluations_root(Path(output.shards[0]).parent, results)
+    names = parse_metrics(metrics) if metrics is not None else None
+    folders = find_evaluations(root, source_digest(output.settings, output.shards), names, rank)
+    found = []
+    for folder in folders:
+        stored = read_results(folder)
+        if stored.settings is None:
+            continue  # made, but no result written yet
+        _, keys = _plan(output, limit, 0, 1, set())
+        result = from_stored(stored, str(source), output.settings, keys)
+        result.folder, result.rows_total = str(folder), len(keys)
+        found.append(result)
+    if not found:
+        wanted = f" with --metric {','.join(names)}" if names else ""
+        raise OutputError(f"{source}: no evaluation results{wanted} under {root}; run igcli evaluate {source} first")
+    return found
+
+
+def evaluation_settings(job: EvaluateJob, metrics: list[str], options: dict[str, dict[str, Any]], output: Output,
+                        weights_sha256: str | None, part_count: int) -> dict[str, Any]:
+    """What the results files record: everything that decides the numbers, and who made them."""
+    return {
+        "format": "igcli-evaluation/1", "metrics": metrics, "options": options, "rank": job.rank, "seed": job.seed,
+        "min_pred": job.min_pred, "model": job.model or output.recipe.model, "weights_sha256": weights_sha256,
+        "masks": os.path.abspath(job.masks) if job.masks else None,
+        "boxes": os.path.abspath(job.boxes) if job.boxes else None,
+        "source": os.path.realpath(Path(output.shards[0]).parent),
+        "source_sha256": source_digest(output.settings, output.shards),
+        "part_count": part_count, "igcli_version": __version__, "command": job.command,
+    }
+
+
+def _plan(output: Output, limit: int | None, index: int, count: int,
+          done: set[tuple[str, int]]) -> tuple[list[tuple[int, list[int], list[str]]], set[tuple[str, int]]]:
+    """(per shard: its row numbers this part scores and their paths, every (path, target) the evaluation covers).
+    Images, not rows, are split between parts (round-robin in stored order): one image's topK rows stay in one
+    part."""
+    small = []
+    remaining = limit if limit is not None else len(output)
+    for shard, total in enumerate(output.shard_row_counts()):
+        if remaining <= 0 or not total:
+            continue
+        rows = output.shard_rows(shard, ["paths", "targets"])
+        take = min(total, remaining)
+        remaining -= take
+        small.append((shard, rows["paths"][:take], [int(t) for t in rows["targets"][:take]]))
+    images = list(dict.fromkeys(path for _, paths, _ in small for path in paths))
+    mine = set(select_part(images, index, count))
+    plan, covered = [], set()
+    for shard, paths, targets in small:
+        chosen = []
+        for row, (path, target) in enumerate(zip(paths, targets)):
+            covered.add((path, target))
+            if path in mine and (path, target) not in done:
+                chosen.append(row)
+        if chosen:
+            plan.append((shard, chosen, [paths[row] for row in chosen]))
+    return plan, covered
+
+
+def _first_rows(paths: Sequence[str], previous: str | None) -> list[str]:
+    """The entries of ``paths`` that start an image (one image's topK rows are consecutive); ``previous``: the
+    path of the row before them."""
+    starts = []
+    for path in paths:
+        if path != previous:
+            starts.append(path)
+        previous = path
+    return starts
 
 
 def _load_recipe_model(job: EvaluateJob, recipe: Recipe) -> LoadedModel:
@@ -165,162 +304,3 @@ def _load_recipe_model(job: EvaluateJob, recipe: Recipe) -> LoadedModel:
     if job.model is None and recipe.weights_sha256 and loaded.weights_sha256 not in (None, recipe.weights_sha256):
         raise InvalidArgumentError(f"the weights of {spec} differ from those the maps were made with; pass --weights")
     return loaded
-
-
-def _first_rows(paths: Sequence[str], previous: str | None) -> list[str]:
-    """The entries of ``paths`` that start an image (one image's topK rows are consecutive); ``previous``: the
-    path of the row before them."""
-    starts = []
-    for path in paths:
-        if path != previous:
-            starts.append(path)
-        previous = path
-    return starts
-
-
-def _evaluate_chunk(chunk, metrics, rank, engine, preprocessing, truth, device, result, reporter, seed,
-                    recompute=None, root=None) -> None:
-    paths = list(chunk["paths"])  # as given: how results name images, and what seeds per-image noise
-    image_paths = list(chunk[IMAGE_PATHS])  # where the images are now
-    maps = torch.from_numpy(np.asarray(chunk["attributions"], dtype=np.float32))
-    scores = pixel_scores(maps, rank)
-    rankable = has_ranking(scores)
-    rows = [{"path": p, "target": int(t)} for p, t in zip(paths, chunk["targets"])]
-    usable = list(range(len(paths)))
-    images = None
-    if NEEDS_MODEL & set(metrics):
-        pixels, usable = [], []
-        loaded: dict[str, torch.Tensor | None] = {}  # one decode and one skip line per image, not per topK row
-        for i, path in enumerate(paths):
-            if image_paths[i] not in loaded:
-                try:
-                    loaded[image_paths[i]] = preprocess_pixels(
-                        load_rgb(image_paths[i], exif_transpose=preprocessing.exif_transpose), preprocessing)
-                except Exception as error:
-                    loaded[image_paths[i]] = None
-                    reason = f"cannot reload the input image: {describe_decode_error(error)}"
-                    if isinstance(error, FileNotFoundError):
-                        reason += f" at {shown_path(image_paths[i])} ({missing_image_hint(root)})"
-                    if result.skipped[-1:] != [{"path": path, "reason": reason}]:  # its rows went on in this chunk
-                        result.skipped.append({"path": path, "reason": reason})
-                        reporter.message(f"skipped {shown_path(path)}: {reason}")
-            if loaded[image_paths[i]] is not None:
-                pixels.append(loaded[image_paths[i]])
-                usable.append(i)
-        if pixels:
-            images = normalize(torch.stack(pixels).to(device), preprocessing)
-    unrankable = [i for i in usable if not bool(rankable[i])]
-    result.unrankable += len(unrankable)
-    ranked = [i for i in usable if bool(rankable[i])]
-    values: dict[int, dict[str, float]] = {i: {} for i in usable}
-    if "completeness" in metrics:
-        for i in usable:
-            values[i]["completeness_gap"] = float(chunk["completeness_gap"][i])
-    if images is not None and recompute is not None:
-        targets = torch.as_tensor([rows[i]["target"] for i in usable], device=device)
-        usable_paths = [paths[i] for i in usable]
-        keys = [chunk[DRAW_KEYS][i] for i in usable]  # the seeds of an ensemble's draws, as the run had them
-
-        def recompute_usable(x, t, start=None):
-            return recompute(x, t, usable_paths, start, keys=keys)
-
-        if "sensitivity" in metrics:
-            measured = sensitivity(recompute_usable, images, targets, usable_paths, seed)
-            for k, i in enumerate(usable):
-                if np.isnan(float(measured[k])):  # an all-zero map: unscorable, with the reason, not a NaN value
-                    result.unscorable["sensitivity"] = result.unscorable.get("sensitivity", 0) + 1
-                    values[i]["sensitivity_unscorable"] = ZERO_MAP
-                else:
-                    values[i]["sensitivity"] = float(measured[k])
-        if "closed-path" in metrics:
-            measured = closed_path_error(recompute_usable, images, targets,
-                                         usable_paths, seed, preprocessing.normalization)
-            for k, i in enumerate(usable):
-                values[i]["closed_path_mse"] = float(measured[k])
-        if "jpeg-stability" in metrics:
-            measured = jpeg_stability(recompute_usable, torch.stack(pixels).to(device),
-                                      lambda stack: normalize(stack, preprocessing), targets)
-            for k, i in enumerate(usable):
-                values[i]["jpeg_stability"] = float(measured[k])
-    if images is not None and ranked:
-        position = [usable.index(i) for i in ranked]
-        x = images[position]
-        targets = torch.as_tensor([rows[i]["target"] for i in ranked], device=device)
-        s = scores[ranked].to(device)
-        if {"insertion", "deletion"} & set(metrics):
-            black = preprocessing.normalization.from_pixels(torch.zeros_like(x))
-            measured = insertion_deletion(engine, x, black, s, targets)
-            for name in ("insertion", "deletion"):
-                if name in metrics:
-                    result.curves.setdefault(name, []).extend(
-                        curve for curve in measured[f"{name}_curve"].cpu().numpy() if np.isfinite(curve).all())
-            for k, i in enumerate(ranked):
-                for name in METRIC_VALUES["insertion"] * ("insertion" in metrics) + METRIC_VALUES["deletion"] * ("deletion" in metrics):
-                    values[i][name] = float(measured[name][k])
-        if "abpc" in metrics:
-            measured = abpc(engine, x, s, targets)
-            for k, i in enumerate(ranked):
-                values[i]["abpc"] = float(measured["abpc"][k])
-        wanted = [m for m in PIC_METRICS if m in metrics]
-        if wanted:  # the bokeh images of every ranked image of the chunk go through the model together
-            levels = [level for level in pic.LEVELS if any(pic.level_of(name) == level for name in wanted)]
-            all_samples = pic.measure_batch(
-                engine, [pixels[position[k]].permute(1, 2, 0).numpy() for k in range(len(ranked))],
-                [scores[i].numpy() for i in ranked], [rows[i]["target"] for i in ranked],
-                lambda stack: normalize(stack, preprocessing),
-                [path_seed(seed, paths[i]) for i in ranked], levels)
-            for i, samples in zip(ranked, all_samples):
-                if not np.isfinite(samples.probability).all():  # AIC's hits mean nothing then: NaN for all
-                    values[i].update({name: float("nan") for name in wanted})
-                    continue
-                for name, curve in pic.image_curves(samples, levels, result.min_pred).items():
-                    if name not in wanted:
-                        continue
-                    if isinstance(curve, str):
-                        result.unscorable[name] = result.unscorable.get(name, 0) + 1
-                        values[i][f"{name}_unscorable"] = curve
-                    else:
-                        result.curves.setdefault(name, []).append(curve)
-                        values[i][name] = float(np.trapezoid(curve, pic.curve_grid()))
-    if "localization" in metrics:
-        for i in ranked:
-            try:
-                mask = truth(paths[i], image_paths[i])
-            except (FileNotFoundError, OSError) as error:
-                result.skipped.append({"path": paths[i], "reason": f"localization: {error}"})
-                reporter.message(f"skipped {shown_path(paths[i])}: localization: {error}")
-                continue
-            flat = scores[i].numpy()
-            values[i]["roc_auc"] = roc_auc(flat, mask)
-            values[i]["best_f1"], values[i]["best_mae"] = best_f1_and_mae(flat, mask)
-    for i in ranked:
-        _skip_nonfinite(paths[i], values[i], metrics, result, reporter)
-    for i in usable:
-        rows[i].update(values[i], ranked=bool(rankable[i]))
-        result.rows.append(rows[i])
-
-
-def _joins_any_two_points(recipe: Recipe) -> bool:
-    """Whether the recorded method's path can be walked between any two points (a plugin's must be installed
-    to tell)."""
-    try:
-        return recipe.method_object().joins_any_two_points
-    except InvalidArgumentError:
-        return False
-
-
-def _skip_nonfinite(path: str, values: dict[str, float], metrics: list[str], result: EvaluateResult,
-                    reporter) -> None:
-    """Drop an image's model-scored values that are NaN (the model's output was NaN or infinite for it or a
-    perturbed copy) and record it as skipped for those metrics, as attribute skips such an image (exit code 5);
-    its other values stay."""
-    lost = [m for m in metrics if m in SCORED_BY_MODEL
-            and any(not np.isfinite(values.get(name, 0.0)) for name in METRIC_VALUES[m])]
-    if not lost:
-        return
-    for name in (name for m in lost for name in METRIC_VALUES[m]):
-        values.pop(name, None)
-    reason = f"{', '.join(lost)}: NaN or infinity in the model's outputs for this image or a perturbed copy of it"
-    if result.skipped[-1:] != [{"path": path, "reason": reason}]:  # a topK run: one entry per image
-        result.skipped.append({"path": path, "reason": reason})
-        reporter.message(f"skipped {shown_path(path)}: {reason}")

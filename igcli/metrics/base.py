@@ -94,7 +94,7 @@ class MetricBatch:
         rebuild: ``rebuild(module) -> recompute`` for another module (model randomisation).
         truth: (B, H, W) bool object masks (localization metrics), else None.
         completeness_gap: (B,) the stored gaps.
-        seeds: (B,) per-image seeds from (``--seed``, path): results do not depend on batching.
+        seed: ``--seed``; seeds: (B,) per-image seeds from (seed, path): results do not depend on batching.
         options: this metric's settings (defaults filled in).
     """
 
@@ -105,6 +105,7 @@ class MetricBatch:
     device: "torch.device"
     preprocessing: "Preprocessing"
     seeds: list[int]
+    seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     images: "torch.Tensor | None" = None
     pixels: "torch.Tensor | None" = None
@@ -158,8 +159,9 @@ class Metric:
         needs_module: changes a copy of the model (``batch.module``; model randomisation).
         ranked: needs a pixel ranking: a constant map is counted unrankable and not given to it.
         curve_x: curve name -> the x grid of its curves (for the aggregate curve and ``--plot``).
-        aggregate: value name -> ``aggregate(curves) -> float``, the headline number when it is not the mean of
-            the per-image values (SIC: the area under the median curve).
+        aggregate: value name -> ``aggregate(curves) -> (curve, headline)`` from the (N, L) finite per-image
+            curves of the value's name, when the headline is not the mean of the per-image values (SIC: the area
+            under the median curve). Other curves aggregate by their mean.
         options: the metric's settings.
         check: ``check(recipe)`` raises InvalidArgumentError when the maps cannot be scored by it.
     """
@@ -176,7 +178,7 @@ class Metric:
     needs_module: bool = False
     ranked: bool = True
     curve_x: dict[str, Callable[[], Sequence[float]]] = field(default_factory=dict)
-    aggregate: dict[str, Callable[[Any], float]] = field(default_factory=dict)
+    aggregate: dict[str, Callable[[Any], tuple[Any, float]]] = field(default_factory=dict)
     options: tuple[MetricOption, ...] = ()
     check: Callable[["Recipe"], None] | None = None
 

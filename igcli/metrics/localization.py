@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from .base import Metric, MetricBatch, MetricScores, Value
+
 
 def roc_auc(scores: np.ndarray, mask: np.ndarray) -> float:
     """ROC-AUC of ``scores`` for the positives in ``mask`` (NaN when the mask is all one class)."""
@@ -35,3 +37,24 @@ def best_f1_and_mae(scores: np.ndarray, mask: np.ndarray) -> tuple[float, float]
     errors = (pp - tp) + (positives - tp)
     mae = np.minimum(errors.min(initial=scores.size), positives) / scores.size  # t = +inf predicts nothing
     return float(f1.max(initial=0.0)), float(mae)
+
+
+# -- registry entries (igcli.metrics.catalog) ------------------------------------------------------------------
+
+
+def _localization(batch: MetricBatch) -> MetricScores:
+    count = len(batch)
+    values = {name: np.full(count, np.nan) for name in ("roc_auc", "best_f1", "best_mae")}
+    for i in range(count):  # rankdata and the sweep over thresholds are per image on the host
+        flat, mask = batch.scores[i].numpy(), batch.truth[i].cpu().numpy()
+        values["roc_auc"][i] = roc_auc(flat, mask)
+        values["best_f1"][i], values["best_mae"][i] = best_f1_and_mae(flat, mask)
+    return MetricScores(values=values)
+
+
+LOCALIZATION = Metric(
+    "localization", "localization", "how well the pixel scores separate the object (masks or boxes) from the rest",
+    "Yang et al. 2023 (IDGI), §4.6", (Value("roc_auc", True, "ROC-AUC of the scores for object pixels"),
+                                      Value("best_f1", True, "best F1 over thresholds"),
+                                      Value("best_mae", False, "lowest fraction of misclassified pixels")),
+    _localization, needs_truth=True)

@@ -16,6 +16,7 @@ import torch
 
 from ..engine import Engine
 from . import check_engine
+from .base import Metric, MetricBatch, MetricScores, Value
 from .ranking import top_masks
 
 INSERTION_FRACTIONS = np.linspace(0.0, 1.0, 21)
@@ -80,3 +81,45 @@ def abpc(engine: Engine, images: torch.Tensor, scores: torch.Tensor, targets: to
                           reveal=False)
     return {"abpc": area(ABPC_FRACTIONS, bottom_first - top_first), "abpc_top_curve": top_first,
             "abpc_bottom_curve": bottom_first}
+
+
+# -- registry entries (igcli.metrics.catalog) ------------------------------------------------------------------
+
+
+def _curves_of(batch: MetricBatch) -> dict[str, torch.Tensor]:
+    """Insertion and deletion measured once per batch for both metrics (they share the original's score)."""
+    if "insertion_deletion" not in batch.shared:
+        black = batch.preprocessing.normalization.from_pixels(torch.zeros_like(batch.images))
+        batch.shared["insertion_deletion"] = insertion_deletion(batch.engine, batch.images, black,
+                                                                batch.scores.to(batch.device), batch.targets)
+    return batch.shared["insertion_deletion"]
+
+
+def _insertion_or_deletion(name: str):
+    def compute(batch: MetricBatch) -> MetricScores:
+        measured = _curves_of(batch)
+        return MetricScores(values={value: measured[value].cpu().numpy() for value in (name, f"{name}_ratio")},
+                            curves={name: measured[f"{name}_curve"].cpu().numpy()})
+    return compute
+
+
+def _abpc(batch: MetricBatch) -> MetricScores:
+    return MetricScores(values={"abpc": abpc(batch.engine, batch.images, batch.scores.to(batch.device),
+                                             batch.targets)["abpc"].cpu().numpy()})
+
+
+_PETSIUK = "Petsiuk et al. 2018 (RISE), §4.1; Yang et al. 2023 (IDGI), §4.3"
+INSERTION = Metric(
+    "insertion", "faithfulness", "probability as the top pixels are put back onto a black image (area, 21 levels)",
+    _PETSIUK, (Value("insertion", True, "area under the target's probability"),
+               Value("insertion_ratio", True, "the same for p / p(original)")),
+    _insertion_or_deletion("insertion"), needs_model=True, curve_x={"insertion": lambda: INSERTION_FRACTIONS})
+DELETION = Metric(
+    "deletion", "faithfulness", "probability as the top pixels are set to black (area, 21 levels)",
+    _PETSIUK, (Value("deletion", False, "area under the target's probability"),
+               Value("deletion_ratio", False, "the same for p / p(original)")),
+    _insertion_or_deletion("deletion"), needs_model=True, curve_x={"deletion": lambda: INSERTION_FRACTIONS})
+ABPC = Metric(
+    "abpc", "faithfulness", "area between the bottom-first and top-first ablation curves (zero baseline, 10% steps)",
+    "Miglani et al. 2020, §3.2", (Value("abpc", True, "bottom-first minus top-first area"),), _abpc,
+    needs_model=True)

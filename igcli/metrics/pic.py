@@ -24,8 +24,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
+from ..data import normalize
 from ..engine import Engine
 from . import check_engine
+from .base import Metric, MetricBatch, MetricScores, Value
 
 PIC_FRACTIONS = np.linspace(0.0, 1.0, 25)
 CURVE_POINTS = 100
@@ -190,3 +192,57 @@ def aggregate(curves: list[np.ndarray], name: str) -> tuple[np.ndarray, float]:
     stacked = np.asarray(curves)
     combined = np.median(stacked, axis=0) if name.startswith("sic") else stacked.mean(axis=0)
     return combined, float(np.trapezoid(combined, curve_grid()))
+
+
+# -- registry entries (igcli.metrics.catalog) ------------------------------------------------------------------
+
+PIC_NAMES = ("sic", "aic", "sic-msssim", "aic-msssim")
+
+
+def _samples_of(batch: MetricBatch) -> list[PicSamples]:
+    """The bokeh images of every image in the batch measured once, at every level a wanted PIC metric needs."""
+    if "pic" not in batch.shared:
+        wanted = [name for name in PIC_NAMES if name in batch.wanted] or list(PIC_NAMES)
+        levels = [level for level in LEVELS if any(level_of(name) == level for name in wanted)]
+        batch.shared["pic"] = measure_batch(
+            batch.engine, [p.permute(1, 2, 0).cpu().numpy() for p in batch.pixels], [s.numpy() for s in batch.scores],
+            batch.targets.cpu().tolist(), lambda stack: normalize(stack, batch.preprocessing), batch.seeds, levels)
+    return batch.shared["pic"]
+
+
+def _pic(name: str):
+    def compute(batch: MetricBatch) -> MetricScores:
+        values = np.full(len(batch), np.nan)
+        reasons: list[str | None] = [None] * len(batch)
+        curves = np.full((len(batch), CURVE_POINTS + 1), np.nan)
+        for i, samples in enumerate(_samples_of(batch)):
+            if not np.isfinite(samples.probability).all():  # the model's outputs: skipped, no reason
+                continue
+            found = image_curves(samples, [level_of(name)], batch.min_pred)[name]
+            if isinstance(found, str):
+                reasons[i] = found
+            else:
+                curves[i] = found
+                values[i] = float(np.trapezoid(found, curve_grid()))
+        return MetricScores(values={name: values}, unscorable={name: reasons}, curves={name: curves})
+    return compute
+
+
+def _aggregate(name: str):
+    def combined(curves: np.ndarray) -> tuple[np.ndarray, float]:
+        return aggregate(list(curves), name)
+    return combined
+
+
+def _pic_metric(name: str) -> Metric:
+    level = "MS-SSIM" if level_of(name) == "msssim" else "lossless WebP size"
+    score = "softmax probability" if name.startswith("sic") else "accuracy"
+    return Metric(
+        name, "information curve", f"{score} against information ({level}) of bokeh images; area under the "
+        f"{'median' if name.startswith('sic') else 'mean'} curve", "Kapishnikov et al. 2019 (XRAI), §4; Yang et al. "
+        "2023 (IDGI), §4.4-4.5; reference: PAIR saliency.metrics.pic",
+        (Value(name, True, "area under the image's curve; the headline is the area under the aggregate curve"),),
+        _pic(name), needs_model=True, curve_x={name: curve_grid}, aggregate={name: _aggregate(name)})
+
+
+SIC, AIC, SIC_MSSSIM, AIC_MSSSIM = (_pic_metric(name) for name in PIC_NAMES)

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from ..text import path_seed
+from .base import Metric, MetricBatch, MetricOption, MetricScores, Value, at_least_one, positive
 
 SENSITIVITY_RADIUS = 0.05
 SENSITIVITY_SAMPLES = 10
@@ -89,3 +90,60 @@ def closed_path_error(recompute: Callable[[torch.Tensor, torch.Tensor, torch.Ten
                      for start, end in zip(points[:-1], points[1:]))
         total += summed.square().mean(dim=1).cpu()
     return total / count
+
+
+# -- registry entries (igcli.metrics.catalog) ------------------------------------------------------------------
+
+
+def _sensitivity(batch: MetricBatch) -> MetricScores:
+    measured = sensitivity(batch.recompute, batch.images, batch.targets, batch.paths, batch.seed,
+                           radius=batch.options.get("radius", SENSITIVITY_RADIUS),
+                           samples=batch.options.get("samples", SENSITIVITY_SAMPLES)).numpy()
+    return MetricScores(values={"sensitivity": measured},
+                        unscorable={"sensitivity": [ZERO_MAP if np.isnan(v) else None for v in measured]})
+
+
+def _jpeg_stability(batch: MetricBatch) -> MetricScores:
+    from ..data import normalize
+
+    measured = jpeg_stability(batch.recompute, batch.pixels, lambda stack: normalize(stack, batch.preprocessing),
+                              batch.targets)
+    return MetricScores(values={"jpeg_stability": measured.numpy()})
+
+
+def _closed_path(batch: MetricBatch) -> MetricScores:
+    measured = closed_path_error(batch.recompute, batch.images, batch.targets, batch.paths, batch.seed,
+                                 batch.preprocessing.normalization)
+    return MetricScores(values={"closed_path_mse": measured.numpy()})
+
+
+def _check_closed_path(recipe) -> None:
+    from ..errors import InvalidArgumentError
+
+    try:
+        joins = recipe.method_object().joins_any_two_points
+    except InvalidArgumentError:  # a plugin's method that is not installed cannot tell
+        joins = False
+    if not joins:
+        raise InvalidArgumentError(f"--metric closed-path needs a method whose path runs between any two points "
+                                   f"(ig, gig); the maps are {recipe.method}")
+    if recipe.is_ensemble:
+        raise InvalidArgumentError("--metric closed-path walks one path between two points; the maps are ensemble "
+                                   "maps (noise, several or drawn baselines), which average many paths")
+
+
+SENSITIVITY = Metric(
+    "sensitivity", "robustness", "largest relative change of the map under uniform noise in an L-inf ball",
+    "Yeh et al. 2019, Def. 3.1; Miglani et al. 2020, §3.2",
+    (Value("sensitivity", False, "max over samples of ||map(x + d) - map(x)|| / ||map(x)||"),), _sensitivity,
+    needs_model=True, recomputes=True, ranked=False,
+    options=(MetricOption("radius", SENSITIVITY_RADIUS, float, "L-inf radius in model-input units", positive),
+             MetricOption("samples", SENSITIVITY_SAMPLES, int, "noise samples per image", at_least_one)))
+JPEG_STABILITY = Metric(
+    "jpeg-stability", "robustness", "-ln MSE between the max-normalised maps of the crop and of its JPEG (q=75)",
+    "Singhi and Kumari 2024, §4.5.2", (Value("jpeg_stability", True, "-ln MSE (higher: more alike)"),),
+    _jpeg_stability, needs_model=True, recomputes=True, ranked=False)
+CLOSED_PATH = Metric(
+    "closed-path", "path", "mean squared attribution of closed paths A -> B -> C -> A (0 for path independence)",
+    "Kapishnikov et al. 2021, §5.1", (Value("closed_path_mse", False, "mean over features of the squared sum"),),
+    _closed_path, needs_model=True, recomputes=True, ranked=False, check=_check_closed_path)
