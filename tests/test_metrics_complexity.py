@@ -15,6 +15,8 @@ from igcli.metrics.base import MetricBatch
 from igcli.metrics.complexity import ENTROPY, GINI, GINI_OFFSET, NONFINITE_MAP, ZERO_MAP, entropy, gini_index
 from igcli.metrics.ranking import pixel_scores
 
+from sync_counter import count_syncs
+
 quantus = pytest.importorskip("quantus")
 
 SHAPES = [(4, 3, 8, 8), (3, 16, 16), (2, 1, 12, 10)]
@@ -127,3 +129,18 @@ def test_features_pixels_scores_the_rank_scores():
     assert np.abs(result - GINI.compute(batch_of(maps)).values["gini"]).max() > 1e-3  # not the per-value one
     with pytest.raises(InvalidArgumentError, match="-O gini.features"):
         GINI.resolve_options({"features": "channels"})
+
+
+def test_no_device_waits_but_the_host_copies_at_the_end():
+    for function in (gini_index, entropy):
+        maps = random_maps((3, 3, 8, 8), seed=1)
+        with count_syncs() as counter:
+            function(maps)
+        assert counter.total == 0, counter.by_site()
+    totals = []
+    for count in (3, 6):
+        batch = batch_of(random_maps((count, 3, 8, 8), seed=2))
+        with count_syncs() as counter:
+            GINI.compute(batch)
+        totals.append(counter.by_site())
+    assert totals[0] == totals[1] and sum(totals[0].values()) <= 4, totals  # not one per image
