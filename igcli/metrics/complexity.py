@@ -2,7 +2,7 @@
 
 - ``gini`` (Chalasani et al. 2020, "sparseness"): the Gini index of the absolute attributions,
   G = sum_k (2k - n - 1) a_(k) / (n sum_k a_(k)) over the n values sorted ascending (Hurley and Rickard 2009,
-  eq. for G with the values sorted). 0 for a uniform map, 1 - 1/n for a map with one nonzero value (up to
+  the Gini index of sorted values). 0 for a uniform map, 1 - 1/n for a map with one nonzero value (up to
   the offset below).
   Higher: sparser, which Quantus reports as better.
 - ``entropy`` (Bhatt et al. 2020, "complexity"): the Shannon entropy (nats) of the fractional contribution
