@@ -18,7 +18,7 @@ from igcli.engine import Engine
 from igcli.errors import InvalidArgumentError
 from igcli.metrics.base import MetricBatch
 from igcli.metrics.ranking import pixel_scores
-from igcli.metrics.sanity import (CONSTANT_MAP, MPRT, RANDOM_LOGIT, average_ranks, mprt, other_classes,
+from igcli.metrics.sanity import (ALL_CONSTANT, CONSTANT_MAP, MPRT, RANDOM_LOGIT, average_ranks, mprt, other_classes,
                                   random_logit, randomisable_layers, randomised_models, spearman, ssim)
 from igcli.text import path_seed
 
@@ -250,6 +250,30 @@ def test_the_metrics_score_batches_alike_and_name_what_they_cannot_score(case):
     scored = MPRT.compute(metric_batch(model, images, targets, maps, MPRT, layers="2", ssim="2d"))
     assert scored.curves["mprt_spearman"].shape == scored.curves["mprt_ssim"].shape == (4, 2)
     np.testing.assert_allclose(scored.values["mprt_spearman"][:3], scored.curves["mprt_spearman"][:3].mean(axis=1))
+
+
+def test_mprt_skips_non_finite_maps_and_names_constant_ones(case):
+    model, images, targets, maps = case
+    calls = []
+
+    def rebuild(module):  # image 0: NaN at the second layer; image 1: constant at every layer
+        def recompute(x, t, start=None):
+            calls.append(len(x))
+            out = explain(module, x, t)
+            out[1] = 0.25
+            if len(calls) == 2:
+                out[0, 0, 0, 0] = float("nan")
+            return out
+        return recompute
+
+    batch = metric_batch(model, images, targets, maps, MPRT)
+    batch.rebuild = rebuild
+    scored = MPRT.compute(batch)
+    assert calls == [4] * 4  # one recompute of the whole batch per layer
+    assert np.isnan(scored.values["mprt_spearman"][0]) and np.isnan(scored.values["mprt_ssim"][0])
+    assert scored.unscorable["mprt_spearman"][0] is None and scored.unscorable["mprt_ssim"][0] is None
+    assert np.isnan(scored.values["mprt_spearman"][1]) and scored.unscorable["mprt_spearman"][1] == ALL_CONSTANT
+    assert np.isfinite(scored.values["mprt_ssim"][1]) and np.isfinite(scored.values["mprt_spearman"][2:]).all()
 
 
 def test_bad_options_say_which_and_what_to_do():

@@ -236,7 +236,7 @@ def _reasons(values: np.ndarray, reason: Callable[[int], str | None]) -> list[st
 
 def _constant(maps: torch.Tensor) -> np.ndarray:
     flat = maps.flatten(1)
-    return _host(flat.max(dim=1).values == flat.min(dim=1).values).astype(bool)
+    return (flat.max(dim=1).values == flat.min(dim=1).values).cpu().numpy()
 
 
 def compute_mprt(batch: MetricBatch) -> MetricScores:
@@ -246,14 +246,18 @@ def compute_mprt(batch: MetricBatch) -> MetricScores:
                   ssim_shape=options["ssim"])
     spearman_curve, ssim_curve = _host(curves["spearman"]), _host(curves["ssim"])
     constant = _constant(batch.maps)
-    with warnings.catch_warnings():  # an all-NaN row is reported as unscorable, not warned about
+    # With a stored map that is not constant, SSIM is NaN only where a recomputed map was not finite: the image
+    # is then not scored (NaN without a reason), rather than averaged over the layers that happened to work.
+    broken = (np.isnan(ssim_curve) & ~constant[:, None]).any(axis=1)
+    with warnings.catch_warnings():  # a row of NaN (every recomputed map constant) is reported as unscorable
         warnings.simplefilter("ignore", RuntimeWarning)
-        spearman_mean, ssim_mean = np.nanmean(spearman_curve, axis=1), np.nanmean(ssim_curve, axis=1)
-    recomputed_finite = np.isfinite(ssim_curve).any(axis=1)  # SSIM is NaN only where the maps were not finite
+        # A recomputed map that is constant has no rank correlation: the mean is over the layers that have one.
+        spearman_mean = np.where(broken, np.nan, np.nanmean(spearman_curve, axis=1))
+    ssim_mean = np.where(broken, np.nan, ssim_curve.mean(axis=1))
     return MetricScores(
         values={"mprt_spearman": spearman_mean, "mprt_ssim": ssim_mean},
         unscorable={"mprt_spearman": _reasons(spearman_mean, lambda i: CONSTANT_MAP if constant[i] else
-                                              ALL_CONSTANT if recomputed_finite[i] else None),
+                                              None if broken[i] else ALL_CONSTANT),
                     "mprt_ssim": _reasons(ssim_mean, lambda i: NO_RANGE if constant[i] else None)},
         curves={"mprt_spearman": spearman_curve, "mprt_ssim": ssim_curve})
 
