@@ -25,11 +25,19 @@ _ENTRIES = {
     "aic": "pic:AIC",
     "sic-msssim": "pic:SIC_MSSSIM",
     "aic-msssim": "pic:AIC_MSSSIM",
-    "sensitivity": "stability:SENSITIVITY",
+    "infidelity": "fidelity:INFIDELITY",
+    "sensitivity": "max_sensitivity:SENSITIVITY",
     "jpeg-stability": "stability:JPEG_STABILITY",
+    "mprt": "sanity:MPRT",
+    "random-logit": "sanity:RANDOM_LOGIT",
     "closed-path": "stability:CLOSED_PATH",
-    "localization": "localization:LOCALIZATION",
     "completeness": "completeness:COMPLETENESS",
+    "localization": "localization:LOCALIZATION",
+    "pointing-game": "truth_overlap:POINTING_GAME",
+    "relevance-mass": "truth_overlap:RELEVANCE_MASS",
+    "relevance-rank": "truth_overlap:RELEVANCE_RANK",
+    "gini": "complexity:GINI",
+    "entropy": "complexity:ENTROPY",
 }
 METRICS = tuple(_ENTRIES)
 

@@ -1,9 +1,7 @@
 """Stability: how much a map moves when the input barely does.
 
-- ``sensitivity`` (Miglani et al. 2020, §3.2, after Yeh et al.): max over 10 samples delta uniform in the
-  L-infinity ball of radius r = 0.05 around the normalised input of ||Phi(x + delta) - Phi(x)||_2 / ||Phi(x)||_2,
-  the attributions recomputed with the run's settings. Noise is seeded per image, so results do not depend on
-  batching.
+- ``sensitivity``: max-sensitivity, now in :mod:`igcli.metrics.max_sensitivity` (re-exported here for the callers
+  that import it from this module).
 - ``closed-path`` (Kapishnikov et al. 2021, §5.1, Table 1): the attribution of a closed path A -> B -> C -> A should be
   zero for every feature; with B, C random images (uniform pixels, seeded per image) and each segment
   attributed by the run's method (the segment's start as its baseline), the mean over features of the squared
@@ -25,32 +23,11 @@ import torch
 from PIL import Image
 
 from ..text import path_seed
-from .base import Metric, MetricBatch, MetricOption, MetricScores, Value, at_least_one, positive
+from .base import Metric, MetricBatch, MetricScores, Value
+from .max_sensitivity import SENSITIVITY_RADIUS, SENSITIVITY_SAMPLES, ZERO_MAP, sensitivity  # noqa: F401
 
-SENSITIVITY_RADIUS = 0.05
-SENSITIVITY_SAMPLES = 10
 JPEG_QUALITY = 75
 CLOSED_PATHS = 10
-
-
-ZERO_MAP = "the map is all zero: max-sensitivity divides by its norm"
-
-
-def sensitivity(recompute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], images: torch.Tensor,
-                targets: torch.Tensor, paths: Sequence[str], seed: int, *, radius: float = SENSITIVITY_RADIUS,
-                samples: int = SENSITIVITY_SAMPLES) -> torch.Tensor:
-    """(B,) max-sensitivity; ``recompute(images, targets)`` returns the maps (B, ...) as the run made them.
-    NaN where the map is all zero: the relative change divides by its norm (Captum reports 0 there; a zero map
-    is not maximally stable, it is unscorable, see :data:`ZERO_MAP`)."""
-    reference = recompute(images, targets).flatten(1).to(torch.float64)
-    generators = [torch.Generator().manual_seed(path_seed(seed, p)) for p in paths]
-    worst = torch.zeros(images.shape[0], dtype=torch.float64)
-    for _ in range(samples):
-        noise = torch.stack([(torch.rand(images.shape[1:], generator=g) * 2 - 1) * radius for g in generators])
-        moved = recompute(images + noise.to(images.device, images.dtype), targets).flatten(1).to(torch.float64)
-        change = (moved - reference).norm(dim=1) / reference.norm(dim=1)
-        worst = torch.maximum(worst, change.cpu())
-    return torch.where(reference.norm(dim=1).cpu() > 0, worst, torch.full_like(worst, float("nan")))
 
 
 def jpeg(pixels: np.ndarray, quality: int = JPEG_QUALITY) -> np.ndarray:
@@ -95,14 +72,6 @@ def closed_path_error(recompute: Callable[[torch.Tensor, torch.Tensor, torch.Ten
 # -- registry entries (igcli.metrics.catalog) ------------------------------------------------------------------
 
 
-def _sensitivity(batch: MetricBatch) -> MetricScores:
-    measured = sensitivity(batch.recompute, batch.images, batch.targets, batch.paths, batch.seed,
-                           radius=batch.options.get("radius", SENSITIVITY_RADIUS),
-                           samples=batch.options.get("samples", SENSITIVITY_SAMPLES)).numpy()
-    return MetricScores(values={"sensitivity": measured},
-                        unscorable={"sensitivity": [ZERO_MAP if np.isnan(v) else None for v in measured]})
-
-
 def _jpeg_stability(batch: MetricBatch) -> MetricScores:
     from ..data import normalize
 
@@ -132,13 +101,6 @@ def _check_closed_path(recipe) -> None:
                                    "maps (noise, several or drawn baselines), which average many paths")
 
 
-SENSITIVITY = Metric(
-    "sensitivity", "robustness", "largest relative change of the map under uniform noise in an L-inf ball",
-    "Yeh et al. 2019, Def. 3.1; Miglani et al. 2020, §3.2",
-    (Value("sensitivity", False, "max over samples of ||map(x + d) - map(x)|| / ||map(x)||"),), _sensitivity,
-    needs_model=True, recomputes=True, ranked=False,
-    options=(MetricOption("radius", SENSITIVITY_RADIUS, float, "L-inf radius in model-input units", positive),
-             MetricOption("samples", SENSITIVITY_SAMPLES, int, "noise samples per image", at_least_one)))
 JPEG_STABILITY = Metric(
     "jpeg-stability", "robustness", "-ln MSE between the max-normalised maps of the crop and of its JPEG (q=75)",
     "Singhi and Kumari 2024, §4.5.2", (Value("jpeg_stability", True, "-ln MSE (higher: more alike)"),),
