@@ -249,8 +249,9 @@ def evaluation_settings(job: EvaluateJob, metrics: list[str], options: dict[str,
 
 
 def _plan(output: Output, limit: int | None, index: int, count: int,
-          done: set[tuple[str, int]]) -> tuple[list[tuple[int, list[int], list[str]]], set[tuple[str, int]]]:
-    """(per shard: its row numbers this part scores and their paths, every (path, target) the evaluation covers).
+          done: set[tuple[str, int]]) -> tuple[list[tuple[int, list[int], list[str]]], dict[tuple[str, int], int]]:
+    """(per shard: its row numbers this part scores and their paths; every (path, target) the evaluation covers,
+    with its position in the output).
     Images, not rows, are split between parts (round-robin in stored order): one image's topK rows stay in one
     part."""
     small = []
@@ -264,11 +265,12 @@ def _plan(output: Output, limit: int | None, index: int, count: int,
         small.append((shard, rows["paths"][:take], [int(t) for t in rows["targets"][:take]]))
     images = list(dict.fromkeys(path for _, paths, _ in small for path in paths))
     mine = set(select_part(images, index, count))
-    plan, covered = [], set()
+    plan: list[tuple[int, list[int], list[str]]] = []
+    covered: dict[tuple[str, int], int] = {}
     for shard, paths, targets in small:
         chosen = []
         for row, (path, target) in enumerate(zip(paths, targets)):
-            covered.add((path, target))
+            covered.setdefault((path, target), len(covered))
             if path in mine and (path, target) not in done:
                 chosen.append(row)
         if chosen:

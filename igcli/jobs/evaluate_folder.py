@@ -49,7 +49,7 @@ def evaluation_name(settings: dict[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps(identity(settings), sort_keys=True, default=str).encode()).hexdigest()[:10]
     metrics = "+".join(settings["metrics"])
     if len(metrics) > 60:
-        metrics = metrics[:57].rstrip("+") + "..."
+        metrics = metrics[:52].rpartition("+")[0] + "+more"
     return re.sub(r"[^A-Za-z0-9+._-]", "_", f"{settings['rank']}-{metrics}-{digest}")
 
 

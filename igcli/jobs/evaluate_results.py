@@ -88,8 +88,9 @@ class EvaluateResult:
 
 
 def from_stored(stored: StoredResults, source: str, attribution_settings: dict[str, Any],
-                keys: set[tuple[str, int]] | None = None) -> EvaluateResult:
-    """The merged result of an evaluation folder's files; ``keys``: only these (path, target) rows (``--limit``)."""
+                keys: dict[tuple[str, int], int] | None = None) -> EvaluateResult:
+    """The merged result of an evaluation folder's files; ``keys``: only these (path, target) rows (``--limit``),
+    in the order of their positions (the attribution output's), so every split into parts sums alike."""
     settings = stored.settings or {}
     metrics = list(settings.get("metrics", []))
     result = EvaluateResult(source, attribution_settings, settings.get("rank", "signed"), metrics, evaluation=settings,
@@ -105,6 +106,8 @@ def from_stored(stored: StoredResults, source: str, attribution_settings: dict[s
         if key not in seen:
             seen.add(key)
             keep.append(i)
+    if keys is not None:
+        keep.sort(key=lambda i: keys[(stored.paths[i], stored.targets[i])])
     value_names = [name for metric in map(get_metric, metrics) for name in metric.value_names]
     for i in keep:
         row: dict[str, Any] = {"path": stored.paths[i], "target": int(stored.targets[i]), "ranked": stored.ranked[i]}
@@ -121,8 +124,9 @@ def from_stored(stored: StoredResults, source: str, attribution_settings: dict[s
     result.curves = {name: array[keep] for name, array in curves.items()}
     result.rows_scored = len(keep)
     scored_paths = {stored.paths[i] for i in keep}
+    covered_paths = {key[0] for key in keys} if keys is not None else set()
     result.skipped = [{"path": path, "reason": reason} for path, reason in dict.fromkeys(stored.skipped)
-                      if keys is None or path in {k[0] for k in keys}]
+                      if keys is None or path in covered_paths]
     # An image that could not be reloaded once and was scored by a later run (--resume --root) is not skipped.
     result.skipped = [entry for entry in result.skipped
                       if entry["path"] not in scored_paths or not entry["reason"].startswith(RELOAD_FAILED)]

@@ -234,6 +234,18 @@ def _aggregate(name: str):
     return combined
 
 
+MSSSIM_MIN_SIDE = 161  # pytorch_msssim: 4 downsamplings of an 11-pixel window need a side above 160
+
+
+def _check_msssim(recipe) -> None:
+    from ..errors import InvalidArgumentError
+
+    crop = (recipe.preprocessing or {}).get("crop")
+    if isinstance(crop, int) and crop < MSSSIM_MIN_SIDE:
+        raise InvalidArgumentError(f"--metric sic-msssim/aic-msssim: MS-SSIM needs images of at least "
+                                   f"{MSSSIM_MIN_SIDE} pixels (its 4 downsamplings); these maps are {crop}x{crop}")
+
+
 def _pic_metric(name: str) -> Metric:
     level = "MS-SSIM" if level_of(name) == "msssim" else "lossless WebP size"
     score = "softmax probability" if name.startswith("sic") else "accuracy"
@@ -242,7 +254,8 @@ def _pic_metric(name: str) -> Metric:
         f"{'median' if name.startswith('sic') else 'mean'} curve", "Kapishnikov et al. 2019 (XRAI), §4; Yang et al. "
         "2023 (IDGI), §4.4-4.5; reference: PAIR saliency.metrics.pic",
         (Value(name, True, "area under the image's curve; the headline is the area under the aggregate curve"),),
-        _pic(name), needs_model=True, curve_x={name: curve_grid}, aggregate={name: _aggregate(name)})
+        _pic(name), needs_model=True, curve_x={name: curve_grid}, aggregate={name: _aggregate(name)},
+        check=_check_msssim if level_of(name) == "msssim" else None)
 
 
 SIC, AIC, SIC_MSSSIM, AIC_MSSSIM = (_pic_metric(name) for name in PIC_NAMES)
