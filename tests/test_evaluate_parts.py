@@ -1,0 +1,289 @@
+"""``igcli evaluate`` at dataset scale: parts, incremental results, --resume, --summary, and what it refuses."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from cli_helpers import COMMON, ROOT, SUBPROCESS_ENV, TINY, make_images, one_line, run_cli
+from igcli.cli.common import _Signals, _raise_keyboard_interrupt
+from igcli.jobs.evaluate import EvaluateJob, evaluate
+from igcli.results_store import check_results_file, list_results
+from igcli.signals import note_received
+
+METRICS = "insertion,deletion,sic,sensitivity,gini,completeness"
+SCORE = ["--model", TINY, "--device", "cpu", "--quiet", "--json"]
+
+
+@pytest.fixture(scope="module")
+def attributed(tmp_path_factory):
+    """Seven images attributed with the tiny model (top2: two rows per image)."""
+    base = tmp_path_factory.mktemp("attributed")
+    make_images(base / "imgs", 7, size=16)
+    made = run_cli("attribute", str(base / "imgs"), "-o", str(base / "out"), *COMMON, "--target", "top2")
+    assert made.returncode == 0, made.stderr
+    return base / "out"
+
+
+def _copy(out, tmp_path):
+    target = tmp_path / "out"
+    shutil.copytree(out, target, ignore=shutil.ignore_patterns("evaluations"))
+    return target
+
+
+def _result(completed):
+    assert completed.returncode == 0, completed.stderr
+    (result,) = json.loads(completed.stdout)["results"]
+    return result
+
+
+def test_two_parts_at_once_or_one_after_another_equal_one_run(attributed, tmp_path):
+    out = _copy(attributed, tmp_path)
+    one = _result(run_cli("evaluate", str(out), "--metric", METRICS, *SCORE, "--results", str(tmp_path / "one")))
+    assert one["complete"] and one["rows_scored"] == 14 and len(one["rows"]) == 14
+    env = {**os.environ, **SUBPROCESS_ENV}
+    running = [subprocess.Popen([sys.executable, "-m", "igcli", "evaluate", str(out), "--metric", METRICS, *SCORE,
+                                 "--shard", f"{i}/2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for process in running:
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+    summary = _result(run_cli("evaluate", str(out), "--summary", "--json"))
+    for key in ("rows", "aggregate", "curves", "skipped", "unrankable"):
+        assert summary[key] == one[key], key  # bit-identical: rows merged in the output's order
+    # SLURM array variables split the same way as --shard, one part after the other
+    later = _copy(attributed, tmp_path / "slurm")
+    for task in ("7", "8"):
+        part = _result(run_cli("evaluate", str(later), "--metric", METRICS, *SCORE,
+                               env={"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_MIN": "7",
+                                    "SLURM_ARRAY_TASK_COUNT": "2"}))
+    assert part["complete"] and part["part"] == "1/2"
+    assert part["rows"] == one["rows"] and part["aggregate"] == one["aggregate"]
+    folder = next((later / "evaluations").iterdir())
+    assert sorted(p.name for p in list_results(folder)) == ["results-00000-00000.h5", "results-00001-00000.h5"]
+
+
+def test_a_part_reports_the_merged_results_so_far_and_resume_scores_only_the_rest(attributed, tmp_path):
+    out = _copy(attributed, tmp_path)
+    first = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--shard", "0/2"))
+    assert not first["complete"] and first["rows_scored"] == 8 and first["rows_total"] == 14
+    assert first["scored_now"] == 4
+    again = run_cli("evaluate", str(out), "--metric", "insertion", *SCORE)
+    assert again.returncode == 6 and "--resume" in one_line(again.stderr) and "--summary" in again.stderr
+    rest = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--resume"))
+    assert rest["complete"] and rest["scored_now"] == 3 and rest["rows_scored"] == 14
+    nothing = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--resume"))
+    assert nothing["scored_now"] == 0 and nothing["rows"] == rest["rows"]
+    redone = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--overwrite"))
+    assert redone["scored_now"] == 7 and redone["rows"] == rest["rows"]
+    # --summary needs no model: the model file may be gone, the table still prints
+    table = run_cli("evaluate", str(out), "--summary", env={"COLUMNS": "150"})
+    assert table.returncode == 0 and "insertion_ratio" in table.stdout and "n=14" in table.stdout
+
+
+def _raise_after(count: int, signum: int, patch) -> list[int]:
+    """Send ``signum`` to this process after the ``count``-th file-system or HDF5 write step; returns a counter."""
+    seen = [0]
+    targets = [(h5py.Dataset, "__setitem__"), (h5py.AttributeManager, "__setitem__"), (h5py.File, "close"),
+               (os, "replace"), (os, "fsync")]
+    for owner, name in targets:
+        original = getattr(owner, name)
+
+        def wrapped(*args, _original=original, **kwargs):
+            result = _original(*args, **kwargs)
+            seen[0] += 1
+            if seen[0] == count:
+                os.kill(os.getpid(), signum)
+            return result
+        patch.setattr(owner, name, wrapped)
+    return seen
+
+
+def _values(folder) -> dict:
+    found = {}
+    for path in list_results(folder):
+        check_results_file(path, read_data=True)
+        with h5py.File(path, "r") as handle:
+            for i, (name, target) in enumerate(zip(handle["paths"][:], handle["targets"][:])):
+                key = (name.decode(), int(target))
+                assert key not in found, f"{key} twice"
+                found[key] = tuple(float(handle["values"][v][i]) for v in sorted(handle["values"]))
+    return found
+
+
+def test_sigterm_or_sigint_at_every_write_step_loses_nothing(attributed, tmp_path, monkeypatch):
+    def job(out, **kw):
+        return EvaluateJob(out, ["insertion", "gini"], model=TINY, device="cpu", batch_size=2, file_rows=3, **kw)
+
+    previous = {signum: signal.signal(signum, _raise_keyboard_interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        clean_out = _copy(attributed, tmp_path / "clean")
+        with monkeypatch.context() as patch:
+            counter = _raise_after(0, signal.SIGTERM, patch)
+            clean = evaluate(job(clean_out), quiet=True)
+        clean_values = _values(clean.folder)
+        assert len(clean_values) == 14 and counter[0] > 30
+        points = sorted(set(range(1, counter[0] + 1, max(1, counter[0] // 16))))
+        for number, at in enumerate(points):
+            out = _copy(attributed, tmp_path / f"run{at}")
+            _Signals.received = None
+            note_received(None)
+            with monkeypatch.context() as patch:
+                _raise_after(at, signal.SIGINT if number % 2 else signal.SIGTERM, patch)
+                try:
+                    stopped = evaluate(job(out), quiet=True)
+                    assert stopped.interrupted, at
+                except KeyboardInterrupt:  # arrived after the last batch, while reading back: files whole
+                    pass
+            evaluations = out / "evaluations"  # made once the model and output are read
+            partial = _values(next(evaluations.iterdir())) if evaluations.is_dir() else {}
+            assert set(partial) <= set(clean_values) and all(partial[k] == clean_values[k] for k in partial)
+            _Signals.received = None  # as the CLI does at the start of each command
+            note_received(None)
+            resumed = evaluate(job(out, resume=True), quiet=True)
+            assert _values(resumed.folder) == clean_values, at
+            assert resumed.rows == clean.rows and resumed.complete
+    finally:
+        _Signals.received = None
+        note_received(None)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def test_sigkill_loses_at_most_the_open_file_and_resume_completes(attributed, tmp_path):
+    out = _copy(attributed, tmp_path)
+    env = {**os.environ, **SUBPROCESS_ENV}
+    process = subprocess.Popen([sys.executable, "-m", "igcli", "evaluate", str(out), "--metric", "sensitivity",
+                                *SCORE, "--batch-size", "1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    folder = None
+    for _ in range(600):  # until the first results file is visible
+        evaluations = out / "evaluations"
+        folder = next(evaluations.iterdir(), None) if evaluations.is_dir() else None
+        if folder is not None and (list_results(folder) or any(p.name.endswith(".partial") for p in folder.iterdir())):
+            break
+        if process.poll() is not None:
+            break
+        subprocess.run(["sleep", "0.05"])
+    process.kill()
+    process.communicate()
+    if folder is not None:
+        for path in list_results(folder):
+            check_results_file(path, read_data=True)  # whatever is visible is whole
+    resumed = _result(run_cli("evaluate", str(out), "--metric", "sensitivity", *SCORE, "--resume"))
+    assert resumed["complete"] and len(resumed["rows"]) == 14
+    assert not [p for p in next((out / "evaluations").iterdir()).iterdir() if p.name.endswith(".partial")]
+
+
+def test_damaged_and_foreign_results_files_are_named(attributed, tmp_path):
+    out = _copy(attributed, tmp_path)
+    _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE))
+    folder = next((out / "evaluations").iterdir())
+    (results_file,) = list_results(folder)
+    data = bytearray(results_file.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64
+    results_file.write_bytes(bytes(data))
+    summary = run_cli("evaluate", str(out), "--summary")
+    assert summary.returncode == 6 and results_file.name in one_line(summary.stderr)
+    healed = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--resume"))
+    assert healed["complete"] and healed["scored_now"] == 7
+    assert any(p.name.endswith(".damaged") for p in folder.iterdir())
+    # a results file of another evaluation copied in beside them
+    other = _result(run_cli("evaluate", str(out), "--metric", "gini", *SCORE))
+    (foreign,) = list_results(other["folder"])
+    shutil.copy(foreign, folder / "results-00003-00000.h5")
+    refused = run_cli("evaluate", str(out), "--summary", "--metric", "insertion")
+    assert refused.returncode == 6 and "another evaluation" in one_line(refused.stderr)
+
+
+def test_refusals_are_one_line_each(attributed, tmp_path):
+    out = _copy(attributed, tmp_path)
+    cases = [
+        (["--metric", "insertoin"], 2, "did you mean insertion"),
+        (["--metric", "sensitivity", "-O", "sensitivity.radius=-1"], 2, "sensitivity.radius"),
+        (["--metric", "sensitivity", "-O", "sensitivity.radious=1"], 2, "no such option"),
+        (["--metric", "insertion", "-O", "sensitivity.radius=0.1"], 2, "not among --metric"),
+        (["--metric", "insertion", "-O", "radius=0.1"], 2, "METRIC.OPTION=VALUE"),
+        (["--metric", "insertion", "--resume", "--overwrite"], 2, "contradict"),
+        (["--metric", "pointing-game"], 2, "--masks"),
+        (["--metric", "sic-msssim"], 2, "161 pixels"),
+        (["--metric", "insertion", "--shard", "2/2"], 2, "--shard"),
+        (["--summary"], 6, "no evaluation results"),
+    ]
+    for args, code, text in cases:
+        result = run_cli("evaluate", str(out), *args, "--model", TINY, "--device", "cpu", "--quiet")
+        assert result.returncode == code and text in one_line(result.stderr), (args, result.stderr)
+        assert not (out / "evaluations").exists() or not any(
+            list_results(f) for f in (out / "evaluations").iterdir()), args  # nothing written by a refusal
+
+
+def test_an_unusable_output_folder_points_to_results(attributed, tmp_path):
+    out = _copy(attributed, tmp_path)
+    (out / "evaluations").write_text("not a folder")  # as a read-only OUT, for a test run as root too
+    refused = run_cli("evaluate", str(out), "--metric", "insertion", *SCORE)
+    assert refused.returncode == 6 and "--results DIR" in one_line(refused.stderr)
+    elsewhere = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--results",
+                                str(tmp_path / "mine")))
+    assert elsewhere["complete"] and elsewhere["folder"].startswith(str(tmp_path / "mine"))
+
+
+def test_results_elsewhere_and_a_summary_per_evaluation(attributed, tmp_path):
+    out = _copy(attributed, tmp_path)
+    elsewhere = tmp_path / "scratch"
+    signed = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--results", str(elsewhere)))
+    absolute = _result(run_cli("evaluate", str(out), "--metric", "insertion", "--rank", "abs", *SCORE, "--results",
+                               str(elsewhere)))
+    assert signed["folder"] != absolute["folder"] and not (out / "evaluations").exists()
+    both = json.loads(run_cli("evaluate", str(out), "--summary", "--json", "--results", str(elsewhere)).stdout)
+    assert sorted(r["rank"] for r in both["results"]) == ["abs", "signed"]
+    just_abs = json.loads(run_cli("evaluate", str(out), "--summary", "--json", "--rank", "abs", "--results",
+                                  str(elsewhere)).stdout)
+    assert [r["aggregate"] for r in just_abs["results"]] == [absolute["aggregate"]]
+
+
+def test_the_registry_is_complete_and_listed(tmp_path):
+    from igcli.metrics.catalog import METRICS, all_metrics, list_metrics
+
+    values = [value.name for metric in all_metrics() for value in metric.values]
+    assert len(values) == len(set(values))  # a value name says which metric it comes from
+    for metric in all_metrics():
+        assert metric.summary and metric.reference and metric.family and metric.values
+        assert not (metric.recomputes and not metric.needs_model)
+        for option in metric.options:
+            assert option.convert(option.default, metric.name) == option.default
+    listed = json.loads(run_cli("metrics", "--json").stdout)["metrics"]
+    assert [m["name"] for m in listed] == list(METRICS) == [m["name"] for m in list_metrics()]
+    assert run_cli("metrics", "nope*").returncode == 2
+    help_text = run_cli("evaluate", "--help", env={"COLUMNS": "300"}).stdout
+    assert all(name in help_text for name in METRICS)
+
+
+def test_every_metric_runs_through_the_job(tmp_path):
+    from igcli.metrics.catalog import METRICS
+
+    make_images(tmp_path / "imgs", 3, size=16)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    from PIL import Image
+
+    for image in (tmp_path / "imgs").iterdir():
+        mask = np.zeros((16, 16), np.uint8)
+        mask[:8, :8] = 255
+        Image.fromarray(mask).save(masks / f"{image.stem}.png")
+    assert run_cli("attribute", str(tmp_path / "imgs"), "-o", str(tmp_path / "out"), *COMMON).returncode == 0
+    names = [m for m in METRICS if "msssim" not in m]  # MS-SSIM needs crops over 160 pixels
+    result = _result(run_cli("evaluate", str(tmp_path / "out"), "--metric", ",".join(names), "--masks", str(masks),
+                             *SCORE))
+    from igcli.metrics.catalog import get_metric
+
+    for name in names:
+        for value in get_metric(name).value_names:
+            assert result["aggregate"][value]["count"] + result["aggregate"][value].get("unscorable", 0) == 3, value
