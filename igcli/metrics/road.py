@@ -55,6 +55,7 @@ DEFAULT_NOISE = 0.01  # Rong et al. 2022, §4.2 (and the authors' NoisyLinearImp
 SOLVERS = ("auto", "cg", "direct")
 CG_TOLERANCE = 1e-9  # on max |r_i / D_i|: the solution within ~1e-8 of the direct solve at 224 x 224
 CG_CHECK_EVERY = 16  # iterations between the host's looks at "all converged" (one device sync each)
+PERMC_SPEC = "COLAMD"  # SuperLU's column ordering (SciPy's spsolve default, as Quantus uses)
 MEMORY_BUDGET = 1 << 30  # bytes of float64 solver state per chunk of images
 
 # (dy, dx) -> weight of the neighbour, Rong et al. 2022, §4.2 (the authors' ``neighbors_weights``).
@@ -192,7 +193,7 @@ def impute_direct(images: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
             rhs[inside[~free]] += weight * flat[:, neighbour[~free]].T  # rows unique per offset
         matrix = csc_matrix((np.concatenate([degree, *vals]), (np.concatenate(rows), np.concatenate(cols))),
                             shape=(n, n))
-        out[row].reshape(channels, -1)[:, unknowns] = splu(matrix, permc_spec="MMD_AT_PLUS_A").solve(rhs).T
+        out[row].reshape(channels, -1)[:, unknowns] = splu(matrix, permc_spec=PERMC_SPEC).solve(rhs).T
     return torch.from_numpy(out)
 
 
