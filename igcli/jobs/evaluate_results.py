@@ -83,7 +83,7 @@ class EvaluateResult:
                 finite = curves[np.isfinite(curves).all(axis=1)] if curves.size else curves
                 if len(finite):
                     y = metric.aggregate[name](finite)[0] if name in metric.aggregate else finite.mean(axis=0)
-                    out[name] = (np.asarray(grid()), np.asarray(y))
+                    out[name] = (np.asarray(grid(self.options.get(metric.name, {}))), np.asarray(y))
         return out
 
 

@@ -163,7 +163,8 @@ class Metric:
         recomputes: recomputes maps with the run's recipe (``batch.recompute``).
         needs_module: changes a copy of the model (``batch.module``; model randomisation).
         ranked: needs a pixel ranking: a constant map is counted unrankable and not given to it.
-        curve_x: curve name -> the x grid of its curves (for the aggregate curve and ``--plot``).
+        curve_x: curve name -> ``curve_x(options)``, the x grid of its curves (for the aggregate curve and
+            ``--plot``); ``options``: the metric's options.
         aggregate: value name -> ``aggregate(curves) -> (curve, headline)`` from the (N, L) finite per-image
             curves of the value's name, when the headline is not the mean of the per-image values (SIC: the area
             under the median curve). Other curves aggregate by their mean.
@@ -182,7 +183,7 @@ class Metric:
     recomputes: bool = False
     needs_module: bool = False
     ranked: bool = True
-    curve_x: dict[str, Callable[[], Sequence[float]]] = field(default_factory=dict)
+    curve_x: dict[str, Callable[[dict[str, Any]], Sequence[float]]] = field(default_factory=dict)
     aggregate: dict[str, Callable[[Any], tuple[Any, float]]] = field(default_factory=dict)
     options: tuple[MetricOption, ...] = ()
     check: Callable[["Recipe"], None] | None = None

@@ -21,6 +21,7 @@ _ENTRIES = {
     "insertion": "perturbation:INSERTION",
     "deletion": "perturbation:DELETION",
     "abpc": "perturbation:ABPC",
+    "road": "road:ROAD",
     "sic": "pic:SIC",
     "aic": "pic:AIC",
     "sic-msssim": "pic:SIC_MSSSIM",

@@ -113,12 +113,12 @@ INSERTION = Metric(
     "insertion", "faithfulness", "probability as the top pixels are put back onto a black image (area, 21 levels)",
     _PETSIUK, (Value("insertion", True, "area under the target's probability"),
                Value("insertion_ratio", True, "the same for p / p(original)")),
-    _insertion_or_deletion("insertion"), needs_model=True, curve_x={"insertion": lambda: INSERTION_FRACTIONS})
+    _insertion_or_deletion("insertion"), needs_model=True, curve_x={"insertion": lambda options: INSERTION_FRACTIONS})
 DELETION = Metric(
     "deletion", "faithfulness", "probability as the top pixels are set to black (area, 21 levels)",
     _PETSIUK, (Value("deletion", False, "area under the target's probability"),
                Value("deletion_ratio", False, "the same for p / p(original)")),
-    _insertion_or_deletion("deletion"), needs_model=True, curve_x={"deletion": lambda: INSERTION_FRACTIONS})
+    _insertion_or_deletion("deletion"), needs_model=True, curve_x={"deletion": lambda options: INSERTION_FRACTIONS})
 ABPC = Metric(
     "abpc", "faithfulness", "area between the bottom-first and top-first ablation curves (zero baseline, 10% steps)",
     "Miglani et al. 2020, §3.2", (Value("abpc", True, "bottom-first minus top-first area"),), _abpc,

@@ -254,7 +254,7 @@ def _pic_metric(name: str) -> Metric:
         f"{'median' if name.startswith('sic') else 'mean'} curve", "Kapishnikov et al. 2019 (XRAI), §4; Yang et al. "
         "2023 (IDGI), §4.4-4.5; reference: PAIR saliency.metrics.pic",
         (Value(name, True, "area under the image's curve; the headline is the area under the aggregate curve"),),
-        _pic(name), needs_model=True, curve_x={name: curve_grid}, aggregate={name: _aggregate(name)},
+        _pic(name), needs_model=True, curve_x={name: lambda options: curve_grid()}, aggregate={name: _aggregate(name)},
         check=_check_msssim if level_of(name) == "msssim" else None)
 
 

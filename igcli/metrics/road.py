@@ -269,8 +269,8 @@ def _compute(batch: MetricBatch) -> MetricScores:
                         curves={"road_morf": curves["morf_prob"].numpy(), "road_lerf": curves["lerf_prob"].numpy()})
 
 
-def _default_x() -> list[float]:
-    return list(parse_percentages(DEFAULT_PERCENTAGES) / 100.0)
+def _curve_x(options: dict) -> list[float]:
+    return list(parse_percentages(options.get("percentages", DEFAULT_PERCENTAGES)) / 100.0)
 
 
 ROAD = Metric(
@@ -289,7 +289,7 @@ ROAD = Metric(
     needs_model=True,
     ranked=True,
     # The x grid of the default percentages; a run with -O road.percentages has its own (the curves' width).
-    curve_x={"road_morf": _default_x, "road_lerf": _default_x},
+    curve_x={"road_morf": _curve_x, "road_lerf": _curve_x},
     options=(
         MetricOption("percentages", DEFAULT_PERCENTAGES, str,
                      "a count N (midpoints of N equal steps: 50 gives 1,3,...,99) or percentages in (0, 100), "
