@@ -287,3 +287,10 @@ def test_every_metric_runs_through_the_job(tmp_path):
     for name in names:
         for value in get_metric(name).value_names:
             assert result["aggregate"][value]["count"] + result["aggregate"][value].get("unscorable", 0) == 3, value
+
+
+def test_the_readme_table_of_metrics_is_generated_from_the_registry():
+    from igcli.metrics.catalog import readme_with_metrics
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme_with_metrics(text) == text, "run python -m igcli.cli.docs"

@@ -1,8 +1,9 @@
 """The shell completion scripts and the man page, generated from the CLI's Click command tree.
 
 ``python -m igcli.cli.docs [--root DIR] [--check]`` writes (or checks) ``completions/igcli.bash``,
-``completions/_igcli`` (zsh), ``completions/igcli.fish`` and ``man/igcli.1``; ``tests/test_cli_docs.py`` fails
-when the committed files are out of date.
+``completions/_igcli`` (zsh), ``completions/igcli.fish``, ``man/igcli.1`` and the table of metrics in
+``README.md`` (from :mod:`igcli.metrics.catalog`); ``tests/test_cli_docs.py`` fails when the committed files are
+out of date.
 
 The man page is built in :mod:`igcli.cli.manpage`. The completion scripts are Typer's: on TAB they run ``igcli`` with ``_IGCLI_COMPLETE`` set, and Click's parser
 answers from the very command tree that runs, so they cannot drift from the CLI. The man page reads the same tree
@@ -224,13 +225,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (default: the current folder)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file is out of date")
     args = parser.parse_args(argv)
+    files = generate()
+    readme = args.root / "README.md"
+    if readme.is_file():  # its table of metrics, from the registry (that import loads torch: here only)
+        from ..metrics.catalog import readme_with_metrics
+
+        files["README.md"] = readme_with_metrics(readme.read_text(encoding="utf-8"))
     if args.check:
-        stale = [relative for relative, text in generate().items()
+        stale = [relative for relative, text in files.items()
                  if not (args.root / relative).is_file() or (args.root / relative).read_text(encoding="utf-8") != text]
         for relative in stale:
             print(f"{relative}: out of date; run python -m igcli.cli.docs", file=sys.stderr)
         return 1 if stale else 0
-    for path in write_all(args.root):
+    for relative, text in files.items():
+        path = args.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8", newline="\n") as file:
+            file.write(text)
         print(path)
     return 0
 

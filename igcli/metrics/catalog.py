@@ -128,3 +128,28 @@ def list_metrics(pattern: str = "*") -> list[dict[str, Any]]:
                          "choices": list(o.choices) if o.choices else None} for o in metric.options],
         })
     return records
+
+
+README_BEGIN = "<!-- metrics: generated from igcli/metrics/catalog.py by python -m igcli.cli.docs -->"
+README_END = "<!-- end of metrics -->"
+
+
+def metrics_markdown() -> str:
+    """The README's table of metrics (between :data:`README_BEGIN` and :data:`README_END`), from the registry."""
+    lines = [README_BEGIN, "", "| metric | family | values (better) | needs | options (default) | reference |",
+             "|---|---|---|---|---|---|"]
+    for record in list_metrics():
+        values = ", ".join(f"`{v['name']}` ({'↑' if v['higher_is_better'] else '↓'})" for v in record["values"])
+        options = ", ".join(f"`{o['name']}`={o['default']}" for o in record["options"]) or "-"
+        needs = ", ".join(need for need in record["needs"] if need != "a ranking") or "the maps only"
+        lines.append(f"| `{record['name']}` | {record['family']} | {values} | {needs} | {options} | "
+                     f"{record['reference']} |")
+    return "\n".join([*lines, "", README_END])
+
+
+def readme_with_metrics(text: str) -> str:
+    """``text`` (the README) with its metrics table replaced by :func:`metrics_markdown`."""
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"README.md has no {README_BEGIN!r} ... {README_END!r} block")
+    return text[:begin] + metrics_markdown() + text[end + len(README_END):]
