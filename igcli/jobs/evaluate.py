@@ -138,8 +138,9 @@ class EvaluateRun(Job):
                     raise OutputError(f"{output.shards[0]}: its settings cannot rebuild the attribution method "
                                       f"({first_line(error)})") from None
 
-                def rebuild(other: Any) -> Any:
+                def rebuild_for(other: Any) -> Any:
                     return recipe.attribution_function(replace(loaded, module=other), device, batch_size)
+                rebuild = rebuild_for
         self.scorer = Scorer(metrics, options, job.rank, job.seed, device, Preprocessing.from_dict(recipe.preprocessing),
                              engine=engine, recompute=recompute, rebuild=rebuild, module=module, truth=truth,
                              root=job.root, min_pred=job.min_pred)
@@ -220,11 +221,11 @@ def summarize(source: str | os.PathLike, *, metrics: Sequence[str] | None = None
     names = parse_metrics(metrics) if metrics is not None else None
     folders = find_evaluations(root, source_digest(output.settings, output.shards), names, rank)
     found = []
+    _, keys = _plan(output, limit, 0, 1, set())
     for folder in folders:
         stored = read_results(folder)
         if stored.settings is None:
             continue  # made, but no result written yet
-        _, keys = _plan(output, limit, 0, 1, set())
         result = from_stored(stored, str(source), output.settings, keys)
         result.folder, result.rows_total = str(folder), len(keys)
         found.append(result)

@@ -51,9 +51,12 @@ class EvaluateResult:
     rows_scored: int = 0  # of those, scored (by any run or part)
     interrupted: bool = False
 
+    rows_skipped: int = 0  # of those, not scored because their image could not be reloaded
+
     @property
     def complete(self) -> bool:
-        return self.rows_scored + len({entry["path"] for entry in self.skipped}) >= self.rows_total
+        """Every stored map the evaluation covers is scored or skipped (by some run or part)."""
+        return self.rows_scored + self.rows_skipped >= self.rows_total
 
     @property
     def recipe(self) -> Recipe:
@@ -130,6 +133,9 @@ def from_stored(stored: StoredResults, source: str, attribution_settings: dict[s
     # An image that could not be reloaded once and was scored by a later run (--resume --root) is not skipped.
     result.skipped = [entry for entry in result.skipped
                       if entry["path"] not in scored_paths or not entry["reason"].startswith(RELOAD_FAILED)]
+    if keys is not None:
+        unreadable = {entry["path"] for entry in result.skipped if entry["reason"].startswith(RELOAD_FAILED)}
+        result.rows_skipped = sum(1 for path, _ in keys if path in unreadable and path not in scored_paths)
     result.aggregate = aggregate(result)
     return result
 
