@@ -15,11 +15,11 @@ import pytest
 
 from cli_helpers import COMMON, ROOT, SUBPROCESS_ENV, TINY, make_images, one_line, run_cli
 from igcli.cli.common import _Signals, _raise_keyboard_interrupt
-from igcli.jobs.evaluate import EvaluateJob, evaluate
+from igcli.jobs.evaluate import EvaluateJob, evaluate, summarize
 from igcli.results_store import check_results_file, list_results
 from igcli.signals import note_received
 
-METRICS = "insertion,deletion,sic,sensitivity,gini,completeness"
+METRICS = "insertion,sic,sensitivity,gini"
 SCORE = ["--model", TINY, "--device", "cpu", "--quiet", "--json"]
 
 
@@ -62,28 +62,33 @@ def test_two_parts_at_once_or_one_after_another_equal_one_run(attributed, tmp_pa
     # SLURM array variables split the same way as --shard, one part after the other
     later = _copy(attributed, tmp_path / "slurm")
     for task in ("7", "8"):
-        part = _result(run_cli("evaluate", str(later), "--metric", METRICS, *SCORE,
-                               env={"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_MIN": "7",
-                                    "SLURM_ARRAY_TASK_COUNT": "2"}))
+        part = evaluate(EvaluateJob(later, METRICS.split(","), model=TINY, device="cpu",
+                                    environ={"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_MIN": "7",
+                                             "SLURM_ARRAY_TASK_COUNT": "2"}), quiet=True).as_dict()
     assert part["complete"] and part["part"] == "1/2"
-    assert part["rows"] == one["rows"] and part["aggregate"] == one["aggregate"]
+    assert json.loads(json.dumps(part["rows"])) == one["rows"]
+    assert part["aggregate"] == one["aggregate"]
     folder = next((later / "evaluations").iterdir())
     assert sorted(p.name for p in list_results(folder)) == ["results-00000-00000.h5", "results-00001-00000.h5"]
 
 
 def test_a_part_reports_the_merged_results_so_far_and_resume_scores_only_the_rest(attributed, tmp_path):
     out = _copy(attributed, tmp_path)
+
+    def job(**kw):
+        return EvaluateJob(out, ["insertion"], model=TINY, device="cpu", **kw)
+
     first = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--shard", "0/2"))
     assert not first["complete"] and first["rows_scored"] == 8 and first["rows_total"] == 14
     assert first["scored_now"] == 4
     again = run_cli("evaluate", str(out), "--metric", "insertion", *SCORE)
     assert again.returncode == 6 and "--resume" in one_line(again.stderr) and "--summary" in again.stderr
-    rest = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--resume"))
-    assert rest["complete"] and rest["scored_now"] == 3 and rest["rows_scored"] == 14
-    nothing = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--resume"))
-    assert nothing["scored_now"] == 0 and nothing["rows"] == rest["rows"]
-    redone = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--overwrite"))
-    assert redone["scored_now"] == 7 and redone["rows"] == rest["rows"]
+    rest = evaluate(job(resume=True), quiet=True)
+    assert rest.complete and rest.scored_now == 3 and rest.rows_scored == 14
+    nothing = evaluate(job(resume=True), quiet=True)
+    assert nothing.scored_now == 0 and nothing.rows == rest.rows
+    redone = evaluate(job(overwrite=True), quiet=True)
+    assert redone.scored_now == 7 and redone.rows == rest.rows
     # --summary needs no model: the model file may be gone, the table still prints
     table = run_cli("evaluate", str(out), "--summary", env={"COLUMNS": "150"})
     assert table.returncode == 0 and "insertion_ratio" in table.stdout and "n=14" in table.stdout
@@ -205,24 +210,32 @@ def test_damaged_and_foreign_results_files_are_named(attributed, tmp_path):
 
 
 def test_refusals_are_one_line_each(attributed, tmp_path):
+    from igcli.errors import InvalidArgumentError
+    from igcli.validate import OutputError
+
     out = _copy(attributed, tmp_path)
-    cases = [
-        (["--metric", "insertoin"], 2, "did you mean insertion"),
-        (["--metric", "sensitivity", "-O", "sensitivity.radius=-1"], 2, "sensitivity.radius"),
-        (["--metric", "sensitivity", "-O", "sensitivity.radious=1"], 2, "no such option"),
-        (["--metric", "insertion", "-O", "sensitivity.radius=0.1"], 2, "not among --metric"),
-        (["--metric", "insertion", "-O", "radius=0.1"], 2, "METRIC.OPTION=VALUE"),
-        (["--metric", "insertion", "--resume", "--overwrite"], 2, "contradict"),
-        (["--metric", "pointing-game"], 2, "--masks"),
-        (["--metric", "sic-msssim"], 2, "161 pixels"),
-        (["--metric", "insertion", "--shard", "2/2"], 2, "--shard"),
-        (["--summary"], 6, "no evaluation results"),
+    cases = [  # library calls (the CLI maps each error class to its exit code: tests/test_cli_messages.py)
+        (dict(metrics=["insertoin"]), InvalidArgumentError, "did you mean insertion"),
+        (dict(metrics=["sensitivity"], options=["sensitivity.radius=-1"]), InvalidArgumentError, "sensitivity.radius"),
+        (dict(metrics=["sensitivity"], options=["sensitivity.radious=1"]), InvalidArgumentError, "no such option"),
+        (dict(metrics=["insertion"], options=["sensitivity.radius=0.1"]), InvalidArgumentError, "not among --metric"),
+        (dict(metrics=["insertion"], options=["radius=0.1"]), InvalidArgumentError, "METRIC.OPTION=VALUE"),
+        (dict(metrics=["insertion"], resume=True, overwrite=True), InvalidArgumentError, "contradict"),
+        (dict(metrics=["pointing-game"]), InvalidArgumentError, "--masks"),
+        (dict(metrics=["sic-msssim"]), InvalidArgumentError, "161 pixels"),
+        (dict(metrics=["insertion"], shard="2/2"), InvalidArgumentError, "--shard"),
     ]
-    for args, code, text in cases:
+    for settings, error, text in cases:
+        with pytest.raises(error, match=text.replace(".", r"\.")):
+            evaluate(EvaluateJob(out, model=TINY, device="cpu", **settings), quiet=True)
+    assert not (out / "evaluations").exists() or not any(
+        list_results(f) for f in (out / "evaluations").iterdir())  # nothing written by a refusal
+    with pytest.raises(OutputError, match="no evaluation results"):
+        summarize(out)
+    for args, code, text in [(["--metric", "insertoin"], 2, "did you mean insertion"),
+                             (["--summary"], 6, "no evaluation results")]:
         result = run_cli("evaluate", str(out), *args, "--model", TINY, "--device", "cpu", "--quiet")
         assert result.returncode == code and text in one_line(result.stderr), (args, result.stderr)
-        assert not (out / "evaluations").exists() or not any(
-            list_results(f) for f in (out / "evaluations").iterdir()), args  # nothing written by a refusal
 
 
 def test_an_unusable_output_folder_points_to_results(attributed, tmp_path):
