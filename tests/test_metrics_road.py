@@ -13,8 +13,10 @@ from torch import nn
 from igcli.engine import Engine
 from igcli.errors import InvalidArgumentError
 from igcli.metrics.base import MetricBatch
-from igcli.metrics.road import (ROAD, impute_cg, impute_direct, parse_percentages, removal_counts, removal_masks,
-                                road_curves)
+from igcli.metrics.road import (ROAD, impute_cg, impute_cholmod, impute_direct, nested_dissection_rank,
+                                parse_percentages, removal_counts, removal_masks, road_curves)
+
+SOLVE = {"cg": impute_cg, "direct": impute_direct, "cholmod": impute_cholmod}
 from igcli.models import Normalization, Preprocessing
 
 quantus = pytest.importorskip("quantus")
@@ -42,7 +44,7 @@ def quantus_imputation(images: np.ndarray, scores: np.ndarray, percentages: np.n
     return np.stack(out)
 
 
-@pytest.mark.parametrize("solver", ["cg", "direct"])
+@pytest.mark.parametrize("solver", sorted(SOLVE))
 @pytest.mark.parametrize("lerf", [False, True])
 def test_imputation_matches_quantus(solver: str, lerf: bool) -> None:
     rng = np.random.RandomState(0)
@@ -50,7 +52,7 @@ def test_imputation_matches_quantus(solver: str, lerf: bool) -> None:
     percentages = parse_percentages("5,30,70,99")
     removed = removal_masks(torch.tensor(scores), percentages, lerf=lerf).reshape(-1, 20, 16)
     copies = torch.tensor(images).repeat_interleave(len(percentages), 0)
-    ours = (impute_cg if solver == "cg" else impute_direct)(copies, removed).numpy()
+    ours = SOLVE[solver](copies, removed).numpy()
     reference = quantus_imputation(images, scores, percentages, lerf)
     np.testing.assert_allclose(ours, reference, atol=1e-6, rtol=0)
     # Guards: the imputation changed the removed pixels, and filling them with the channel mean instead (the
@@ -69,11 +71,35 @@ def test_plane_is_imputed_exactly() -> None:
     scores = -((y - 11) ** 2 + (x - 9) ** 2)  # most relevant at the centre: MoRF removes a disc
     removed = removal_masks(scores[None], np.array([40.0]), lerf=False)[:, 0]
     assert not removed[0, [0, -1]].any() and not removed[0, :, [0, -1]].any()  # interior only
-    for solve in (impute_cg, impute_direct):
+    for solve in SOLVE.values():
         np.testing.assert_allclose(solve(plane, removed).numpy(), plane.numpy(), atol=1e-7)
     # Guard: a paraboloid is not harmonic, so its imputation must differ.
     bowl = plane + 0.05 * (y ** 2)[None, None]
     assert (impute_direct(bowl, removed) - bowl).abs().max() > 1e-2
+
+
+def test_nested_dissection_rank_is_a_permutation_with_separators_last() -> None:
+    rank = nested_dissection_rank(9, 20, leaf=4)
+    assert sorted(rank) == list(range(9 * 20))
+    # The first split is the middle column (the longer side): it comes after every pixel of both halves.
+    assert rank.reshape(9, 20)[:, 10].min() > np.delete(rank.reshape(9, 20), 10, axis=1).max()
+
+
+def test_cholmod_on_scattered_and_one_pixel_holes_and_nothing_removed() -> None:
+    """Quantus' solve on a larger image with a random removal set (many components, some one pixel), one row
+    with nothing removed, and a single-channel image."""
+    rng = np.random.RandomState(5)
+    images = rng.randn(3, 2, 33, 41)
+    removed = torch.tensor(rng.rand(3, 33, 41) < np.array([0.3, 0.0, 0.93])[:, None, None])
+    ours = impute_cholmod(torch.tensor(images), removed).numpy()
+    for row in range(3):
+        indices = np.flatnonzero(removed[row].numpy().ravel())
+        reference = noisy_linear_imputation(images[row], indices, noise=0.0) if indices.size else images[row]
+        np.testing.assert_allclose(ours[row], reference, atol=1e-9, rtol=0)
+    one = impute_cholmod(torch.tensor(images[:, :1]), removed).numpy()
+    np.testing.assert_allclose(one, ours[:, :1], atol=1e-12)
+    # Guard: the removed pixels changed, so comparing with the input instead would fail.
+    assert np.abs(ours[0] - images[0]).max() > 0.1
 
 
 def test_curves_match_quantus_road() -> None:
