@@ -55,6 +55,26 @@ class ResultsWriter(ShardWriter):
     def check(self, path: Path) -> None:
         check_results_file(path)
 
+    def _write_columns(self, columns: dict[str, Any], count: int) -> None:
+        """Rows may lack a column the open file has (a metric that scored no row of a batch: no curves) or bring
+        one it has not: the missing cells are NaN (empty reasons), so every dataset keeps ``rows`` entries."""
+        handle = self._open()
+        columns = dict(columns)
+        for group in GROUPS:
+            for name in handle.get(group, {}):
+                key = f"{group}/{name}"
+                if key not in columns:
+                    dataset = handle[key]
+                    columns[key] = ([""] * count if group == "unscorable"
+                                    else np.full((count, *dataset.shape[1:]), np.nan, dataset.dtype))
+        for key, values in list(columns.items()):
+            group = key.split("/")[0]
+            if group in GROUPS and key not in handle and self._rows:
+                filler = ([""] * self._rows if group == "unscorable"
+                          else np.full((self._rows, *np.asarray(values).shape[1:]), np.nan))
+                self._append(handle, key, filler)
+        super()._write_columns(columns, count)
+
     def _publish(self) -> Path:
         self._handle.attrs["unscorable_sha256"] = _unscorable_digest(self._handle)
         return super()._publish()
@@ -211,6 +231,8 @@ def read_results(folder: str | os.PathLike, files: list[Path] | None = None) -> 
     """Read and merge the results files of ``folder`` (or ``files``), checking each and that all describe the
     same evaluation. Raises DamagedShardError naming a damaged or foreign file."""
     stored = StoredResults()
+    widths: dict[str, int] = {}  # curve name -> its length, from any file that has it
+    pending: list[tuple[int, dict[str, np.ndarray]]] = []  # per file: rows, its curves
     for path in list_results(folder) if files is None else files:
         info = check_results_file(path)
         if stored.settings is None:
@@ -225,17 +247,30 @@ def read_results(folder: str | os.PathLike, files: list[Path] | None = None) -> 
                     stored.targets += handle["targets"][:].astype(np.int64).tolist()
                     stored.ranked += (handle["ranked"][:].astype(bool).tolist() if "ranked" in handle
                                       else [True] * info.rows)
-                    for group, target in (("values", stored.values), ("curves", stored.curves)):
-                        for name in handle.get(group, {}):
-                            target.setdefault(name, []).append(handle[group][name][:].astype(np.float64))
+                    offset = len(stored.paths) - info.rows
+                    for name in handle.get("values", {}):
+                        column = stored.values.setdefault(name, [np.full(offset, np.nan)] if offset else [])
+                        column.append(handle["values"][name][:].astype(np.float64))
                     for name in handle.get("unscorable", {}):
-                        stored.unscorable.setdefault(name, []).extend(decode_text(v) for v in handle["unscorable"][name][:])
+                        reasons = stored.unscorable.setdefault(name, [""] * offset)
+                        reasons.extend(decode_text(v) for v in handle["unscorable"][name][:])
+                    curves = {name: handle["curves"][name][:].astype(np.float64) for name in handle.get("curves", {})}
+                    widths.update({name: array.shape[1] for name, array in curves.items()})
+                    pending.append((info.rows, curves))
+                    for name, column in stored.values.items():  # a value this file lacks: NaN for its rows
+                        if sum(len(part) for part in column) < len(stored.paths):
+                            column.append(np.full(len(stored.paths) - sum(len(part) for part in column), np.nan))
+                    for name, reasons in stored.unscorable.items():
+                        reasons.extend([""] * (len(stored.paths) - len(reasons)))
                 if "skipped" in handle:
                     stored.skipped += [(decode_text(p), decode_text(r)) for p, r in
                                        zip(handle["skipped/paths"][:], handle["skipped/reasons"][:])]
         except (OSError, ValueError) as error:
             raise DamagedShardError(path, f"damaged data ({describe_os_error(error)})") from None
         stored.files.append(path)
+    for rows, curves in pending:  # curves aligned by row, NaN where a file has none
+        for name, width in widths.items():
+            stored.curves.setdefault(name, []).append(curves.get(name, np.full((rows, width), np.nan)))
     return stored
 
 

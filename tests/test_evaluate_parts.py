@@ -307,3 +307,28 @@ def test_the_readme_table_of_metrics_is_generated_from_the_registry():
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert readme_with_metrics(text) == text, "run python -m igcli.cli.docs"
+
+
+def test_a_batch_without_ranked_maps_keeps_the_results_file_rectangular(tmp_path):
+    """A batch whose maps are all constant gives the ranking metrics no rows (no curves): the file it shares
+    with other batches gets NaN there, and the merged curves stay aligned with their rows."""
+    from PIL import Image
+
+    from test_evaluate import REGION, write_output
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    paths = []
+    for i in range(4):
+        paths.append(folder / f"img{i}.png")
+        Image.fromarray(rng.integers(150, 256, (16, 16, 3), dtype=np.uint8)).save(paths[-1])
+    maps = rng.random((4, 3, 16, 16))
+    maps[0] = 0.5  # constant: no ranking, and alone in its batch
+    write_output(tmp_path / "out", paths, maps, "ig")
+    result = evaluate(EvaluateJob(tmp_path / "out", ["insertion", "gini"], model=REGION, device="cpu", batch_size=1),
+                      quiet=True)
+    assert result.unrankable == 1 and result.aggregate["insertion"]["count"] == 3
+    assert result.aggregate["gini"]["count"] == 4  # gini needs no ranking
+    assert result.curves["insertion"].shape == (4, 21) and np.isnan(result.curves["insertion"][0]).all()
+    assert np.isfinite(result.curves["insertion"][1:]).all()
