@@ -176,3 +176,35 @@ def test_fixed_inner_iterations_equal_the_checked_loop_bit_for_bit():
             assert torch.equal(fixed, checked), (fraction, max_dist, k)
             x = checked
         assert not bool(unsettled)
+
+
+# -- evaluate: a batch of stored maps through the metrics ---------------------------------------------------
+
+
+def _evaluate_syncs(tmp_path, names, count):
+    from cli_helpers import make_images
+    from igcli.engine import Engine
+    from igcli.jobs.evaluate_batch import Scorer, score_rows
+    from igcli.metrics.catalog import get_metric, parse_metric_options
+    from igcli.models import Preprocessing
+
+    paths = [str(p) for p in make_images(tmp_path / f"imgs{count}", count, size=16)]
+    preprocessing = Preprocessing.from_dict({"resize": 8, "crop": 8, "mean": [0.5] * 3, "std": [0.5] * 3,
+                                             "interpolation": "bilinear"})
+    model = tiny_convnet()
+    engine = Engine(model, output="prob", batch_size=4, device=torch.device("cpu"), amp=False)
+    scorer = Scorer([get_metric(name) for name in names], parse_metric_options(None, names), "signed", 0,
+                    torch.device("cpu"), preprocessing, engine=engine, module=model)
+    rows = {"attributions": np.random.default_rng(0).random((count, 3, 8, 8)).astype(np.float32), "paths": paths,
+            "image_paths": paths, "targets": np.zeros(count, np.int64), "completeness_gap": np.zeros(count)}
+    with count_syncs() as counter:
+        score_rows(scorer, rows, lambda line: None)
+    return counter.total, counter.by_site()
+
+
+def test_evaluate_syncs_per_batch_do_not_grow_with_images(tmp_path):
+    """Perturbed images are built on the device for the whole batch; each metric reads its results back once."""
+    names = ["insertion", "deletion", "abpc", "road", "infidelity", "gini", "entropy"]
+    few, few_sites = _evaluate_syncs(tmp_path, names, 2)
+    more, more_sites = _evaluate_syncs(tmp_path, names, 6)
+    assert few == more, f"2 images: {few_sites}\n6 images: {more_sites}"
