@@ -188,8 +188,9 @@ def plot_metric_curves(path, curves: dict[str, dict[str, tuple]], *, title: str 
                 x, y = per_output[name]
                 axis.plot(x, y, label=label)
         axis.set_title(name, fontsize=9)
-        axis.set_xlabel("fraction of pixels" if name in ("insertion", "deletion") else "information level")
-        axis.set_ylabel("probability" if name in ("insertion", "deletion") else "normalised score")
+        pixels = name in ("insertion", "deletion") or name.startswith("road")
+        axis.set_xlabel("fraction of pixels" if pixels else "information level")
+        axis.set_ylabel("probability" if pixels else "normalised score")
         axis.legend(fontsize=7)
     for axis in list(axes.flat)[len(names):]:
         axis.axis("off")
