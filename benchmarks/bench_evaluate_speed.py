@@ -110,6 +110,7 @@ def pic_rates(out: Path, count: int, workers: int) -> float:
 def encode_rate(loaded, pixels: torch.Tensor, out: Path, count: int) -> float:
     """Images/s of the 27 lossless WebP encodes per image alone (serially, in this process)."""
     from igcli.metrics import pic
+    from igcli.metrics.webp import webp_sizes
     from igcli.output import Output
 
     scores = Output(out).shard_rows(0, ["attributions"], list(range(count)))["attributions"]
@@ -120,7 +121,7 @@ def encode_rate(loaded, pixels: torch.Tensor, out: Path, count: int) -> float:
         score = np.asarray(score, np.float64).sum(axis=0) if np.ndim(score) == 3 else np.asarray(score, np.float64)
         masks = np.concatenate([extra[None], pic.reveal_masks(score, pic.PIC_FRACTIONS, extra)])
         stack = np.concatenate([np.where(masks[..., None], picture[None], base[None]), picture[None]])
-        pic.webp_sizes(stack) if hasattr(pic, "webp_sizes") else [pic.webp_size(image) for image in stack]
+        webp_sizes(stack)
     return count / (time.perf_counter() - started)
 
 

@@ -120,7 +120,7 @@ def measure_batch(engine: Engine, pictures: Sequence[np.ndarray], scores: Sequen
     for k, images_of_picture in enumerate(stacks):
         rows = slice(k * per_picture, (k + 1) * per_picture)
         if encoding is not None:
-            sizes = encoding[k].result()
+            sizes = [future.result() for future in encoding[k]]
         elif "entropy" in levels:
             sizes = [webp_size(image) for image in images_of_picture]
         else:

@@ -38,8 +38,7 @@ def webp_size(pixels: np.ndarray) -> int:
 
 
 def webp_sizes(stack: np.ndarray) -> list[int]:
-    """:func:`webp_size` of each (H, W, 3) uint8 image of an (N, H, W, 3) stack; the pool's task (one picture's
-    bokeh images per task: one pickled array, one answer)."""
+    """:func:`webp_size` of each (H, W, 3) uint8 image of an (N, H, W, 3) stack."""
     return [webp_size(image) for image in stack]
 
 
@@ -73,9 +72,10 @@ def shutdown(pool: ProcessPoolExecutor | None) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def submit(pool: ProcessPoolExecutor, stack: np.ndarray) -> "Future[list[int]]":
-    """:func:`webp_sizes` of ``stack`` in ``pool``."""
-    return pool.submit(webp_sizes, np.ascontiguousarray(stack))
+def submit(pool: ProcessPoolExecutor, stack: np.ndarray) -> "list[Future[int]]":
+    """:func:`webp_size` of each image of an (N, H, W, 3) stack in ``pool``, one task per image: an interrupted
+    run waits for at most one encode per worker (plus the one queued ahead), not for a picture's 27."""
+    return [pool.submit(webp_size, np.ascontiguousarray(image)) for image in stack]
 
 
 def _worker_started(parent: int) -> None:
