@@ -196,7 +196,7 @@ def main() -> None:
     print(f"best forward: {row * 1000:.2f} ms/row at batch {size}", file=sys.stderr)
 
     if "stream" in parts:
-        print("\n| metric | images/s (median of rounds, min-max) | rows/image | bound images/s | ratio |\n|---|---|---:|---:|---:|")
+        print("\n| metric | images/s, median | min-max | rows/image | bound images/s | ratio |\n|---|---:|---|---:|---:|---:|")
         for metric in ("insertion,deletion", "abpc"):
             rates = [stream_rate(out, metric, args.images, f"stream-{metric}") for _ in range(args.rounds)]
             bound = 1.0 / (ROWS[metric] * row)
@@ -207,7 +207,7 @@ def main() -> None:
         model_only = 1.0 / (ROWS["sic,aic"] * row)
         print(f"\nSIC/AIC: encode-only {encode:.3f} images/s, model-only (bound) {model_only:.3f} images/s, "
               f"both serially {1 / (1 / encode + 1 / model_only):.3f}")
-        print("\n| encode workers | images/s (median, min-max) |\n|---|---|")
+        print("\n| encode workers | images/s, median | min-max |\n|---|---:|---|")
         rates: dict[int, list[float]] = {w: [] for w in (0, 1, 2)}
         for _ in range(args.rounds):
             for workers in rates:
