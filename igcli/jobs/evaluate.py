@@ -24,6 +24,7 @@ from ..errors import InvalidArgumentError, first_line
 from ..locking import FolderLock
 from ..metrics.catalog import get_metric, parse_metric_options, parse_metrics
 from ..metrics.ranking import RANKINGS
+from ..metrics.webp import default_workers, make_pool, shutdown
 from ..models import LoadedModel, ModelLoadError, Preprocessing, load_model
 from ..output import DRAW_KEYS, IMAGE_PATHS, Output
 from ..recipe import Recipe
@@ -70,6 +71,7 @@ class EvaluateJob:
     overwrite: bool = False
     results: str | os.PathLike | None = None  # where evaluation folders go (default OUT/evaluations)
     file_rows: int = RESULTS_FILE_ROWS
+    encode_workers: int | None = None  # SIC/AIC's WebP encoding processes (default: the cores the model leaves; 0: none)
     command: str = ""
     environ: dict[str, str] | None = field(default=None, repr=False)
 
@@ -105,6 +107,9 @@ class EvaluateRun(Job):
             raise InvalidArgumentError(f"--min-pred {job.min_pred}: must be in [0, 1]")
         if job.file_rows < 1:
             raise InvalidArgumentError(f"file_rows must be at least 1, got {job.file_rows}")
+        if job.encode_workers is not None and job.encode_workers < 0:
+            raise InvalidArgumentError(f"encode_workers must be 0 (encode in this process) or more, "
+                                       f"got {job.encode_workers}")
         self.part = part = resolve_part(job.shard, job.environ)
         self.output = output = Output(job.source, root=job.root)
         recipe = output.recipe
@@ -156,6 +161,7 @@ class EvaluateRun(Job):
         self.writer = ResultsWriter(self.folder, part.index, self.settings, job.file_rows,
                                     next_results_sequence(self.folder, part.index))
         self.label += f" part {part.label}" if part.count > 1 else ""
+        self.scorer.pool = _encode_pool(job.encode_workers, names, device)  # last: nothing can refuse the run now
         return sum(len(dict.fromkeys(paths)) for _, _, paths in self.plan)
 
     def notes(self) -> list[str]:
@@ -190,6 +196,11 @@ class EvaluateRun(Job):
             self.late_interrupt = delivered(self.writer.close)
 
     def release(self) -> None:
+        # Also after an interrupt (SIGINT, SIGTERM): queued encodes are cancelled and the workers waited for.
+        scorer = getattr(self, "scorer", None)
+        if scorer is not None and scorer.pool is not None:
+            shutdown(scorer.pool)
+            scorer.pool = None
         if self.lock is not None:
             self.lock.release()
 
@@ -277,6 +288,20 @@ def _plan(output: Output, limit: int | None, index: int, count: int,
         if chosen:
             plan.append((shard, chosen, [paths[row] for row in chosen]))
     return plan, covered
+
+
+def _encode_pool(workers: int | None, metrics: Sequence[str], device: Any) -> Any:
+    """The process pool for SIC/AIC's lossless WebP encodes (:mod:`igcli.metrics.webp`), or None when no metric
+    of the run encodes or ``workers`` is 0."""
+    from ..metrics.pic import PIC_NAMES, level_of
+
+    if not any(name in PIC_NAMES and level_of(name) == "entropy" for name in metrics):
+        return None
+    if workers is None:
+        import torch
+
+        workers = default_workers(device.type, torch.get_num_threads())
+    return make_pool(workers) if workers > 0 else None
 
 
 def _first_rows(paths: Sequence[str], previous: str | None) -> list[str]:

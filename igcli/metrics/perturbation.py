@@ -4,6 +4,8 @@
   input; ``deletion``: start from the input and set them to black. The area under the target's softmax
   probability over the fraction (trapezoid), and under the probability ratio p / p(original) (Table 1's two
   rows). All perturbed images of a batch go through the model together, in the Engine's chunks.
+  They are built on the device one engine chunk at a time (:func:`streamed_curves`): a batch never holds its
+  B x L perturbed images at once, only one chunk of them.
 - ``abpc``: ablate (set to zero in model-input space, the paper's "zero baseline") the top-ranked pixels and,
   separately, the bottom-ranked ones, in 10% increments; the area between the two probability curves,
   bottom-first minus top-first. 0: the ranking is no better than its reverse.
@@ -17,7 +19,6 @@ import torch
 from ..engine import Engine
 from . import check_engine
 from .base import Metric, MetricBatch, MetricScores, Value
-from .ranking import top_masks
 
 INSERTION_FRACTIONS = np.linspace(0.0, 1.0, 21)
 ABPC_FRACTIONS = np.linspace(0.0, 1.0, 11)
@@ -30,10 +31,70 @@ def probabilities(engine: Engine, images: torch.Tensor, targets: torch.Tensor) -
     return engine.scores_and_hits(images, targets)[0].to(torch.float64)
 
 
+def pixel_positions(scores: torch.Tensor, *, from_bottom: bool = False) -> torch.Tensor:
+    """(B, H, W) scores -> (B, H*W) int64: each pixel's place in its image's ranking (0 = highest score, lowest
+    with ``from_bottom``), ties broken by pixel index. ``position < round(f H W)`` is
+    :func:`igcli.metrics.ranking.top_masks`'s mask for fraction f, without materialising the L masks."""
+    batch, height, width = scores.shape
+    flat = scores.flatten(1)
+    order = torch.argsort(flat if from_bottom else -flat, dim=1, stable=True)
+    position = torch.empty_like(order)
+    position.scatter_(1, order, torch.arange(height * width, device=scores.device).expand(batch, -1))
+    return position
+
+
+def level_counts(fractions: np.ndarray, pixels: int, device: torch.device) -> torch.Tensor:
+    """(L,) int64: how many pixels each fraction perturbs (round(f * pixels), as top_masks)."""
+    return torch.as_tensor(np.round(np.asarray(fractions) * pixels).astype(np.int64), device=device)
+
+
+def streamed_probabilities(engine: Engine, total: int, build, row_targets: torch.Tensor,
+                           targets: torch.Tensor) -> torch.Tensor:
+    """(total,) float64 softmax probabilities of rows made on the fly: ``build(rows: slice) -> (n, C, H, W)``
+    model inputs of those rows only, one engine chunk at a time (peak memory: one chunk, not ``total`` rows).
+    ``row_targets``: (total,) each row's class; ``targets``: the (B,) image classes, checked against the model's
+    classes once (:class:`~igcli.errors.TargetError` names the image), after the first chunk tells the class count
+    and before any target indexes anything. No host-device wait per chunk; NaN where the outputs are not
+    finite."""
+    check_engine(engine)
+    out = []
+    for part in engine.chunks(total):
+        rows = build(part)
+        if not out:
+            logits = engine.predict(rows)
+            engine.check_targets(targets)
+            out.append(engine.target_scores(logits, row_targets[part]))
+        else:
+            out.append(engine.scores(rows, row_targets[part]))
+    return torch.cat(out).to(torch.float64)
+
+
+def streamed_curves(engine: Engine, images: torch.Tensor, base: torch.Tensor, positions: torch.Tensor,
+                    counts: torch.Tensor, targets: torch.Tensor, *, reveal: bool) -> torch.Tensor:
+    """(B, L) probabilities of images whose top ``counts[l]`` pixels (by ``positions``, see
+    :func:`pixel_positions`) come from ``images`` (reveal=True, onto ``base``) or from ``base`` (reveal=False,
+    out of ``images``). The B x L perturbed images (rows image-major: row b L + l) are built on the device per
+    engine chunk; the arithmetic is :func:`curves`'s, so the values are its values."""
+    count, levels = images.shape[0], counts.shape[0]
+    source, other = (images, base) if reveal else (base, images)
+    change = source - other
+    flat_positions = positions.view(count, 1, *images.shape[2:])
+
+    def build(rows: slice) -> torch.Tensor:
+        index = torch.arange(rows.start, rows.stop, device=images.device)
+        image, level = index // levels, index % levels
+        mask = (flat_positions[image] < counts[level].view(-1, 1, 1, 1)).to(images.dtype)  # (n, 1, H, W)
+        return other[image] + mask * change[image]
+
+    row_targets = targets.repeat_interleave(levels)
+    return streamed_probabilities(engine, count * levels, build, row_targets, targets).view(count, levels)
+
+
 def curves(engine: Engine, images: torch.Tensor, base: torch.Tensor, masks: torch.Tensor, targets: torch.Tensor,
            *, reveal: bool) -> torch.Tensor:
     """(B, L) probabilities of images whose masked pixels come from ``images`` (reveal=True, onto ``base``)
-    or from ``base`` (reveal=False, out of ``images``). masks: (B, L, H, W) bool."""
+    or from ``base`` (reveal=False, out of ``images``). masks: (B, L, H, W) bool. Builds all B x L images at
+    once; the metrics use :func:`streamed_curves`, which gives the same values a chunk at a time."""
     count, levels = masks.shape[:2]
     mask = masks[:, :, None].to(images.dtype)  # (B, L, 1, H, W)
     source, other = (images, base) if reveal else (base, images)
@@ -57,10 +118,11 @@ def insertion_deletion(engine: Engine, images: torch.Tensor, black: torch.Tensor
 
     An image whose model outputs (original or perturbed) are not finite gets NaN values.
     """
-    masks = top_masks(scores, INSERTION_FRACTIONS)
+    positions = pixel_positions(scores)
+    counts = level_counts(INSERTION_FRACTIONS, positions.shape[1], scores.device)
     original = probabilities(engine, images, targets)
-    inserted = curves(engine, images, black, masks, targets, reveal=True)
-    deleted = curves(engine, images, black, masks, targets, reveal=False)
+    inserted = streamed_curves(engine, images, black, positions, counts, targets, reveal=True)
+    deleted = streamed_curves(engine, images, black, positions, counts, targets, reveal=False)
     ratio = original.clamp_min(1e-12)[:, None]
     return {
         "insertion": area(INSERTION_FRACTIONS, inserted),
@@ -76,9 +138,10 @@ def abpc(engine: Engine, images: torch.Tensor, scores: torch.Tensor, targets: to
     """Area between the bottom-first and top-first ablation curves (zero baseline, 10% steps); (B,), NaN where
     the model's outputs are not finite."""
     zero = torch.zeros_like(images)
-    top_first = curves(engine, images, zero, top_masks(scores, ABPC_FRACTIONS), targets, reveal=False)
-    bottom_first = curves(engine, images, zero, top_masks(scores, ABPC_FRACTIONS, from_bottom=True), targets,
-                          reveal=False)
+    counts = level_counts(ABPC_FRACTIONS, scores.shape[1] * scores.shape[2], scores.device)
+    top_first = streamed_curves(engine, images, zero, pixel_positions(scores), counts, targets, reveal=False)
+    bottom_first = streamed_curves(engine, images, zero, pixel_positions(scores, from_bottom=True), counts, targets,
+                                   reveal=False)
     return {"abpc": area(ABPC_FRACTIONS, bottom_first - top_first), "abpc_top_curve": top_first,
             "abpc_bottom_curve": bottom_first}
 

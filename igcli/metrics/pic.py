@@ -16,7 +16,6 @@ well predicted as the original), and are counted as skipped.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -28,6 +27,7 @@ from ..data import normalize
 from ..engine import Engine
 from . import check_engine
 from .base import Metric, MetricBatch, MetricScores, Value
+from .webp import submit, webp_size  # noqa: F401  (webp_size: PAIR's entropy estimate, part of this module's API)
 
 PIC_FRACTIONS = np.linspace(0.0, 1.0, 25)
 CURVE_POINTS = 100
@@ -43,13 +43,6 @@ class Unscorable(ValueError):
 def blurred_base(pixels: np.ndarray, radius: float = BLUR_RADIUS) -> np.ndarray:
     """(H, W, 3) uint8 -> the PIL Gaussian blur of it (uint8)."""
     return np.asarray(Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(radius)))
-
-
-def webp_size(pixels: np.ndarray) -> int:
-    """Bytes of the lossless WebP encoding (PAIR's estimate of the information in an image)."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="webp", lossless=True, quality=100)
-    return buffer.tell()
 
 
 def random_mask(height: int, width: int, seed: int, fraction: float = RANDOM_FRACTION) -> np.ndarray:
@@ -83,13 +76,15 @@ def measure(engine: Engine, pixels: np.ndarray, scores: np.ndarray, target: int,
 
 def measure_batch(engine: Engine, pictures: Sequence[np.ndarray], scores: Sequence[np.ndarray],
                   targets: Sequence[int], to_input: Callable, seeds: Sequence[int],
-                  levels: Sequence[str] = LEVELS) -> list[PicSamples]:
+                  levels: Sequence[str] = LEVELS, pool=None) -> list[PicSamples]:
     """Build the fully blurred, bokeh and original images of several images ((H, W, 3) uint8 each, scores
     (H, W)) and measure them; all images of all pictures go through ``engine`` (``output="prob"``) together,
     ``engine.batch_size`` at a time. ``to_input`` maps (N, 3, H, W) uint8 pixels on ``engine.device`` to model
     inputs. Only the information ``levels`` asked for are measured (the WebP encodes dominate the cost); the
     others are NaN. A picture whose model outputs are not finite gets NaN probabilities (its ``correct`` then
-    means nothing)."""
+    means nothing). ``pool``: a :func:`igcli.metrics.webp.make_pool` pool; the WebP encodes of every picture are
+    handed to it before the forward passes and collected after them, so they overlap the model (same sizes:
+    the encodes are deterministic); without one they run here, after the model."""
     from pytorch_msssim import ms_ssim
 
     check_engine(engine)
@@ -102,6 +97,7 @@ def measure_batch(engine: Engine, pictures: Sequence[np.ndarray], scores: Sequen
         masks = np.concatenate([extra[None], reveal_masks(score, PIC_FRACTIONS, extra)])
         stacks.append(np.concatenate([np.where(masks[..., None], pixels[None], base[None]), pixels[None]]))
     per_picture = stacks[0].shape[0]  # T + 2
+    encoding = [submit(pool, images) for images in stacks] if pool is not None and "entropy" in levels else None
     images = np.concatenate(stacks)
     row_targets = torch.as_tensor(np.repeat(np.asarray(targets), per_picture), device=device)
     originals = torch.as_tensor(np.repeat(np.arange(len(stacks)) * per_picture + per_picture - 1, per_picture), device=device)
@@ -123,9 +119,14 @@ def measure_batch(engine: Engine, pictures: Sequence[np.ndarray], scores: Sequen
     samples = []
     for k, images_of_picture in enumerate(stacks):
         rows = slice(k * per_picture, (k + 1) * per_picture)
+        if encoding is not None:
+            sizes = [future.result() for future in encoding[k]]
+        elif "entropy" in levels:
+            sizes = [webp_size(image) for image in images_of_picture]
+        else:
+            sizes = [np.nan] * per_picture
         samples.append(PicSamples(
-            entropy=(np.array([webp_size(image) for image in images_of_picture], dtype=np.float64)
-                     if "entropy" in levels else np.full(per_picture, np.nan)),
+            entropy=np.array(sizes, dtype=np.float64),
             msssim=similarity[rows],
             probability=probability[rows],
             correct=correct[rows],
@@ -206,7 +207,8 @@ def _samples_of(batch: MetricBatch) -> list[PicSamples]:
         levels = [level for level in LEVELS if any(level_of(name) == level for name in wanted)]
         batch.shared["pic"] = measure_batch(
             batch.engine, [p.permute(1, 2, 0).cpu().numpy() for p in batch.pixels], [s.numpy() for s in batch.scores],
-            batch.targets.cpu().tolist(), lambda stack: normalize(stack, batch.preprocessing), batch.seeds, levels)
+            batch.targets.cpu().tolist(), lambda stack: normalize(stack, batch.preprocessing), batch.seeds, levels,
+            pool=batch.pool)
     return batch.shared["pic"]
 
 

@@ -40,10 +40,14 @@ def jpeg(pixels: np.ndarray, quality: int = JPEG_QUALITY) -> np.ndarray:
 
 def jpeg_stability(recompute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], pixels: torch.Tensor,
                    to_input: Callable[[torch.Tensor], torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
-    """(B,) -ln MSE between max-|value|-normalised maps of the crops (B, 3, H, W) uint8 and of their JPEG."""
+    """(B,) -ln MSE between max-|value|-normalised maps of the crops (B, 3, H, W) uint8 and of their JPEG.
+
+    Both maps of every image come from ONE ``recompute`` call on 2B rows, image-major (rows 2i, 2i + 1: image
+    i and its JPEG), as :attr:`~igcli.metrics.base.MetricBatch.recompute` takes copies: full engine chunks."""
     compressed = torch.stack([torch.from_numpy(jpeg(p.permute(1, 2, 0).cpu().numpy())).permute(2, 0, 1) for p in pixels])
-    original_maps = recompute(to_input(pixels), targets).flatten(1).to(torch.float64)
-    jpeg_maps = recompute(to_input(compressed.to(pixels.device)), targets).flatten(1).to(torch.float64)
+    both = torch.stack([pixels, compressed.to(pixels.device)], dim=1).flatten(0, 1)
+    maps = recompute(to_input(both), targets.repeat_interleave(2)).flatten(1).to(torch.float64)
+    original_maps, jpeg_maps = maps[0::2], maps[1::2]
 
     def scaled(maps: torch.Tensor) -> torch.Tensor:
         return maps / maps.abs().max(dim=1, keepdim=True).values.clamp_min(1e-300)
@@ -56,15 +60,19 @@ def closed_path_error(recompute: Callable[[torch.Tensor, torch.Tensor, torch.Ten
                       images: torch.Tensor, targets: torch.Tensor, paths: Sequence[str], seed: int, normalization,
                       *, count: int = CLOSED_PATHS) -> torch.Tensor:
     """(B,) mean squared attribution of closed paths A -> B -> C -> A; ``recompute(end, targets, start)``
-    attributes the segment from ``start`` to ``end`` (both model inputs)."""
+    attributes the segment from ``start`` to ``end`` (both model inputs).
+
+    The three segments of a path, for every image, are ONE ``recompute`` call on 3B rows, image-major (rows
+    3i .. 3i + 2: image i's A -> B, B -> C, C -> A), each row with its own start."""
     generators = [torch.Generator().manual_seed(path_seed(seed, p, 0x5EED)) for p in paths]
     total = torch.zeros(images.shape[0], dtype=torch.float64)
     for _ in range(count):
         corners = [normalization.from_pixels(torch.stack([torch.rand(images.shape[1:], generator=g) for g in generators])
                                              .to(images.device, images.dtype)) for _ in range(2)]
-        points = [images, *corners, images]
-        summed = sum(recompute(end, targets, start).flatten(1).to(torch.float64)
-                     for start, end in zip(points[:-1], points[1:]))
+        starts = torch.stack([images, *corners], dim=1).flatten(0, 1)
+        ends = torch.stack([*corners, images], dim=1).flatten(0, 1)
+        maps = recompute(ends, targets.repeat_interleave(3), starts).flatten(1).to(torch.float64)
+        summed = maps[0::3] + maps[1::3] + maps[2::3]  # the order the per-segment sum added them in
         total += summed.square().mean(dim=1).cpu()
     return total / count
 
