@@ -14,7 +14,7 @@ from .errors import InvalidArgumentError, first_line
 from .input_file import read_regular_file
 from .methods import BASELINE_NAMES
 from .models import LoadedModel
-from .text import path_seed
+from .text import path_seed, torch_seed
 
 
 def baseline_from_spec(spec: str, loaded: LoadedModel, device: torch.device) -> str | torch.Tensor:
@@ -64,6 +64,6 @@ def _uniform_baselines(paths: Sequence[str], seed: int, shape: torch.Size, loade
     """Uniform-noise baselines seeded per image from (seed, path): independent of batching and sharding."""
     noise = []
     for path in paths:
-        generator = torch.Generator().manual_seed(path_seed(seed, path))
+        generator = torch.Generator().manual_seed(torch_seed(path_seed(seed, path)))
         noise.append(torch.rand(shape, generator=generator))
     return loaded.preprocessing.normalization.from_pixels(torch.stack(noise)).to(device)

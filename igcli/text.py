@@ -29,6 +29,14 @@ def path_seed(seed: int, path: str, salt: int = 0) -> int:
     return (seed << 32) ^ zlib.crc32(encode_text(path)) ^ salt
 
 
+def torch_seed(value: int) -> int:
+    """``value`` (a :func:`path_seed`) folded into the 32 bits a torch CPU generator keeps: its Mersenne Twister
+    is seeded with the low 32 bits only, so ``--seed``, in the high bits of a path seed, would change nothing.
+    Folding keeps every draw of seed 0 as it was."""
+    value = int(value)
+    return (value ^ (value >> 32)) & 0xFFFFFFFF
+
+
 def absolute_path(path: str, cwd: str) -> str:
     """``path`` as an absolute path, relative ones taken from ``cwd`` (the folder the run was started in).
 

@@ -332,3 +332,27 @@ def test_a_batch_without_ranked_maps_keeps_the_results_file_rectangular(tmp_path
     assert result.aggregate["gini"]["count"] == 4  # gini needs no ranking
     assert result.curves["insertion"].shape == (4, 21) and np.isnan(result.curves["insertion"][0]).all()
     assert np.isfinite(result.curves["insertion"][1:]).all()
+
+
+def test_the_seed_reaches_every_torch_draw_and_seed_0_draws_as_before():
+    """A torch CPU generator keeps the low 32 bits of its seed: --seed (the high bits of a path seed) changed
+    nothing before igcli folded it in (uniform baselines, max-sensitivity, closed-path, infidelity, ROAD)."""
+    import torch
+
+    from igcli.metrics.max_sensitivity import sensitivity_noise
+    from igcli.text import path_seed, torch_seed
+
+    seeds = {seed: [path_seed(seed, "img.png")] for seed in (0, 7, 8)}
+    draws = {seed: sensitivity_noise(values, (3, 4, 4), 2, 0.05) for seed, values in seeds.items()}
+    assert not torch.equal(draws[7], draws[8]) and not torch.equal(draws[0], draws[7])
+    before = torch.rand((2, 3, 4, 4), generator=torch.Generator().manual_seed(path_seed(0, "img.png")))
+    assert torch.equal(draws[0][0], (before * 2 - 1) * 0.05)  # seed 0: the draws of earlier versions
+    assert torch_seed(path_seed(7, "a")) != torch_seed(path_seed(8, "a"))
+    from igcli.batch_baselines import _uniform_baselines
+    from igcli.models import LoadedModel, Preprocessing
+
+    loaded = LoadedModel("m", torch.nn.Identity(), Preprocessing.from_dict(
+        {"resize": 4, "crop": 4, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"}))
+    uniform = {seed: _uniform_baselines(["img.png"], seed, torch.Size((3, 4, 4)), loaded, torch.device("cpu"))
+               for seed in (7, 8)}
+    assert not torch.equal(uniform[7], uniform[8])  # --baseline uniform --seed S: the seed is heard

@@ -241,9 +241,9 @@ def old_jpeg_stability(recompute, pixels, to_input, targets):
 
 def old_closed_path(recompute, images, targets, paths, seed, normalization, count):
     """closed_path_error as it was: one recompute call per segment."""
-    from igcli.text import path_seed
+    from igcli.text import path_seed, torch_seed
 
-    generators = [torch.Generator().manual_seed(path_seed(seed, p, 0x5EED)) for p in paths]
+    generators = [torch.Generator().manual_seed(torch_seed(path_seed(seed, p, 0x5EED))) for p in paths]
     total = torch.zeros(images.shape[0], dtype=torch.float64)
     for _ in range(count):
         corners = [normalization.from_pixels(torch.stack([torch.rand(images.shape[1:], generator=g) for g in generators])
@@ -290,8 +290,7 @@ def test_closed_path_in_one_call_per_path_equals_one_call_per_segment():
     # the maps, which differs with the rows batched together, shows at 1e-8 relative.
     np.testing.assert_allclose(batched.numpy(), per_call.numpy(), rtol=1e-6)
     assert np.all(per_call.numpy() > 0)
-    # Guard: other paths draw other corners, and the comparison sees it. (Not another seed: path_seed puts the
-    # seed in the high 32 bits, which torch.Generator.manual_seed drops.)
+    # Guard: other paths draw other corners, and the comparison sees it.
     renamed = ["x.png", "y.png", "z.png"]
     other = old_closed_path(Calls(model, renamed).recompute, images, targets, renamed, 7, NORMALIZATION, 3)
     assert not np.allclose(other.numpy(), per_call.numpy(), rtol=1e-3, atol=0)

@@ -15,7 +15,7 @@ from igcli.metrics.base import MetricBatch
 from igcli.metrics.fidelity import INFIDELITY, INFIDELITY_SALT, draws, gaussian_draws, infidelity, square_masks
 from igcli.metrics.max_sensitivity import SENSITIVITY, ZERO_MAP, max_sensitivity, sensitivity_noise
 from igcli.models import Preprocessing
-from igcli.text import path_seed
+from igcli.text import path_seed, torch_seed
 
 captum_metrics = pytest.importorskip("captum.metrics")
 
@@ -71,9 +71,10 @@ def prob_engine(model: nn.Module, batch_size: int = 64) -> Engine:
 
 def test_the_draws_are_the_stream_igcli_always_drew():
     # Before batching, each draw of each image was torch.rand(shape) from a generator seeded by
-    # path_seed(seed, path), draw after draw: stored results keep their values only if this is unchanged.
+    # path_seed(seed, path), draw after draw: stored results keep their values only if this is unchanged (for
+    # --seed 0; torch kept only the low 32 bits, so another --seed changed nothing: it is folded in now).
     noise = sensitivity_noise(SEEDS, (C, H, W), 4, 0.05)
-    generators = [torch.Generator().manual_seed(path_seed(7, p)) for p in PATHS]
+    generators = [torch.Generator().manual_seed(torch_seed(path_seed(7, p))) for p in PATHS]
     for s in range(4):
         old = torch.stack([(torch.rand((C, H, W), generator=g) * 2 - 1) * 0.05 for g in generators])
         assert torch.equal(noise[:, s], old)
@@ -236,9 +237,9 @@ def test_infidelity_draws_are_seeded_per_image_apart_from_sensitivity():
     noise = gaussian_draws(SEEDS, (C, H, W), 3, 1.0)
     alone = gaussian_draws(SEEDS[1:2], (C, H, W), 3, 1.0)
     assert torch.equal(noise[1:2], alone)
-    generator = torch.Generator().manual_seed(SEEDS[0] ^ INFIDELITY_SALT)
+    generator = torch.Generator().manual_seed(torch_seed(SEEDS[0] ^ INFIDELITY_SALT))
     assert torch.equal(noise[0], torch.randn((3, C, H, W), generator=generator))
-    assert not torch.allclose(noise[0], torch.randn((3, C, H, W), generator=torch.Generator().manual_seed(SEEDS[0])))
+    assert not torch.allclose(noise[0], torch.randn((3, C, H, W), generator=torch.Generator().manual_seed(torch_seed(SEEDS[0]))))
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "square"])

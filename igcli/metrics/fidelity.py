@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..text import torch_seed
 from ..engine import Engine
 from . import check_engine
 from .base import Metric, MetricBatch, MetricOption, MetricScores, Value, at_least_one, positive
@@ -62,7 +63,7 @@ def boolean(value: object) -> bool:
 
 
 def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
-    return [torch.Generator().manual_seed(int(seed) ^ INFIDELITY_SALT) for seed in seeds]
+    return [torch.Generator().manual_seed(torch_seed(int(seed) ^ INFIDELITY_SALT)) for seed in seeds]
 
 
 def gaussian_draws(seeds: Sequence[int], shape: Sequence[int], samples: int, noise: float) -> torch.Tensor:

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..text import path_seed
+from ..text import path_seed, torch_seed
 from .base import Metric, MetricBatch, MetricOption, MetricScores, Value, at_least_one, positive
 
 SENSITIVITY_RADIUS = 0.05
@@ -38,7 +38,7 @@ ZERO_MAP = "the map is all zero: max-sensitivity divides by its norm"
 def sensitivity_noise(seeds: Sequence[int], shape: Sequence[int], samples: int, radius: float) -> torch.Tensor:
     """(B, samples, *shape) float32 draws uniform in [-radius, radius], on the host; image i's from a generator
     seeded with ``seeds[i]`` (so one image's draws do not depend on the others in its batch)."""
-    draws = [torch.rand((samples, *shape), generator=torch.Generator().manual_seed(int(seed))) for seed in seeds]
+    draws = [torch.rand((samples, *shape), generator=torch.Generator().manual_seed(torch_seed(seed))) for seed in seeds]
     # (rand * 2 - 1) * radius in float32, exactly as the per-draw form computed it.
     return (torch.stack(draws) * 2 - 1) * radius if draws else torch.zeros((0, samples, *shape))
 

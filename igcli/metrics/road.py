@@ -49,6 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..text import torch_seed
 from ..engine import Engine
 from ..errors import InvalidArgumentError
 from .base import Metric, MetricBatch, MetricOption, MetricScores, Value
@@ -309,7 +310,7 @@ def linear_imputation(images: torch.Tensor, removed: torch.Tensor, solver: str =
 def image_noise(seeds: list[int], shape: tuple[int, ...], std: torch.Tensor) -> torch.Tensor:
     """(B, *shape) Gaussian noise, image b's from a generator seeded by ``seeds[b]`` (host, so the numbers do
     not depend on the device or the batching), times the per-channel ``std`` (C,) along dim -3."""
-    draws = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s)), dtype=torch.float64)
+    draws = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(torch_seed(s)), dtype=torch.float64)
                          for s in seeds])
     return draws * std.to(torch.float64).view(-1, 1, 1).cpu()
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..text import path_seed
+from ..text import path_seed, torch_seed
 from .base import Metric, MetricBatch, MetricScores, Value
 from .max_sensitivity import SENSITIVITY_RADIUS, SENSITIVITY_SAMPLES, ZERO_MAP, sensitivity  # noqa: F401
 
@@ -64,7 +64,7 @@ def closed_path_error(recompute: Callable[[torch.Tensor, torch.Tensor, torch.Ten
 
     The three segments of a path, for every image, are ONE ``recompute`` call on 3B rows, image-major (rows
     3i .. 3i + 2: image i's A -> B, B -> C, C -> A), each row with its own start."""
-    generators = [torch.Generator().manual_seed(path_seed(seed, p, 0x5EED)) for p in paths]
+    generators = [torch.Generator().manual_seed(torch_seed(path_seed(seed, p, 0x5EED))) for p in paths]
     total = torch.zeros(images.shape[0], dtype=torch.float64)
     for _ in range(count):
         corners = [normalization.from_pixels(torch.stack([torch.rand(images.shape[1:], generator=g) for g in generators])
