@@ -61,6 +61,9 @@ def evaluate_command(
                         "0.8 there) [default: off, as the IDGI paper].", show_default=False)] = None,
     batch_size: c.BatchSizeOption = None,
     device: c.DeviceOption = None,
+    encode_workers: Annotated[Optional[int], typer.Option("--encode-workers", min=0, metavar="N", help="Processes "
+                              "for SIC/AIC's lossless WebP encodes beside the model; 0: in this process [default: "
+                              "the cores the model leaves, at least 1].", show_default=False)] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="Score part i of n of the images, e.g. 0/4 "
                      "(default: from SLURM_ARRAY_TASK_ID/COUNT).", metavar="i/n", rich_help_panel=SCALE_PANEL)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Go on with this evaluation: score only the maps no run "
@@ -96,6 +99,7 @@ def evaluate_command(
                               boxes=str(boxes) if boxes else None, batch_size=batch_size, device=device, limit=limit,
                               seed=seed, trust_model_file=trust_model_file, root=root, min_pred=min_pred,
                               options=metric_option, shard=shard, resume=resume, overwrite=overwrite,
+                              encode_workers=encode_workers,
                               results=results, command=shlex.join(["igcli", *sys.argv[1:]]))
             results_list.append(evaluate(job, quiet=quiet))
             if results_list[-1].interrupted:
