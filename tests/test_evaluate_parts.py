@@ -70,6 +70,12 @@ def test_two_parts_at_once_or_one_after_another_equal_one_run(attributed, tmp_pa
     assert part["aggregate"] == one["aggregate"]
     folder = next((later / "evaluations").iterdir())
     assert sorted(p.name for p in list_results(folder)) == ["results-00000-00000.h5", "results-00001-00000.h5"]
+    # torchrun's ranks too (on a machine without CUDA, on the CPU)
+    ranks = _copy(attributed, tmp_path / "torchrun")
+    for rank in ("0", "1"):
+        part = evaluate(EvaluateJob(ranks, METRICS.split(","), model=TINY, device=None,
+                                    environ={"RANK": rank, "WORLD_SIZE": "2", "LOCAL_RANK": rank}), quiet=True)
+    assert part.part == "1/2" and part.complete and part.aggregate == one["aggregate"]
 
 
 def test_a_part_reports_the_merged_results_so_far_and_resume_scores_only_the_rest(attributed, tmp_path):

@@ -124,7 +124,10 @@ class EvaluateRun(Job):
             from ..metrics.ground_truth import GroundTruth
 
             truth = GroundTruth(job.masks, job.boxes, Preprocessing.from_dict(recipe.preprocessing))
-        device = resolve_device(job.device or (f"cuda:{part.local_rank}" if part.world_size > 1 else None))
+        import torch
+
+        cuda_rank = f"cuda:{part.local_rank}" if part.world_size > 1 and torch.cuda.is_available() else None
+        device = resolve_device(job.device or cuda_rank)
         batch_size = job.batch_size or default_batch_size(device)
         self.batch_size = batch_size
         engine = recompute = rebuild = module = None
