@@ -148,6 +148,12 @@ class Output:
             found[DRAW_KEYS] = [draw_key(path, abs_path, input_root) for path, abs_path in zip(found["paths"], absolute)]
         return found
 
+    @property
+    def input_root(self) -> str | None:
+        """The folder that held the run's inputs (the first shard's ``input_root``), absolute; None for shards
+        written before it was recorded."""
+        return self._input_roots[0] if self._input_roots else None
+
     def shard_row_counts(self) -> list[int]:
         return list(self._counts)
 

@@ -227,19 +227,27 @@ class StoredResults:
         return set(zip(self.paths, self.targets))
 
 
-def read_results(folder: str | os.PathLike, files: list[Path] | None = None) -> StoredResults:
+def read_results(folder: str | os.PathLike, files: list[Path] | None = None,
+                 damaged: list[DamagedShardError] | None = None) -> StoredResults:
     """Read and merge the results files of ``folder`` (or ``files``), checking each and that all describe the
-    same evaluation. Raises DamagedShardError naming a damaged or foreign file."""
+    same evaluation. Raises DamagedShardError naming a damaged or foreign file, unless ``damaged`` is given:
+    then such files are left out and their errors appended to it."""
     stored = StoredResults()
     widths: dict[str, int] = {}  # curve name -> its length, from any file that has it
     pending: list[tuple[int, dict[str, np.ndarray]]] = []  # per file: rows, its curves
     for path in list_results(folder) if files is None else files:
-        info = check_results_file(path)
+        try:
+            info = check_results_file(path)
+            if stored.settings is not None and _identity(info.settings) != _identity(stored.settings):
+                raise DamagedShardError(path, "holds results of another evaluation than the other files here; "
+                                              "move it away")
+        except DamagedShardError as error:
+            if damaged is None:
+                raise
+            damaged.append(error)
+            continue
         if stored.settings is None:
             stored.settings = info.settings
-        elif _identity(info.settings) != _identity(stored.settings):
-            raise DamagedShardError(path, "holds results of another evaluation than the other files here; move it "
-                                          "away")
         try:
             with h5py.File(path, "r") as handle:
                 if info.rows:
@@ -276,4 +284,5 @@ def read_results(folder: str | os.PathLike, files: list[Path] | None = None) -> 
 
 def _identity(settings: dict[str, Any]) -> dict[str, Any]:
     """The settings that make two results files comparable (not who ran them, or how many parts)."""
-    return {key: value for key, value in settings.items() if key not in ("command", "igcli_version", "part_count")}
+    return {key: value for key, value in settings.items()
+            if key not in ("command", "igcli_version", "part_count", "source")}

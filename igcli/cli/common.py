@@ -255,7 +255,8 @@ def method_options(method: str, pairs: list[str] | None = None, **given: Any) ->
     return options
 
 
-INTERRUPTED = "interrupted; files already complete are kept (attribute, split: rerun with --resume to continue)"
+INTERRUPTED = ("interrupted; files already complete are kept (attribute, split, evaluate: rerun the same command "
+               "with --resume to continue)")
 # Errors writing output (disk full, quota, read-only, permission) get the output folder's exit code.
 OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 

@@ -104,6 +104,9 @@ def evaluate_command(
             results_list.append(evaluate(job, quiet=quiet))
             if results_list[-1].interrupted:
                 break  # the sources after it are not started: report what was done
+    for result in results_list:
+        for line in result.warnings:
+            typer.echo(f"igcli: warning: {line}", err=True)
     interrupted = any(r.interrupted for r in results_list)
     code = c.interrupted_exit_code() if interrupted else 5 if any(r.skipped for r in results_list) else 0
     if csv_path is not None:

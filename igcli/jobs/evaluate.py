@@ -159,7 +159,8 @@ class EvaluateRun(Job):
         self.lock.acquire()
         prepare_evaluation(self.folder, part, self.settings, resume=job.resume, overwrite=job.overwrite,
                            notes=self._notes)
-        done = read_results(self.folder).keys() if job.resume else set()
+        # Another part's damaged file is that part's to repair (its --resume); its images are not this part's.
+        done = read_results(self.folder, damaged=[]).keys() if job.resume else set()
         self.plan, self.keys = _plan(output, job.limit, part.index, part.count, done)
         self.writer = ResultsWriter(self.folder, part.index, self.settings, job.file_rows,
                                     next_results_sequence(self.folder, part.index))
@@ -208,7 +209,10 @@ class EvaluateRun(Job):
             self.lock.release()
 
     def summary(self, interrupted: bool, seconds: float, loop_seconds: float) -> EvaluateResult:
-        result = from_stored(read_results(self.folder), str(self.job.source), self.output.settings, self.keys)
+        damaged: list[Any] = []
+        result = from_stored(read_results(self.folder, damaged=damaged), str(self.job.source), self.output.settings,
+                             self.keys)
+        result.warnings = [f"{error}: left out of this summary; rerun its part with --resume" for error in damaged]
         result.folder = str(self.folder)
         result.part = self.part.label
         result.scored_now = self.scored_now
@@ -233,7 +237,7 @@ def summarize(source: str | os.PathLike, *, metrics: Sequence[str] | None = None
     output = Output(source)
     root = evaluations_root(Path(output.shards[0]).parent, results)
     names = parse_metrics(metrics) if metrics is not None else None
-    folders = find_evaluations(root, source_digest(output.settings, output.shards), names, rank)
+    folders = find_evaluations(root, source_digest(output.settings, output.input_root), names, rank)
     found = []
     _, keys = _plan(output, limit, 0, 1, set())
     for folder in folders:
@@ -258,7 +262,7 @@ def evaluation_settings(job: EvaluateJob, metrics: list[str], options: dict[str,
         "masks": os.path.abspath(job.masks) if job.masks else None,
         "boxes": os.path.abspath(job.boxes) if job.boxes else None,
         "source": os.path.realpath(Path(output.shards[0]).parent),
-        "source_sha256": source_digest(output.settings, output.shards),
+        "source_sha256": source_digest(output.settings, output.input_root),
         "part_count": part_count, "igcli_version": __version__, "command": job.command,
     }
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,13 +30,13 @@ from ..validate import DamagedShardError, OutputError
 
 EVALUATIONS = "evaluations"
 SETTINGS_FILE = "evaluation.json"  # the evaluation's settings, readable without HDF5 (written once, atomically)
-_IDENTITY_EXCLUDED = ("command", "igcli_version", "part_count")
+_IDENTITY_EXCLUDED = ("command", "igcli_version", "part_count", "source")  # source: where OUT was, for people
 
 
-def source_digest(settings: dict[str, Any], shards: Sequence[Path]) -> str:
-    """SHA-256 of an attribution run's settings and its folder: results name the run they score."""
-    folder = os.path.realpath(Path(shards[0]).parent) if shards else ""
-    text = json.dumps({"settings": settings, "folder": folder}, sort_keys=True, default=str)
+def source_digest(settings: dict[str, Any], input_root: str | None) -> str:
+    """SHA-256 of an attribution run's settings (its command included) and the folder that held its inputs:
+    results name the run they score, wherever its output folder is moved or copied to."""
+    text = json.dumps({"settings": settings, "input_root": input_root}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -67,11 +68,13 @@ def make_evaluation_folder(folder: Path, settings: dict[str, Any], option: str) 
     if not os.access(folder, os.W_OK):
         raise OutputError(f"{option} {folder}: folder is not writable; pass --results DIR to write elsewhere")
     target = folder / SETTINGS_FILE
-    if target.is_file():
-        found = read_settings_file(target)
-        if found is not None and identity(found) != identity(settings):
-            raise OutputError(f"{target}: describes another evaluation than this one; move {folder} away")
+    found = folder_settings(folder)
+    if found is not None and identity(found) != identity(settings):
+        raise OutputError(f"{folder}: holds another evaluation than this one; move it away")
+    if read_settings_file(target) is not None:
         return
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise OutputError(f"{target}: is not a file igcli wrote; move it away")
     partial = folder / f".{SETTINGS_FILE}.{os.getpid()}.partial"
     try:
         partial.write_text(json.dumps(settings, indent=1, sort_keys=True, default=str), encoding="utf-8")
@@ -83,11 +86,36 @@ def make_evaluation_folder(folder: Path, settings: dict[str, Any], option: str) 
 
 
 def read_settings_file(path: Path) -> dict[str, Any] | None:
+    """The settings in an ``evaluation.json``, or None when it is missing, not a regular file (a FIFO would
+    block), or not an evaluation's settings."""
     try:
-        found = json.loads(path.read_text(encoding="utf-8"))
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
+            found = json.loads(handle.read(1 << 20).decode("utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
+    finally:
+        os.close(descriptor)
     return found if isinstance(found, dict) and isinstance(found.get("metrics"), list) else None
+
+
+def folder_settings(folder: Path) -> dict[str, Any] | None:
+    """An evaluation folder's settings: its ``evaluation.json``, or (that file damaged or gone) those its
+    results files record; None when neither says."""
+    found = read_settings_file(folder / SETTINGS_FILE)
+    if found is not None:
+        return found
+    for path in list_results(folder):
+        try:
+            return check_results_file(path).settings
+        except DamagedShardError:
+            continue
+    return None
 
 
 def prepare_evaluation(folder: Path, part: Part, settings: dict[str, Any], *, resume: bool, overwrite: bool,
@@ -111,8 +139,8 @@ def prepare_evaluation(folder: Path, part: Part, settings: dict[str, Any], *, re
             except IsADirectoryError:
                 raise OutputError(f"{path}: is a folder, not results igcli wrote; move it away first") from None
         return
-    if resume:
-        for path in mine:
+    if resume:  # a one-part run scores every image: it repairs every part's damaged files
+        for path in mine if part.count > 1 else files:
             try:
                 check_results_file(path, read_data=True)
             except DamagedShardError as error:
@@ -141,7 +169,7 @@ def find_evaluations(root: Path, digest: str, metrics: Sequence[str] | None = No
     if not root.is_dir():
         return found
     for folder in sorted(root.iterdir(), key=lambda p: p.name):
-        settings = read_settings_file(folder / SETTINGS_FILE) if folder.is_dir() else None
+        settings = folder_settings(folder) if folder.is_dir() and not folder.is_symlink() else None
         if settings is None or settings.get("source_sha256") != digest:
             continue
         if metrics is not None and list(settings["metrics"]) != list(metrics):
@@ -149,5 +177,5 @@ def find_evaluations(root: Path, digest: str, metrics: Sequence[str] | None = No
         if rank is not None and settings.get("rank") != rank:
             continue
         found.append(folder)
-    return sorted(found, key=lambda p: (p / SETTINGS_FILE).stat().st_mtime)
+    return sorted(found, key=lambda p: p.stat().st_mtime)
 

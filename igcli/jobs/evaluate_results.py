@@ -50,6 +50,7 @@ class EvaluateResult:
     rows_total: int = 0  # stored maps the evaluation covers (--limit), all parts
     rows_scored: int = 0  # of those, scored (by any run or part)
     interrupted: bool = False
+    warnings: list[str] = field(default_factory=list)  # e.g. another part's damaged results file, left out
 
     rows_skipped: int = 0  # of those, not scored because their image could not be reloaded
 

@@ -61,9 +61,14 @@ class MetricOption:
         if self.choices is not None and converted not in self.choices:
             raise InvalidArgumentError(f"-O {metric}.{self.name}: choose from {', '.join(map(str, self.choices))}, "
                                        f"got {value!r}")
+        if self.kind is int and not -2**63 <= converted < 2**63:
+            raise InvalidArgumentError(f"-O {metric}.{self.name}: out of range, got {value!r}")
+        if self.kind is float and not math.isfinite(converted):
+            raise InvalidArgumentError(f"-O {metric}.{self.name}: must be a finite number, got {value!r}")
         problem = self.check(converted) if self.check is not None else None
         if problem:
-            raise InvalidArgumentError(f"-O {metric}.{self.name}: {problem}, got {value!r}")
+            given = f", got {value!r}" if repr(value) not in problem else ""
+            raise InvalidArgumentError(f"-O {metric}.{self.name}: {problem}{given}")
         return converted
 
 
