@@ -195,8 +195,10 @@ def test_sigkill_loses_at_most_the_open_file_and_resume_completes(attributed, tm
 
 
 def test_damaged_and_foreign_results_files_are_named(attributed, tmp_path):
+    from igcli.validate import DamagedShardError
+
     out = _copy(attributed, tmp_path)
-    _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE))
+    evaluate(EvaluateJob(out, ["insertion"], model=TINY, device="cpu"), quiet=True)
     folder = next((out / "evaluations").iterdir())
     (results_file,) = list_results(folder)
     data = bytearray(results_file.read_bytes())
@@ -204,15 +206,15 @@ def test_damaged_and_foreign_results_files_are_named(attributed, tmp_path):
     results_file.write_bytes(bytes(data))
     summary = run_cli("evaluate", str(out), "--summary")
     assert summary.returncode == 6 and results_file.name in one_line(summary.stderr)
-    healed = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--resume"))
-    assert healed["complete"] and healed["scored_now"] == 7
+    healed = evaluate(EvaluateJob(out, ["insertion"], model=TINY, device="cpu", resume=True), quiet=True)
+    assert healed.complete and healed.scored_now == 7
     assert any(p.name.endswith(".damaged") for p in folder.iterdir())
     # a results file of another evaluation copied in beside them
-    other = _result(run_cli("evaluate", str(out), "--metric", "gini", *SCORE))
-    (foreign,) = list_results(other["folder"])
+    other = evaluate(EvaluateJob(out, ["gini"], model=TINY, device="cpu"), quiet=True)
+    (foreign,) = list_results(other.folder)
     shutil.copy(foreign, folder / "results-00003-00000.h5")
-    refused = run_cli("evaluate", str(out), "--summary", "--metric", "insertion")
-    assert refused.returncode == 6 and "another evaluation" in one_line(refused.stderr)
+    with pytest.raises(DamagedShardError, match="another evaluation"):
+        summarize(out, metrics=["insertion"])
 
 
 def test_refusals_are_one_line_each(attributed, tmp_path):
@@ -257,15 +259,15 @@ def test_an_unusable_output_folder_points_to_results(attributed, tmp_path):
 def test_results_elsewhere_and_a_summary_per_evaluation(attributed, tmp_path):
     out = _copy(attributed, tmp_path)
     elsewhere = tmp_path / "scratch"
-    signed = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--results", str(elsewhere)))
-    absolute = _result(run_cli("evaluate", str(out), "--metric", "insertion", "--rank", "abs", *SCORE, "--results",
-                               str(elsewhere)))
-    assert signed["folder"] != absolute["folder"] and not (out / "evaluations").exists()
-    both = json.loads(run_cli("evaluate", str(out), "--summary", "--json", "--results", str(elsewhere)).stdout)
-    assert sorted(r["rank"] for r in both["results"]) == ["abs", "signed"]
+    signed = evaluate(EvaluateJob(out, ["insertion"], model=TINY, device="cpu", results=elsewhere), quiet=True)
+    absolute = evaluate(EvaluateJob(out, ["insertion"], rank="abs", model=TINY, device="cpu", results=elsewhere),
+                        quiet=True)
+    assert signed.folder != absolute.folder and not (out / "evaluations").exists()
+    both = summarize(out, results=elsewhere)
+    assert sorted(r.rank for r in both) == ["abs", "signed"]
     just_abs = json.loads(run_cli("evaluate", str(out), "--summary", "--json", "--rank", "abs", "--results",
                                   str(elsewhere)).stdout)
-    assert [r["aggregate"] for r in just_abs["results"]] == [absolute["aggregate"]]
+    assert [r["aggregate"] for r in just_abs["results"]] == [json.loads(json.dumps(absolute.aggregate))]
 
 
 def test_the_registry_is_complete_and_listed(tmp_path):
@@ -297,15 +299,17 @@ def test_every_metric_runs_through_the_job(tmp_path):
         mask = np.zeros((16, 16), np.uint8)
         mask[:8, :8] = 255
         Image.fromarray(mask).save(masks / f"{image.stem}.png")
-    assert run_cli("attribute", str(tmp_path / "imgs"), "-o", str(tmp_path / "out"), *COMMON).returncode == 0
-    names = [m for m in METRICS if "msssim" not in m]  # MS-SSIM needs crops over 160 pixels
-    result = _result(run_cli("evaluate", str(tmp_path / "out"), "--metric", ",".join(names), "--masks", str(masks),
-                             *SCORE))
+    from igcli.jobs import AttributeJob, run_attribute
     from igcli.metrics.catalog import get_metric
 
+    run_attribute(AttributeJob(inputs=[str(tmp_path / "imgs")], out=tmp_path / "out", model=TINY, steps=4,
+                               preprocessing={"resize": 16, "crop": 16}, device="cpu", workers=0), quiet=True)
+    names = [m for m in METRICS if "msssim" not in m]  # MS-SSIM needs crops over 160 pixels
+    result = evaluate(EvaluateJob(tmp_path / "out", names, model=TINY, device="cpu", masks=str(masks),
+                                  options=["road.percentages=5", "mprt.layers=2"]), quiet=True)
     for name in names:
         for value in get_metric(name).value_names:
-            assert result["aggregate"][value]["count"] + result["aggregate"][value].get("unscorable", 0) == 3, value
+            assert result.aggregate[value]["count"] + result.aggregate[value].get("unscorable", 0) == 3, value
 
 
 def test_the_readme_table_of_metrics_is_generated_from_the_registry():
