@@ -293,11 +293,10 @@ def test_sigint_sigterm_sigkill_then_resume_equal_an_uninterrupted_run(tmp_path)
     base = [sys.executable, "-m", "igcli", "evaluate", str(out), "--metric", "insertion,gini",
             "--batch-size", "1", *SCORE]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    start = time.monotonic()
-    reference = subprocess.run([*base, "--results", str(tmp_path / "ref")], capture_output=True, text=True, env=env,
-                               cwd=ROOT, timeout=120)
+    start = time.monotonic()  # how long a whole run takes, for the moments to signal at
+    reference = _result(subprocess.run([*base, "--results", str(tmp_path / "ref")], capture_output=True, text=True,
+                                       env=env, cwd=ROOT, timeout=120))
     duration = time.monotonic() - start
-    reference = _result(reference)
     for k, signum in enumerate((signal.SIGTERM, signal.SIGKILL)):  # SIGINT takes SIGTERM's path
         results = tmp_path / f"r{k}"
         process = subprocess.Popen([*base, "--results", str(results)], stdout=subprocess.PIPE,

@@ -169,31 +169,6 @@ def test_sigterm_or_sigint_at_every_write_step_loses_nothing(attributed, tmp_pat
             signal.signal(signum, handler)
 
 
-def test_sigkill_loses_at_most_the_open_file_and_resume_completes(attributed, tmp_path):
-    out = _copy(attributed, tmp_path)
-    env = {**os.environ, **SUBPROCESS_ENV}
-    process = subprocess.Popen([sys.executable, "-m", "igcli", "evaluate", str(out), "--metric", "sensitivity",
-                                *SCORE, "--batch-size", "1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
-    folder = None
-    for _ in range(600):  # until the first results file is visible
-        evaluations = out / "evaluations"
-        folder = next(evaluations.iterdir(), None) if evaluations.is_dir() else None
-        if folder is not None and (list_results(folder) or any(p.name.endswith(".partial") for p in folder.iterdir())):
-            break
-        if process.poll() is not None:
-            break
-        subprocess.run(["sleep", "0.05"])
-    process.kill()
-    process.communicate()
-    if folder is not None:
-        for path in list_results(folder):
-            check_results_file(path, read_data=True)  # whatever is visible is whole
-    resumed = _result(run_cli("evaluate", str(out), "--metric", "sensitivity", *SCORE, "--resume"))
-    assert resumed["complete"] and len(resumed["rows"]) == 14
-    assert not [p for p in next((out / "evaluations").iterdir()).iterdir() if p.name.endswith(".partial")]
-
-
 def test_damaged_and_foreign_results_files_are_named(attributed, tmp_path):
     from igcli.validate import DamagedShardError
 
@@ -251,9 +226,9 @@ def test_an_unusable_output_folder_points_to_results(attributed, tmp_path):
     (out / "evaluations").write_text("not a folder")  # as a read-only OUT, for a test run as root too
     refused = run_cli("evaluate", str(out), "--metric", "insertion", *SCORE)
     assert refused.returncode == 6 and "--results DIR" in one_line(refused.stderr)
-    elsewhere = _result(run_cli("evaluate", str(out), "--metric", "insertion", *SCORE, "--results",
-                                str(tmp_path / "mine")))
-    assert elsewhere["complete"] and elsewhere["folder"].startswith(str(tmp_path / "mine"))
+    elsewhere = evaluate(EvaluateJob(out, ["insertion"], model=TINY, device="cpu", results=tmp_path / "mine"),
+                         quiet=True)
+    assert elsewhere.complete and elsewhere.folder.startswith(str(tmp_path / "mine"))
 
 
 def test_results_elsewhere_and_a_summary_per_evaluation(attributed, tmp_path):
