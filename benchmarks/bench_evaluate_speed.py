@@ -159,8 +159,14 @@ def quantus_sensitivity(loaded, images, targets, steps: int, batch_size: int) ->
 
 
 def igcli_seconds(out: Path, metric: str, count: int, tag: str) -> float:
-    """Seconds per image of the evaluate job's streaming loop (what --json's images_per_second measures)."""
-    return 1.0 / stream_rate(out, metric, count, tag)
+    """Seconds per image of the evaluate job's streaming loop (what --json's images_per_second measures), run
+    in this process as Quantus is: the same process gives both the same warm model and thread pool (a fresh
+    process ran the same forward passes up to 40% slower here, which a peer in this process never pays)."""
+    from igcli.jobs.evaluate import EvaluateJob, evaluate
+
+    result = evaluate(EvaluateJob(out, metric.split(","), limit=count, results=WORK / f"evals-{tag}",
+                                  overwrite=True), quiet=True)
+    return 1.0 / result.images_per_second
 
 
 def summary(values: list[float]) -> str:
@@ -218,7 +224,11 @@ def main() -> None:
     if "quantus" in parts:
         stored = __import__("igcli").Output(out).shard_rows(0, ["attributions"], list(range(args.images)))
         attributions = np.asarray(stored["attributions"], np.float32)
-        attributions = attributions.sum(axis=1, keepdims=True) if attributions.ndim == 4 else attributions[:, None]
+        # igcli ranks pixels by the channel sum; Quantus ranks elements: give it the channel sum in all three
+        # channels, so PixelFlipping's 7168 elements per step are 21 steps of 3 x 224 x 224 (with one channel
+        # it would take 7 steps of 50176 and do a third of the forward passes).
+        summed = attributions.sum(axis=1, keepdims=True) if attributions.ndim == 4 else attributions[:, None]
+        attributions = np.repeat(summed, 3, axis=1)
         sweep = {b: quantus_faithfulness(loaded, images, targets, attributions, b) for b in (1, 4, 8)}
         best = min(sweep, key=sweep.get)
         print(f"\nQuantus faithfulness batch sweep (s/image): {sweep}; best {best}", file=sys.stderr)
