@@ -17,7 +17,7 @@ from igcli.metrics.ranking import pixel_scores
 
 from sync_counter import count_syncs
 
-quantus = pytest.importorskip("quantus")
+import quantus  # noqa: E402  (a test dependency: pip install -e '.[test]')
 
 SHAPES = [(4, 3, 8, 8), (3, 16, 16), (2, 1, 12, 10)]
 

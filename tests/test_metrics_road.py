@@ -19,7 +19,7 @@ from igcli.metrics.road import (ROAD, impute_cg, impute_cholmod, impute_direct, 
 SOLVE = {"cg": impute_cg, "direct": impute_direct, "cholmod": impute_cholmod}
 from igcli.models import Normalization, Preprocessing
 
-quantus = pytest.importorskip("quantus")
+import quantus  # noqa: E402  (a test dependency: pip install -e '.[test]')
 from quantus.functions.perturb_func import noisy_linear_imputation  # noqa: E402
 
 

@@ -17,7 +17,7 @@ from igcli.metrics.truth_overlap import (EMPTY_MASK, NONFINITE_SCORES, POINTING_
 
 from sync_counter import count_syncs
 
-quantus = pytest.importorskip("quantus")
+import quantus  # noqa: E402  (a test dependency: pip install -e '.[test]')
 
 OURS = {"PointingGame": pointing_game, "RelevanceMassAccuracy": relevance_mass,
         "RelevanceRankAccuracy": relevance_rank}
