@@ -24,7 +24,6 @@ import json
 import numbers
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +31,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .errors import first_line
 from .store import ShardWriter, describe_os_error
 from .text import decode_text
-from .validate import DamagedShardError, strings_digest
+from .validate import DamagedShardError, check_hdf5_file, strings_digest
 
 RESULTS_FORMAT = "igcli-evaluation/1"
 RESULTS_PATTERN = re.compile(r"^results-(\d{5})-(\d{5})\.h5$")
@@ -106,19 +104,7 @@ def check_results_file(path: Path | str, *, read_data: bool = False) -> ResultsI
     Raises:
         DamagedShardError: naming the file and the first problem found.
     """
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise DamagedShardError(path, "is not a regular file")
-        handle = h5py.File(path, "r")
-    except OSError as error:
-        raise DamagedShardError(path, f"not readable as HDF5, truncated or damaged ({first_line(error)})") from None
-    try:
-        with handle:
-            return _check_open(Path(path), handle, read_data)
-    except DamagedShardError:
-        raise
-    except (OSError, KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise DamagedShardError(path, f"damaged ({first_line(error)})") from None
+    return check_hdf5_file(path, lambda handle: _check_open(Path(path), handle, read_data))
 
 
 def _check_open(path: Path, handle: h5py.File, read_data: bool) -> ResultsInfo:

@@ -1,4 +1,5 @@
-"""File names as text and bytes: lossless for names that are not valid UTF-8, and per-image seeds from them.
+"""File names as text and bytes: lossless for names that are not valid UTF-8, per-image seeds from them, and
+option values from the command line's text.
 
 POSIX file names are bytes; Python gives undecodable bytes back as surrogate escapes (``os.fsdecode``). igcli
 stores and hashes the original bytes, so such a name round-trips exactly and seeds the same noise everywhere.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from typing import Any
 
 
 def encode_text(text: str) -> bytes:
@@ -81,3 +83,18 @@ def draw_key(path: str, abs_path: str | None, input_root: str | None) -> str:
             return inside.replace(os.sep, "/")
         return abs_path
     return abs_path or path
+
+
+def coerce(value: Any, kind: type) -> Any:
+    """``value`` (text from the command line included) as ``kind``; ValueError when it is not one. ``bool``
+    takes true/false/1/0/yes/no (``bool("false")`` would be True); ``int`` refuses booleans and fractions."""
+    if kind is bool and isinstance(value, str):
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(value)
+        return value.lower() in ("true", "1", "yes")
+    if kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
+        raise ValueError(value)
+    try:
+        return kind(value)
+    except TypeError:
+        raise ValueError(value) from None

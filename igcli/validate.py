@@ -15,7 +15,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import h5py
 
@@ -173,6 +173,19 @@ def check_shard(path: Path | str, *, read_data: bool = False) -> ShardInfo:
     Raises:
         DamagedShardError: naming the file and the first problem found.
     """
+    def check(handle: h5py.File) -> ShardInfo:
+        info = _check_open_shard(Path(path), handle)
+        if read_data:
+            for name in _dataset_names(handle):
+                handle[name][...]
+        return info
+
+    return check_hdf5_file(path, check)
+
+
+def check_hdf5_file(path: Path | str, check: Callable[[h5py.File], Any]) -> Any:
+    """``check(handle)`` on ``path`` opened read-only, after making sure it is a regular file (a FIFO would
+    block); whatever fails (not HDF5, truncated, damaged metadata or data) is a DamagedShardError naming it."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             raise DamagedShardError(path, "is not a regular file")
@@ -181,11 +194,7 @@ def check_shard(path: Path | str, *, read_data: bool = False) -> ShardInfo:
         raise DamagedShardError(path, f"not readable as HDF5, truncated or damaged ({first_line(error)})") from None
     try:
         with handle:
-            info = _check_open_shard(Path(path), handle)
-            if read_data:
-                for name in _dataset_names(handle):
-                    handle[name][...]
-            return info
+            return check(handle)
     except DamagedShardError:
         raise
     except (OSError, KeyError, TypeError, ValueError, RuntimeError) as error:  # h5py's for damaged metadata/data

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from ..errors import InvalidArgumentError
+from ..text import coerce
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -46,15 +47,8 @@ class Option:
     def convert(self, value: Any, method: str) -> Any:
         """``value`` as ``kind`` (text from the command line included), checked; InvalidArgumentError otherwise."""
         try:
-            if self.kind is bool and isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                converted: Any = value.lower() in ("true", "1", "yes")
-            elif self.kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
-                raise ValueError(value)
-            else:
-                converted = self.kind(value)
-        except (TypeError, ValueError):
+            converted = coerce(value, self.kind)
+        except ValueError:
             raise InvalidArgumentError(
                 f"{self.name} of method {method} must be {self.kind.__name__}, got {value!r}") from None
         if self.choices is not None and converted not in self.choices:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import InvalidArgumentError
+from ..text import coerce
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -47,15 +48,8 @@ class MetricOption:
     def convert(self, value: Any, metric: str) -> Any:
         """``value`` (text from the command line too) as ``kind``, checked; InvalidArgumentError otherwise."""
         try:
-            if self.kind is bool and isinstance(value, str):  # bool("false") is True
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                converted: Any = value.lower() in ("true", "1", "yes")
-            elif self.kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
-                raise ValueError(value)
-            else:
-                converted = self.kind(value)
-        except (TypeError, ValueError):
+            converted = coerce(value, self.kind)
+        except (ValueError, OverflowError):
             raise InvalidArgumentError(
                 f"-O {metric}.{self.name}: must be {self.kind.__name__}, got {value!r}") from None
         if self.choices is not None and converted not in self.choices:
