@@ -341,3 +341,16 @@ def test_the_seed_reaches_every_torch_draw_and_seed_0_draws_as_before():
     uniform = {seed: _uniform_baselines(["img.png"], seed, torch.Size((3, 4, 4)), loaded, torch.device("cpu"))
                for seed in (7, 8)}
     assert not torch.equal(uniform[7], uniform[8])  # --baseline uniform --seed S: the seed is heard
+
+
+def test_overwrite_in_parts_replaces_a_run_split_another_way(attributed, tmp_path):
+    """The hostile tester's case: --overwrite --shard 1/2 after a one-part run left that run's file, whose rows
+    of part 1's images won the merge over the new ones."""
+    out = _copy(attributed, tmp_path)
+    first = evaluate(EvaluateJob(out, ["gini"], options=["gini.features=pixels"]), quiet=True)
+    for i in range(2):
+        again = evaluate(EvaluateJob(out, ["gini"], options=["gini.features=pixels"], shard=f"{i}/2",
+                                     overwrite=True), quiet=True)
+    assert again.complete and again.rows == first.rows
+    files = list_results(again.folder)
+    assert len(files) == 2 and {check_results_file(p).settings["part_count"] for p in files} == {2}

@@ -123,8 +123,8 @@ def prepare_evaluation(folder: Path, part: Part, settings: dict[str, Any], *, re
     """Make ``folder`` ready for this part, holding its lock.
 
     Without ``resume`` or ``overwrite``, results of this part (or of a run split into another number of parts)
-    are refused: they are data. ``overwrite`` deletes this part's results files (every part's in a one-part
-    run). ``resume`` drops this part's hidden partial files and moves its damaged files aside
+    are refused: they are data. ``overwrite`` deletes this part's results files and those of a run split into
+    another number of parts (every file in a one-part run). ``resume`` drops this part's hidden partial files and moves its damaged files aside
     (``NAME.damaged``), so their images are scored again.
     """
     if resume and overwrite:
@@ -133,7 +133,10 @@ def prepare_evaluation(folder: Path, part: Part, settings: dict[str, Any], *, re
     files = list_results(folder)
     mine = [path for path in files if results_part(path) == part.index]
     if overwrite:
-        for path in mine if part.count > 1 else files:
+        # A run split another way holds rows of this part's images too, which would win the merge over the new
+        # ones: they go as well (the other parts of this run, scoring again with --overwrite, redo theirs).
+        other_split = [path for path in files if _part_count(path) not in (None, part.count)]
+        for path in dict.fromkeys([*mine, *other_split]) if part.count > 1 else files:
             try:
                 path.unlink()
             except IsADirectoryError:
