@@ -44,7 +44,10 @@ Where igcli deliberately differs:
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -334,8 +337,8 @@ def road_curves(engine: Engine, images: torch.Tensor, scores: torch.Tensor, targ
     per_image = len(orders) * levels * channels * height * width * 8 * 8  # CG's float64 vectors, with slack
     step = max(1, MEMORY_BUDGET // per_image)
     out: dict[str, list[torch.Tensor]] = {f"{o}_{kind}": [] for o in orders for kind in ("prob", "hit")}
-    for begin in range(0, count, step):
-        part = slice(begin, min(begin + step, count))
+
+    def perturbed_rows(part: slice) -> tuple[torch.Tensor, torch.Tensor]:
         rows = images[part]
         masks = torch.stack([removal_masks(scores[part], percentages, lerf=(o == "lerf")) for o in orders], 1)
         removed = masks.reshape(-1, height, width)  # (b * orders * P, H, W), image-major
@@ -343,15 +346,26 @@ def road_curves(engine: Engine, images: torch.Tensor, scores: torch.Tensor, targ
         imputed = linear_imputation(copies, removed, solver)
         noise = image_noise(seeds[part], (len(orders) * levels, channels, height, width), noise_std)
         noise = noise.to(imputed.device, imputed.dtype).reshape_as(imputed)
-        perturbed = imputed + noise * removed[:, None].to(imputed.dtype)
-        row_targets = targets[part].repeat_interleave(len(orders) * levels)
-        probability, hit = engine.scores_and_hits(perturbed, row_targets)
-        probability = probability.to(torch.float64)
-        hit = torch.where(torch.isfinite(probability), hit.to(torch.float64), torch.nan)
-        shape = (rows.shape[0], len(orders), levels)
-        for index, order in enumerate(orders):
-            out[f"{order}_prob"].append(probability.view(shape)[:, index].cpu())
-            out[f"{order}_hit"].append(hit.view(shape)[:, index].cpu())
+        return imputed + noise * removed[:, None].to(imputed.dtype), targets[part].repeat_interleave(len(orders) * levels)
+
+    # A host solver (SciPy, CHOLMOD: both release the GIL) imputes the next image while the model scores this
+    # one's P copies (already full engine chunks): one image per step.
+    ahead = (solver in ("cholmod", "direct") or (solver == "auto" and images.device.type == "cpu")) and count > 1
+    step = 1 if ahead else step
+    parts = [slice(begin, min(begin + step, count)) for begin in range(0, count, step)]
+    with ThreadPoolExecutor(max_workers=1) if ahead else contextlib.nullcontext() as pool:
+        pending = pool.submit(perturbed_rows, parts[0]) if ahead else None
+        for index, part in enumerate(parts):
+            perturbed, row_targets = pending.result() if ahead else perturbed_rows(part)
+            if ahead and index + 1 < len(parts):
+                pending = pool.submit(perturbed_rows, parts[index + 1])
+            probability, hit = engine.scores_and_hits(perturbed, row_targets)
+            probability = probability.to(torch.float64)
+            hit = torch.where(torch.isfinite(probability), hit.to(torch.float64), torch.nan)
+            shape = (part.stop - part.start, len(orders), levels)
+            for order_index, order in enumerate(orders):
+                out[f"{order}_prob"].append(probability.view(shape)[:, order_index].cpu())
+                out[f"{order}_hit"].append(hit.view(shape)[:, order_index].cpu())
     return {name: torch.cat(parts) for name, parts in out.items()}
 
 
