@@ -363,10 +363,10 @@ def road_curves(engine: Engine, images: torch.Tensor, scores: torch.Tensor, targ
             probability = probability.to(torch.float64)
             hit = torch.where(torch.isfinite(probability), hit.to(torch.float64), torch.nan)
             shape = (part.stop - part.start, len(orders), levels)
-            for order_index, order in enumerate(orders):
-                out[f"{order}_prob"].append(probability.view(shape)[:, order_index].cpu())
-                out[f"{order}_hit"].append(hit.view(shape)[:, order_index].cpu())
-    return {name: torch.cat(parts) for name, parts in out.items()}
+            for order_index, order in enumerate(orders):  # on the device until the end: one copy back
+                out[f"{order}_prob"].append(probability.view(shape)[:, order_index])
+                out[f"{order}_hit"].append(hit.view(shape)[:, order_index])
+    return {name: torch.cat(parts).cpu() for name, parts in out.items()}
 
 
 def _compute(batch: MetricBatch) -> MetricScores:
