@@ -15,6 +15,7 @@ from PIL import Image
 
 from cli_helpers import COMMON, ROOT, TINY, make_images, one_line, run_cli
 from igcli.store import ShardWriter, build_index
+from test_evaluate_parts import _result
 
 SCORE = ["--model", TINY, "--device", "cpu", "--quiet", "--json"]
 
@@ -32,12 +33,6 @@ def attributed(tmp_path_factory):
 def _copy(out, target):
     shutil.copytree(out, target, ignore=shutil.ignore_patterns("evaluations"))
     return target
-
-
-def _result(completed):
-    assert completed.returncode == 0, completed.stderr
-    (result,) = json.loads(completed.stdout)["results"]
-    return result
 
 
 def _output_with_maps(base, maps):
