@@ -58,7 +58,6 @@ class ScoredBatch:
 
     columns: dict[str, Any]
     skipped: list[tuple[str, str]]
-    images: int  # distinct images scored
 
 
 def score_rows(scorer: Scorer, rows: dict[str, Any], say: Callable[[str], None]) -> ScoredBatch:
@@ -133,7 +132,7 @@ def score_rows(scorer: Scorer, rows: dict[str, Any], say: Callable[[str], None])
             reason = f"{', '.join(lost)}: {NONFINITE}"
             skipped.append((kept_paths[k], reason))
             say(f"skipped {shown_path(kept_paths[k])}: {reason}")
-    return ScoredBatch(columns, skipped, len(dict.fromkeys(kept_paths)))
+    return ScoredBatch(columns, skipped)
 
 
 def _load(scorer: Scorer, paths: list[str], image_paths: list[str], skipped: list[tuple[str, str]],
