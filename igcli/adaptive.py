@@ -52,6 +52,10 @@ _MIN_WIDTH = 2.0**-30
 # Bulk marking leaves the cells it does not split this fraction of the target error, so that the split ones'
 # remaining error (a quarter on a smooth integrand, half at a jump) still fits in the rest.
 _UNSPLIT_SHARE = 0.5
+# ...but while the error is far above the target, a round splits only the largest cells that hold this share of
+# it (Dörfler 1996): the next round's sizes place the following points better than one big uniform step would,
+# which matters most when the budget runs out first.
+_MARKED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -148,16 +152,47 @@ class AdaptiveOutcome:
         return table
 
 
-class _Cells:
-    """One image's partition on the host: cell ends, the pool slots of its points, and the cells' errors."""
+class _Partition:
+    """One image's partition on the host: per cell its ends, the pool slots of (a, m, b), its error size, and
+    where its error vector came from (the five slots and width of the cell it halves, -1 for none; its share)."""
 
     def __init__(self) -> None:
-        self.left = np.zeros(0)
-        self.right = np.zeros(0)
-        self.slots = np.zeros((0, 3), dtype=np.int64)  # pool slot of (a, m, b)
-        self.errors = np.zeros(0)
+        self.left = self.right = self.sizes = self.origin_width = self.share = np.zeros(0)
+        self.slots = np.zeros((0, 3), dtype=np.int64)
+        self.origin = np.zeros((0, 5), dtype=np.int64)
         self.slot_alpha: dict[int, float] = {}
         self.evaluated: list[int] = []  # slots whose gradient was taken
+
+    def add(self, rows: np.ndarray, sizes: np.ndarray, shares: np.ndarray, origin: np.ndarray,
+            origin_width: np.ndarray) -> None:
+        """Append cells: ``rows`` (k, 6) as :func:`~igcli.adaptive_cells.add_cells` takes them."""
+        self.left, self.right = np.concatenate([self.left, rows[:, 1]]), np.concatenate([self.right, rows[:, 2]])
+        self.slots = np.concatenate([self.slots, rows[:, 3:6].astype(np.int64)])
+        self.sizes, self.share = np.concatenate([self.sizes, sizes]), np.concatenate([self.share, shares])
+        self.origin = np.concatenate([self.origin, origin])
+        self.origin_width = np.concatenate([self.origin_width, origin_width])
+
+    def split(self, image: int, cells: np.ndarray, pool: PointPool):
+        """Halve ``cells``: (new points (image, alpha, slot), new cell rows (image, a, b, slots), their origins,
+        parent rows for :func:`~igcli.adaptive_cells.parent_error_vectors`)."""
+        points, rows, origins, parents = [], [], [], []
+        for cell in cells:
+            a, b = self.left[cell], self.right[cell]
+            slot_a, slot_m, slot_b = (int(slot) for slot in self.slots[cell])
+            m = self.slot_alpha[slot_m]
+            quarter, three_quarters = (int(slot) for slot in pool.take(2))
+            for slot, alpha in ((quarter, (a + m) / 2), (three_quarters, (m + b) / 2)):
+                self.slot_alpha[slot] = float(alpha)
+                self.evaluated.append(slot)
+                points.append((image, float(alpha), slot))
+            rows += [(image, a, m, slot_a, quarter, slot_m), (image, m, b, slot_m, three_quarters, slot_b)]
+            origins += [(slot_a, quarter, slot_m, three_quarters, slot_b, b - a)] * 2
+            parents.append((image, slot_a, slot_m, slot_b, b - a, *self.origin[cell], self.origin_width[cell],
+                            self.share[cell]))
+        keep = np.setdiff1d(np.arange(len(self.left)), cells)
+        for name in ("left", "right", "slots", "sizes", "share", "origin", "origin_width"):
+            setattr(self, name, getattr(self, name)[keep])
+        return points, rows, origins, parents
 
     @property
     def width(self) -> np.ndarray:
@@ -186,110 +221,100 @@ def integrate_adaptive(
     """
     device = targets.device
     batch = targets.shape[0]
-    probe = path.points(torch.zeros(1, dtype=torch.int64, device=device), torch.zeros(1, dtype=torch.float64,
-                                                                                     device=device))
+    probe = path.points(torch.zeros(1, dtype=torch.int64, device=device),
+                        torch.zeros(1, dtype=torch.float64, device=device))
     shape = probe.shape[1:]
-    vector_dtype = torch.float64 if probe.dtype == torch.float64 else torch.float32
-    first = settings.initial_evaluations(rule)
-    pool = PointPool(shape, vector_dtype, device, capacity=max(1, batch * (first + 1) * 2))
-    running = torch.zeros((batch, *shape), dtype=torch.float64, device=device)
-    images = [_Cells() for _ in range(batch)]
-
-    # The first partition: n uniform cells per image, with a slot per cell end and midpoint.
-    cells = settings.initial_cells(rule)
-    grid = np.linspace(0.0, 1.0, 2 * cells + 1)
-    new_points: list[tuple[int, float, int]] = []  # (image, alpha, slot) to evaluate
-    fixed_ends: list[tuple[int, int]] = []  # (image, slot) of alpha = 1 for idgi: f known, no gradient
-    new_cells: list[tuple[int, float, float, int, int, int]] = []  # (image, a, b, slot_a, slot_m, slot_b)
-    for image, state in enumerate(images):
-        slots = pool.take(len(grid))
-        for alpha, slot in zip(grid, slots):
-            state.slot_alpha[int(slot)] = float(alpha)
-            if rule == "idgi" and alpha == 1.0:
-                fixed_ends.append((image, int(slot)))
-            else:
-                new_points.append((image, float(alpha), int(slot)))
-                state.evaluated.append(int(slot))
-        for k in range(cells):
-            new_cells.append((image, grid[2 * k], grid[2 * k + 2], int(slots[2 * k]), int(slots[2 * k + 1]),
-                              int(slots[2 * k + 2])))
-    if fixed_ends:
-        ends = np.asarray(fixed_ends, dtype=np.int64)
-        pool.scores[to_device(ends[:, 1], device)] = input_scores.to(torch.float64)[to_device(ends[:, 0], device)]
-
+    pool = PointPool(shape, torch.float64 if probe.dtype == torch.float64 else torch.float32, device,
+                     capacity=max(1, batch * (settings.initial_evaluations(rule) + 1) * 2))
+    maps = torch.zeros((batch, *shape), dtype=torch.float64, device=device)
+    error_vectors = torch.zeros_like(maps)
+    images = [_Partition() for _ in range(batch)]
+    points, rows, start_slots = _first_partition(images, pool, rule, settings.initial_cells(rule))
+    if rule == "idgi":  # f at alpha = 1 is the input's score: no gradient is taken there
+        ends = to_device(rows[rows[:, 2] == 1.0, 5].astype(np.int64), device)
+        pool.scores[ends] = input_scores.to(torch.float64)
+    start_slots = to_device(start_slots, device)
+    origins = np.full((len(rows), 6), -1.0)
+    parents = None
     active = np.ones(batch, dtype=bool)
     estimate = np.full(batch, np.inf)
-    norms = np.zeros(batch)
-    removed: list[tuple[int, int, int, int, float]] = []  # the cells halved: (image, slots..., width)
-    while new_points:
-        evaluate_points(engine, path, rule, targets, pool, new_points)
-        errors = add_cells(pool, rule, running, new_cells, removed)
-        norm_rows = to_device(np.flatnonzero(active), device)
-        copied = torch.cat([errors, running.index_select(0, norm_rows).abs().flatten(1).sum(dim=1)]).cpu().numpy()
-        _record(images, new_cells, copied[: len(new_cells)])
-        norms[active] = copied[len(new_cells):]
-
-        new_points, new_cells, removed = [], [], []
-        for image in np.flatnonzero(active):
+    while points:
+        evaluate_points(engine, path, rule, targets, pool, points)
+        sizes, shares = add_cells(pool, rule, maps, error_vectors, rows, parents)
+        # The one wait per round: the new cells' sizes and shares, and per image still refining, the size of
+        # its map, of its summed error vector, and its completeness gap (an exact lower bound of the error).
+        which = to_device(np.flatnonzero(active), device)
+        gaps = input_scores.to(torch.float64) - pool.scores[start_slots] - maps.flatten(1).sum(dim=1)
+        copied = torch.cat([sizes, shares, maps.index_select(0, which).abs().flatten(1).sum(dim=1),
+                            error_vectors.index_select(0, which).abs().flatten(1).sum(dim=1),
+                            gaps.index_select(0, which).abs()]).cpu().numpy()
+        k = len(rows)
+        sizes, shares, (norms, errors, gaps) = copied[:k], copied[k : 2 * k], copied[2 * k :].reshape(3, -1)
+        owner = rows[:, 0].astype(np.int64)
+        for image in np.unique(owner):
+            mine = owner == image
+            images[image].add(rows[mine], sizes[mine], shares[mine], origins[mine, :5].astype(np.int64),
+                              origins[mine, 5])
+        points, rows_list, origin_list, parent_list = [], [], [], []
+        for image, norm, error, gap in zip(np.flatnonzero(active), norms, errors, gaps):
             state = images[image]
-            total = float(state.errors.sum()) if np.all(np.isfinite(state.errors)) else math.inf
-            estimate[image] = total / norms[image] if norms[image] > 0 else (0.0 if total == 0 else math.inf)
-            target = settings.tolerance * norms[image]
+            total = max(error, gap) if np.all(np.isfinite(state.sizes)) else math.inf
+            estimate[image] = total / norm if norm > 0 else (0.0 if total == 0 else math.inf)
             budget = (settings.max_steps - len(state.evaluated)) // 2
-            if total <= target or not math.isfinite(total) or budget < 1:
+            split = np.zeros(0, dtype=np.int64)
+            if total > settings.tolerance * norm and math.isfinite(total) and budget >= 1:
+                # Errors of different cells partly cancel in the map: the cells' sizes add up to more than the
+                # summed vector. Keep unsplit a share of the sizes in proportion to the target over the total.
+                keep = max(_UNSPLIT_SHARE * settings.tolerance * norm / total, 1.0 - _MARKED_SHARE)
+                split = _mark(state.sizes, state.width, keep, budget)
+            if not len(split):
                 active[image] = False  # converged, out of budget, or non-finite (the engine will say so)
                 continue
-            split = _mark(state.errors, state.width, target, budget)
-            if not len(split):
-                active[image] = False
-                continue
-            for cell in split:
-                a, b = state.left[cell], state.right[cell]
-                slot_a, slot_m, slot_b = (int(s) for s in state.slots[cell])
-                m = state.slot_alpha[slot_m]
-                quarter, three_quarters = pool.take(2)
-                for slot, alpha in ((quarter, (a + m) / 2), (three_quarters, (m + b) / 2)):
-                    state.slot_alpha[int(slot)] = float(alpha)
-                    state.evaluated.append(int(slot))
-                    new_points.append((int(image), float(alpha), int(slot)))
-                new_cells.append((int(image), a, m, slot_a, int(quarter), slot_m))
-                new_cells.append((int(image), m, b, slot_m, int(three_quarters), slot_b))
-                removed.append((int(image), slot_a, slot_m, slot_b, b - a))
-            keep = np.setdiff1d(np.arange(len(state.errors)), split)
-            state.left, state.right = state.left[keep], state.right[keep]
-            state.slots, state.errors = state.slots[keep], state.errors[keep]
+            new_points, new_rows, new_origins, new_parents = state.split(int(image), split, pool)
+            points += new_points
+            rows_list += new_rows
+            origin_list += new_origins
+            parent_list += new_parents
         if on_round is not None:
             on_round(1.0 - float(active.sum()) / max(1, batch))
-
+        if points:
+            rows, parents = np.asarray(rows_list, dtype=np.float64), np.asarray(parent_list, dtype=np.float64)
+            origins = np.asarray(origin_list, dtype=np.float64) if rule != "idgi" else np.full((len(rows), 6), -1.0)
+            if rule == "idgi":
+                parents[:, 5:10] = -1
     return _finish(pool, rule, images, shape, device, settings, estimate)
 
 
-def _record(images: list[_Cells], new_cells: list, errors: np.ndarray) -> None:
-    """Append the new cells, with their errors, to their images' partitions."""
-    table = np.asarray(new_cells, dtype=np.float64).reshape(-1, 6)
-    owner = table[:, 0].astype(np.int64)
-    for image in np.unique(owner):
-        state, mine = images[image], owner == image
-        state.left = np.concatenate([state.left, table[mine, 1]])
-        state.right = np.concatenate([state.right, table[mine, 2]])
-        state.slots = np.concatenate([state.slots, table[mine, 3:6].astype(np.int64)])
-        state.errors = np.concatenate([state.errors, errors[mine]])
+def _first_partition(images: list[_Partition], pool: PointPool, rule: str, cells: int):
+    """n uniform cells per image: (points to evaluate, (k, 6) cell rows, (B,) slots of alpha = 0)."""
+    grid = np.linspace(0.0, 1.0, 2 * cells + 1)
+    points, rows, start_slots = [], [], []
+    for image, state in enumerate(images):
+        slots = [int(slot) for slot in pool.take(len(grid))]
+        start_slots.append(slots[0])
+        for alpha, slot in zip(grid, slots):
+            state.slot_alpha[slot] = float(alpha)
+            if rule != "idgi" or alpha < 1.0:
+                points.append((image, float(alpha), slot))
+                state.evaluated.append(slot)
+        rows += [(image, grid[2 * k], grid[2 * k + 2], *slots[2 * k : 2 * k + 3]) for k in range(cells)]
+    return points, np.asarray(rows, dtype=np.float64), np.asarray(start_slots, dtype=np.int64)
 
 
-def _mark(errors: np.ndarray, widths: np.ndarray, target: float, budget: int) -> np.ndarray:
-    """The cells to bisect: largest error first, the fewest that leave the rest under a share of ``target``,
-    at most ``budget``; never a cell too narrow to halve or one with no error."""
-    candidates = np.flatnonzero((widths > _MIN_WIDTH) & (errors > 0))
+def _mark(sizes: np.ndarray, widths: np.ndarray, keep: float, budget: int) -> np.ndarray:
+    """The cells to bisect: largest error size first, the fewest that leave at most the fraction ``keep`` of
+    the sizes' sum unsplit, at most ``budget``; never a cell too narrow to halve or one with no error."""
+    candidates = np.flatnonzero((widths > _MIN_WIDTH) & (sizes > 0))
     if not len(candidates):
         return candidates
-    order = candidates[np.argsort(-errors[candidates], kind="stable")]
-    remaining = errors.sum() - np.cumsum(errors[order])
-    enough = np.flatnonzero(remaining <= _UNSPLIT_SHARE * target)
+    order = candidates[np.argsort(-sizes[candidates], kind="stable")]
+    remaining = sizes.sum() - np.cumsum(sizes[order])
+    enough = np.flatnonzero(remaining <= keep * sizes.sum())
     count = int(enough[0]) + 1 if len(enough) else len(order)
     return np.sort(order[: min(count, budget)])
 
 
-def _finish(pool: PointPool, rule: str, images: list[_Cells], shape: torch.Size, device: torch.device,
+def _finish(pool: PointPool, rule: str, images: list[_Partition], shape: torch.Size, device: torch.device,
             settings: AdaptiveSteps, estimate: np.ndarray) -> AdaptiveOutcome:
     """Each image's map as sum_k w_k v(t_k) over its final partition, and what was spent."""
     scores = pool.scores[: pool.used].cpu().numpy()  # the IDGI weights are score changes

@@ -68,58 +68,97 @@ def evaluate_points(engine: Engine, path, rule: str, targets: torch.Tensor, pool
 
 
 def cell_values(pool: PointPool, rule: str, slots: torch.Tensor, widths: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For k cells given their (k, 3) slots and (k,) widths: (k, C, H, W) float64 values, (k,) error estimates
-    from the cell alone, and (k,) completeness gaps (zero for ``idgi``, where every cell is complete)."""
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For k cells given their (k, 3) slots and (k,) widths: (k, C, H, W) float64 values; (k, C, H, W) signed
+    error vectors from the cell alone, a finer rule's value less a coarser one's (``riemann``: Simpson's less the
+    two-panel trapezoid's, -h/12 (v_a - 2 v_m + v_b); ``idgi``: the two left sums less the one,
+    (u_m - u_a)(f_b - f_m)); and (k,) signed completeness gaps f(b) - f(a) - sum(value) (zero for ``idgi``)."""
     v_a, v_m, v_b = (pool.vectors[slots[:, j]].to(torch.float64) for j in range(3))
     f_a, f_m, f_b = (pool.scores[slots[:, j]] for j in range(3))
     view = (-1, *([1] * (v_a.dim() - 1)))
     if rule == "idgi":
         values = v_a * (f_m - f_a).view(view) + v_m * (f_b - f_m).view(view)
-        errors = (f_b - f_m).abs() * (v_m - v_a).abs().flatten(1).sum(dim=1)
-        return values, errors, torch.zeros_like(errors)
+        return values, (v_m - v_a) * (f_b - f_m).view(view), torch.zeros_like(f_a)
     h = widths.view(view)
     values = h / 6 * (v_a + 4 * v_m + v_b)
-    curvature = (h / 12 * (v_a - 2 * v_m + v_b)).abs().flatten(1).sum(dim=1)
-    gap = (f_b - f_a - values.flatten(1).sum(dim=1)).abs()
-    return values, curvature, gap
+    return values, -h / 12 * (v_a - 2 * v_m + v_b), f_b - f_a - values.flatten(1).sum(dim=1)
 
 
-def add_cells(pool: PointPool, rule: str, running: torch.Tensor, new_cells: list, parents: list) -> torch.Tensor:
-    """Add the new cells' values to the running maps (and take out the parents they halve); (k,) the new cells'
-    error estimates.
+def pair_difference(pool: PointPool, five: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
+    """(k, C, H, W) S(a, q1, m) + S(m, q3, b) - S(a, m, b) for k ``riemann`` cells halved, given their (k, 5)
+    slots (a, q1, m, q3, b) and (k,) widths b - a."""
+    left, _, _ = cell_values(pool, "riemann", five[:, 0:3], widths / 2)
+    right, _, _ = cell_values(pool, "riemann", five[:, 2:5], widths / 2)
+    whole, _, _ = cell_values(pool, "riemann", five[:, [0, 2, 4]], widths)
+    return left + right - whole
 
-    A cell of the first partition is judged alone (:func:`cell_values`). Halves of a ``riemann`` cell are judged
-    by how far their two Simpson values moved from their parent's, ||S_1 + S_2 - S_parent||_1: the difference
-    of two nested levels, which estimates the coarser level's error and so bounds the finer one's on a smooth
-    integrand (Lyness 1969) and matches it at a jump; it is shared between the halves in proportion to their
-    own curvature estimates. A half's completeness gap, a lower bound of its L1 error, is never undercut.
+
+def _l1(vectors: torch.Tensor) -> torch.Tensor:
+    return vectors.abs().flatten(1).sum(dim=1)
+
+
+def add_cells(pool: PointPool, rule: str, maps: torch.Tensor, error_vectors: torch.Tensor, new_cells: np.ndarray,
+              parents: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Add the new cells' values to the running ``maps`` and their error vectors to ``error_vectors`` (both
+    (B, C, H, W) float64), taking out those of the parents they halve; return the new cells' (k,) error sizes
+    (what bisecting them should gain: the L1 norm of their error vectors, never below their completeness gap)
+    and (k,) shares.
+
+    ``new_cells``: (k, 6) rows (image, a, b, slot_a, slot_m, slot_b); after the first round they come in pairs,
+    the halves of ``parents[i]`` at 2i and 2i + 1. ``parents``: (k / 2, 12) rows (image, slot_a, slot_m, slot_b,
+    width, five origin slots, origin width, share): see :func:`parent_error_vectors`.
+
+    A ``riemann`` pair's error vector is how far its two Simpson values moved from their parent's,
+    S_1 + S_2 - S_parent: the difference of two nested levels, which estimates the coarser level's error and so
+    bounds the finer one's on a smooth integrand (Lyness 1969), and matches it at a jump. The halves share it in
+    proportion to their own curvature (``shares``). The errors of an image's cells are added as vectors, so that
+    errors of opposite signs in different cells cancel as they do in the map.
     """
-    device = running.device
-    errors = torch.zeros(len(new_cells), dtype=torch.float64, device=device)
-    table = np.asarray(new_cells, dtype=np.float64).reshape(-1, 6)
-    image_index = to_device(table[:, 0].astype(np.int64), device)
-    slots = to_device(table[:, 3:6].astype(np.int64), device)
-    widths = to_device(table[:, 2] - table[:, 1], device)
-    if parents:  # new cells come in pairs, halves of parents[i] at 2i and 2i + 1
-        parent_table = np.asarray(parents, dtype=np.float64)
-        parent_slots = to_device(parent_table[:, 1:4].astype(np.int64), device)
-        parent_widths = to_device(parent_table[:, 4], device)
+    device = maps.device
+    sizes = torch.zeros(len(new_cells), dtype=torch.float64, device=device)
+    shares = torch.ones(len(new_cells), dtype=torch.float64, device=device)
+    image_index = to_device(new_cells[:, 0].astype(np.int64), device)
+    slots = to_device(new_cells[:, 3:6].astype(np.int64), device)
+    widths = to_device(new_cells[:, 2] - new_cells[:, 1], device)
+    if parents is not None:
+        parent_rows = to_device(parents, device)
     step = CELL_CHUNK - CELL_CHUNK % 2
     for start in range(0, len(new_cells), step):
         part = slice(start, start + step)
         values, own, gap = cell_values(pool, rule, slots[part], widths[part])
-        running.index_add_(0, image_index[part], values)
-        if parents:
-            halves = slice(start // 2, (start + step) // 2)
-            parent_values, _, _ = cell_values(pool, rule, parent_slots[halves], parent_widths[halves])
-            running.index_add_(0, image_index[part][0::2], -parent_values)
-            if rule != "idgi":
-                moved = (values[0::2] + values[1::2] - parent_values).abs().flatten(1).sum(dim=1)
-                pair_own = own.view(-1, 2)
-                share = torch.where(pair_own.sum(dim=1, keepdim=True) > 0,
-                                    pair_own / pair_own.sum(dim=1, keepdim=True).clamp_min(1e-300),
-                                    torch.full_like(pair_own, 0.5))
-                own = (moved.view(-1, 1) * share).flatten()
-        errors[part] = torch.maximum(own, gap)
-    return errors
+        maps.index_add_(0, image_index[part], values)
+        if parents is None or rule == "idgi":
+            error_vectors.index_add_(0, image_index[part], own)
+            sizes[part] = torch.maximum(_l1(own), gap.abs())
+        if parents is None:
+            continue
+        halves = parent_rows[start // 2 : (start + step) // 2]
+        owners = halves[:, 0].long()
+        parent_slots, parent_widths = halves[:, 1:4].long(), halves[:, 4]
+        parent_values, _, _ = cell_values(pool, rule, parent_slots, parent_widths)
+        maps.index_add_(0, owners, -parent_values)
+        error_vectors.index_add_(0, owners, -parent_error_vectors(pool, rule, halves))
+        if rule == "idgi":
+            continue
+        pair = values[0::2] + values[1::2] - parent_values
+        curvature = _l1(own).view(-1, 2)
+        total = curvature.sum(dim=1, keepdim=True)
+        share = torch.where(total > 0, curvature / total.clamp_min(1e-300), torch.full_like(curvature, 0.5))
+        error_vectors.index_add_(0, owners, pair)
+        shares[part] = share.flatten()
+        sizes[part] = torch.maximum((_l1(pair).view(-1, 1) * share).flatten(), gap.abs())
+    return sizes, shares
+
+
+def parent_error_vectors(pool: PointPool, rule: str, parents: torch.Tensor) -> torch.Tensor:
+    """The error vectors the cells in ``parents`` added when they were made: (k, 12) rows (image, slot_a,
+    slot_m, slot_b, width, five origin slots, origin width, share), the origin being the cell they halve
+    (``riemann``; -1 for a cell of the first partition, and always for ``idgi``, whose cells are judged alone)."""
+    slots, widths = parents[:, 1:4].long(), parents[:, 4]
+    _, own, _ = cell_values(pool, rule, slots, widths)
+    if rule == "idgi":
+        return own
+    origin, origin_widths, share = parents[:, 5:10].long(), parents[:, 10], parents[:, 11]
+    halved = origin[:, 0] >= 0
+    paired = pair_difference(pool, origin.clamp_min(0), origin_widths) * share.view(-1, *([1] * (own.dim() - 1)))
+    return torch.where(halved.view(-1, *([1] * (own.dim() - 1))), paired, own)
