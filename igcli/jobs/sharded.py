@@ -39,6 +39,7 @@ from ..text import absolute_path, draw_key, shown_path
 from .checks import DEFAULT_STEPS, AttributeJob, check_attribute_job, is_schedule_file, parse_target, schedule_file_for
 from .output_folder import make_output_folder, prepare_output
 from .pipeline import EXIT_INTERRUPTED, EXIT_SKIPPED, Job, delivered, run_job
+from .spreads import error_bar_spread, evaluation_spread
 from .streaming import label_resolver, stream_images
 
 @dataclass
@@ -279,25 +280,12 @@ class ShardStep:
 
     def error_bar_spread(self) -> dict[str, float] | None:
         """Median, 90th percentile and maximum of the finite error bars written so far, and their count."""
-        values = np.concatenate(self.error_bars) if self.error_bars else np.zeros(0)
-        values = values[np.isfinite(values)]
-        if not values.size:
-            return None
-        return {"median": round(float(np.median(values)), 6), "p90": round(float(np.percentile(values, 90)), 6),
-                "max": round(float(values.max()), 6), "count": int(values.size)}
-
+        return error_bar_spread(self.error_bars)
 
     def evaluation_spread(self) -> dict[str, float] | None:
-        """``--steps auto``: mean, median, 90th percentile and maximum of the gradient evaluations of the maps
-        written so far, their count, and the fraction of them that met the tolerance; None otherwise."""
-        if not self.evaluations:
-            return None
-        values, met = np.concatenate(self.evaluations), np.concatenate(self.met)
-        if not values.size:
-            return None
-        return {"mean": round(float(values.mean()), 3), "median": float(np.median(values)),
-                "p90": float(np.percentile(values, 90)), "max": int(values.max()), "count": int(values.size),
-                "tolerance_met": round(float(met.mean()), 6)}
+        """``--steps auto``: the spread of gradient evaluations per map written so far (see
+        :func:`~igcli.jobs.spreads.evaluation_spread`); None otherwise."""
+        return evaluation_spread(self.evaluations, self.met)
 
 
 class ShardedJob(Job):
