@@ -204,7 +204,7 @@ class ShardStep:
         if self.gaps is None:
             return []
         spec = self.recipe.schedule if self.job.schedule is None else self.job.schedule
-        kind = ("auto-steps" if self.job.adaptive else "calibrated" if is_schedule_file(spec)
+        kind = ("auto" if self.job.adaptive else "calibrated" if is_schedule_file(spec)
                 else spec if isinstance(spec, str) else "custom")
         return self.gaps.messages(output=self.job.output, schedule=kind)
 
