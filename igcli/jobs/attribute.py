@@ -28,7 +28,8 @@ class AttributeStep(ShardStep):
     def compute(self, images: torch.Tensor, targets: torch.Tensor | None, paths: Sequence[str]) -> AttributionResult:
         return attribute(
             self.loaded.module, images, targets, method=self.recipe.method, rule=self.recipe.rule or "riemann",
-            steps=self.steps, schedule=self.schedule,  # --steps auto: "auto" and None baseline=self.batch_baseline_list(images, paths),
+            steps=self.steps, schedule=self.schedule,  # --steps auto: "auto" and None
+            baseline=self.batch_baseline_list(images, paths),
             output=self.job.output, noise_samples=self.job.noise_samples, noise_level=self.job.noise_level,
             noise_aggregate=self.job.noise_aggregate, references=self.references,
             baseline_samples=self.job.baseline_samples, keys=self.draw_keys(paths), batch_size=self.batch_size, device=self.device,
