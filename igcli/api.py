@@ -11,6 +11,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,7 +25,10 @@ from .methods import Method, as_method, check_method, resolve_method
 from .methods.registry import plugin_faults
 from .prologue import TargetSpec, prepared_batch
 from .rules import make_rule
+from .adaptive import (DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS, DEFAULT_TOLERANCE, AdaptiveSteps, check_auto_steps,
+                       integrate_adaptive)
 from .schedules import Schedule, ScheduleSpec, default_schedule, make_schedule
+from .transfer import to_device
 
 
 @dataclass
@@ -44,6 +48,10 @@ class AttributionResult:
         relative_se: (B,) float32, the error bar of a map averaged over random draws (noise, drawn references,
             Expected Gradients' samples): ||SE|| / ||map||, the standard error of the map relative to its size
             (README, "Ensembles"); NaN for a map that drew nothing or too few draws to tell.
+        evaluations, error_estimate, tolerance_met, step_points: with ``steps="auto"`` only (None otherwise):
+            (B,) int64 gradient evaluations spent per image; (B,) float32 estimated relative L1 error of the map;
+            (B,) bool whether it is below the tolerance; (B, P) float64 the sorted alphas where gradients were
+            taken, NaN-padded after each image's last (P: the most of any image in the batch).
     """
 
     attributions: torch.Tensor
@@ -53,6 +61,10 @@ class AttributionResult:
     completeness_gap: torch.Tensor
     settings: dict[str, Any] = field(default_factory=dict)
     relative_se: torch.Tensor | None = None
+    evaluations: torch.Tensor | None = None
+    error_estimate: torch.Tensor | None = None
+    tolerance_met: torch.Tensor | None = None
+    step_points: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.relative_se is None:
@@ -69,10 +81,13 @@ def attribute(
     *,
     method: str | Method = "ig",
     rule: str = "riemann",
-    steps: int = 32,
+    steps: int | str = 32,
     schedule: ScheduleSpec | None = None,
     baseline: BaselineSpec | Sequence[BaselineSpec] = "black",
     output: str = "prob",
+    tolerance: float = DEFAULT_TOLERANCE,
+    min_steps: int = DEFAULT_MIN_STEPS,
+    max_steps: int = DEFAULT_MAX_STEPS,
     noise_samples: int = 0,
     noise_level: float | None = None,
     noise_aggregate: str | None = None,
@@ -98,7 +113,11 @@ def attribute(
         method: ``vg``, ``ig``, ``blurig``, ``gig``, a plugin's name (``igcli.method_names()``) or a
             :class:`~igcli.methods.Method` object; ``idgi`` is short for ``ig`` with ``rule="idgi"``.
         rule: ``riemann`` or ``idgi`` (any path method).
-        steps: gradient evaluations along the path (the trapezoid schedule uses steps + 1).
+        steps: gradient evaluations along the path (the trapezoid schedule uses steps + 1), or ``"auto"``: per
+            image, the partition of [0, 1] is refined where the integrand changes fastest until the estimated
+            relative L1 error of the map is below ``tolerance`` or ``max_steps`` gradients are spent
+            (:mod:`igcli.adaptive`; fixed paths only: ``ig``, ``blurig``, plugins with a fixed path; no
+            ``schedule`` and no ensemble).
         schedule: ``left``, ``right``, ``midpoint``, ``trapezoid``, ``gauss-legendre``, n + 1 alphas (a left
             sum over that partition, e.g. a RiemannOpt schedule) or a :class:`~igcli.schedules.Schedule`;
             None: each rule's reference, ``right`` for ``riemann`` and ``left`` for ``idgi`` (Algorithm 1 takes
@@ -108,6 +127,8 @@ def attribute(
             averages the method over them (a baseline ensemble). For ``eg``, the distribution its samples draw
             from (``uniform``: a fresh draw per sample) unless ``references`` are given.
         output: ``prob`` (softmax probability of the target) or ``logit``.
+        tolerance, min_steps, max_steps: with ``steps="auto"``: the relative L1 error to reach, in (0, 1); the
+            gradient evaluations of the first uniform partition (rounded up to whole cells); the most per image.
         noise_samples: N > 0 averages the method over N noisy copies of each input, x + N(0, sigma^2) with
             sigma = ``noise_level`` x (max(x) - min(x)) per image (SmoothGrad; default level 0.15), combined by
             ``noise_aggregate``: ``smoothgrad`` (mean, the default), ``smoothgrad-sq`` (mean of squares) or
@@ -138,11 +159,14 @@ def attribute(
     Raises:
         InvalidArgumentError, ShapeError, TargetError, NonFiniteError (all :class:`~igcli.errors.IgcliError`).
     """
-    schedule = _schedule_or_default(schedule, method, rule)
+    adaptive = steps == "auto"
+    if not adaptive:
+        schedule = _schedule_or_default(schedule, method, rule)
     chosen = as_method(method)
-    path_schedule = make_schedule(schedule, steps) if chosen.has_path else None  # built once, described too
+    path_schedule = make_schedule(schedule, steps) if chosen.has_path and not adaptive else None  # built once
     baselines = _baseline_list(baseline)
     settings, ensemble = _described(method, rule, steps=steps, schedule=path_schedule or schedule,
+                                    tolerance=tolerance, min_steps=min_steps, max_steps=max_steps,
                                     baseline=baselines, output=output, seed=seed, noise_samples=noise_samples,
                                     noise_level=noise_level, noise_aggregate=noise_aggregate,
                                     references=references is not None, baseline_samples=baseline_samples,
@@ -156,6 +180,9 @@ def attribute(
     with prepared_batch(model, images, target, output=output, batch_size=batch_size, device=device,
                         amp=amp) as batch:
         engine, inputs, targets, scores = batch.engine, batch.inputs, batch.targets, batch.scores
+        if adaptive:
+            return _attribute_adaptive(chosen, engine, inputs, targets, scores, images, baselines[0], settings,
+                                       normalization, seed, options, progress, check_completeness, output)
         if progress is not None:
             per_member = path_schedule.steps if path_schedule else 1
             members = max(1, ensemble.noise_samples) * ensemble.members_per_noise_draw if ensemble.active else 1
@@ -188,6 +215,29 @@ def attribute(
     change = scores.to(torch.float64) - baseline_scores.to(torch.float64)
     return _result(images, accumulator.attributions, targets, scores, baseline_scores, change, settings, None,
                    check_completeness, output, schedule)
+
+
+def _attribute_adaptive(method: Method, engine: Any, inputs: torch.Tensor, targets: torch.Tensor,
+                        scores: torch.Tensor, images: torch.Tensor, baseline: Any, settings: dict[str, Any],
+                        normalization: Normalization | None, seed: int, options: dict[str, Any],
+                        progress: Callable[[float], None] | None, check_completeness: bool, output: str
+                        ) -> AttributionResult:
+    """:func:`attribute` with ``steps="auto"`` inside its prepared batch (:mod:`igcli.adaptive`)."""
+    auto = AdaptiveSteps(settings["step_tolerance"], settings["min_steps"], settings["max_steps"])
+    with plugin_faults(method):
+        baselines = method.make_baselines(baseline, inputs, normalization or Normalization(), seed, options)
+        path = method.make_path(inputs, baselines, options)
+        found = integrate_adaptive(engine, path, settings["rule"], targets, scores, auto, on_round=progress)
+    engine.raise_if_nonfinite()
+    change = scores.to(torch.float64) - found.start_scores
+    result = _result(images, found.attributions, targets, scores, found.start_scores, change, settings, None,
+                     check_completeness, output, "auto")
+    device = images.device  # host arrays, queued to the caller's device without waiting
+    result.evaluations = to_device(found.evaluations.astype(np.int64), device)
+    result.error_estimate = to_device(found.error_estimate.astype(np.float32), device)
+    result.tolerance_met = to_device(found.tolerance_met.astype(bool), device)
+    result.step_points = to_device(found.padded_points(), device)
+    return result
 
 
 def _result(images: torch.Tensor, attributions: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor,
@@ -253,6 +303,9 @@ def describe(
     baseline: BaselineSpec | Sequence[BaselineSpec] = "black",
     output: str = "prob",
     seed: int = 0,
+    tolerance: float = DEFAULT_TOLERANCE,
+    min_steps: int = DEFAULT_MIN_STEPS,
+    max_steps: int = DEFAULT_MAX_STEPS,
     noise_samples: int = 0,
     noise_level: float | None = None,
     noise_aggregate: str | None = None,
@@ -267,27 +320,34 @@ def describe(
     floats in [0, 1]); ``baseline`` (a name, ``"tensor"`` for a tensor, a list of those for several) for
     methods that take one, and ``seed`` where anything is drawn; ``noise_samples``, ``noise_level`` and
     ``noise_aggregate`` with a noise ensemble, ``baseline_samples`` with drawn references (``references``: whether
-    they are given). Raises :class:`InvalidArgumentError` for anything :func:`attribute` would refuse.
+    they are given). With ``steps="auto"``: ``schedule`` is ``"auto"`` and ``step_tolerance``, ``min_steps``,
+    ``max_steps`` replace ``steps`` and the schedule's lists. Raises :class:`InvalidArgumentError` for anything
+    :func:`attribute` would refuse.
     """
     return _described(method, rule, steps=steps, schedule=schedule, baseline=baseline, output=output, seed=seed,
+                      tolerance=tolerance, min_steps=min_steps, max_steps=max_steps,
                       noise_samples=noise_samples, noise_level=noise_level, noise_aggregate=noise_aggregate,
                       references=references, baseline_samples=baseline_samples, **method_options)[0]
 
 
-def _described(method: str | Method, rule: str, *, steps: int, schedule: ScheduleSpec | None, baseline: Any,
-               output: str, seed: int, noise_samples: int, noise_level: float | None, noise_aggregate: str | None,
+def _described(method: str | Method, rule: str, *, steps: int | str, schedule: ScheduleSpec | None, baseline: Any,
+               output: str, seed: int, tolerance: float, min_steps: int, max_steps: int, noise_samples: int, noise_level: float | None, noise_aggregate: str | None,
                references: bool, baseline_samples: int | None, **method_options: Any
                ) -> tuple[dict[str, Any], EnsembleSpec]:
     """:func:`describe`'s settings and the checked :class:`~igcli.ensembles.EnsembleSpec` they ask for."""
     chosen = as_method(method)
-    schedule = _schedule_or_default(schedule, method, rule)
+    adaptive = steps == "auto"
+    if not adaptive:
+        schedule = _schedule_or_default(schedule, method, rule)
     method, rule, options = check_method(method, rule, output, method_options)
     baselines = _baseline_list(baseline)
     ensemble = check_ensemble(chosen, noise_samples=noise_samples, noise_level=noise_level,
                               noise_aggregate=noise_aggregate, baselines=baselines, references=references,
                               baseline_samples=baseline_samples,
                               method_samples=int(options[chosen.stochastic_samples]) if chosen.stochastic_samples else 0)
-    path_schedule = make_schedule(schedule, steps) if chosen.has_path else None
+    auto = check_auto_steps(chosen, rule, schedule, ensemble.active,
+                            AdaptiveSteps(tolerance, min_steps, max_steps)) if adaptive else None
+    path_schedule = make_schedule(schedule, steps) if chosen.has_path and not adaptive else None
     if path_schedule is not None:
         chosen.check_steps(options, len(path_schedule.boundaries) - 1)
     settings = _settings(
@@ -299,6 +359,9 @@ def _described(method: str | Method, rule: str, *, steps: int, schedule: Schedul
         options,
         seed,
     )
+    if auto is not None:
+        settings.update(schedule="auto", step_tolerance=auto.tolerance, min_steps=auto.min_steps,
+                        max_steps=auto.max_steps)
     settings.update(ensemble.settings())
     if ensemble.has_noise or ensemble.stochastic_members:
         settings["seed"] = seed

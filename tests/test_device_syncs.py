@@ -84,6 +84,28 @@ def test_syncs_per_call_do_not_grow_with_steps_or_images(method, rule):
     assert few_steps <= 16, few_sites  # a handful per call, see the module docstring
 
 
+@pytest.mark.parametrize("rule", RULES)
+def test_steps_auto_waits_for_the_device_once_per_round_whatever_the_number_of_images(rule):
+    """The host decides which cells to halve from one copy per refinement round; copies of one image refine
+    alike, so 2 and 6 of them take the same rounds and must cost the same syncs."""
+    model = tiny_convnet()
+
+    def run(count: int):
+        x = images(1).expand(count, -1, -1, -1).contiguous()
+        with warnings.catch_warnings(), count_syncs() as counter:
+            warnings.simplefilter("ignore")
+            result = igcli.attribute(model, x, method="ig", rule=rule, steps="auto", tolerance=1e-7, batch_size=4,
+                                     device="cpu")
+        return counter.total, counter.by_site(), result
+
+    few, few_sites, result = run(2)
+    more, more_sites, _ = run(6)
+    assert more == few, f"2 images: {few_sites}\n6 images: {more_sites}"
+    rounds = [site for site in few_sites if site.startswith("igcli/adaptive.py")]
+    assert int(result.evaluations[0]) > 9  # it refined, over several rounds
+    assert sum(few_sites[site] for site in rounds) <= int(np.log2(int(result.evaluations[0]))) + 3, few_sites
+
+
 def test_vanilla_gradient_syncs_do_not_grow_with_images():
     few, few_sites = counted("vg", None, 3, 1)
     more, more_sites = counted("vg", None, 6, 1)
