@@ -105,6 +105,9 @@ def method_title(recipe: Recipe, percentile: float) -> str:
         elif schedule and schedule != default_schedule(recipe.rule) and len(schedule) <= 24:
             steps += f" ({schedule})"
         parts.append(steps)
+    elif recipe.adaptive:  # --steps auto: points per image; the target error says how the count was chosen
+        tolerance = recipe.step_tolerance
+        parts.append(f"auto steps, T={tolerance:g}" if isinstance(tolerance, (int, float)) else "auto steps")
     return ", ".join(parts) + f"; full colour at \u00b1{_ordinal(percentile)} percentile of |sum over channels|"
 
 

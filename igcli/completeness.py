@@ -23,8 +23,11 @@ def _either(options: list[str]) -> str:
 
 def gap_hint(*, cli: bool = True, schedule: str = "right") -> str:
     """What to do about a coarse path integral, for the run's ``schedule``: a schedule name, ``calibrated``
-    (``--schedule auto`` or a schedule file) or ``custom`` (alphas given); ``cli`` words it as options, else as
-    :func:`igcli.attribute` arguments. Nothing already in use is suggested."""
+    (``--schedule auto`` or a schedule file), ``custom`` (alphas given) or ``auto`` (``--steps auto``);
+    ``cli`` words it as options, else as :func:`igcli.attribute` arguments. Nothing already in use is suggested."""
+    if schedule == "auto":  # the points are the run's own: only a tighter target or a higher cap helps
+        return ("use a smaller --tolerance or a larger --max-steps" if cli
+                else "use a smaller tolerance or a larger max_steps")
     options = ["more --steps" if cli else "more steps"]
     if schedule == "calibrated":  # a calibration is for one step count: more steps need another one
         options[0] += " (igcli calibrate for that count first)"

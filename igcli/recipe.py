@@ -6,7 +6,8 @@ into the attribution function ``evaluate`` recomputes with (:meth:`Recipe.attrib
 
 Stored flat, with ``recipe`` naming the format: ``method``, ``rule``, ``path``, ``output``, the method's options
 by name (listed in ``option_names``), the schedule (``steps``, ``schedule``, ``alphas``, ``schedule_weights``,
-``boundaries``), ``baseline`` (a list when several), ``seed``, the ensemble (``noise_samples``, ``noise_level``,
+``boundaries``; for ``--steps auto`` instead ``schedule`` = ``auto``, ``step_tolerance``, ``min_steps`` and
+``max_steps``), ``baseline`` (a list when several), ``seed``, the ensemble (``noise_samples``, ``noise_level``,
 ``noise_aggregate``, ``baseline_dir``, ``baseline_dir_sha256``, ``baseline_samples``: only when used), the model (``model``, ``weights``, ``weights_sha256``,
 ``preprocessing``), ``target``, ``labels``, ``dtype``, ``reduce``, ``amp``, ``part_count``, a job's own keys
 (Split IG: ``psi``, ``tolerance``) and provenance (``command``, ``igcli_version``, ``torch_version``,
@@ -30,13 +31,16 @@ SPLIT_IG = "split-ig"  # igcli split's method name: IG on the straight path, wit
 # Fields that may change between a run and its resumption without changing a single number.
 VOLATILE = frozenset({"command", "igcli_version", "torch_version", "device", "weights", "schedule_file"})
 # The order in which a --resume refusal names differences: the ones a person is most likely to have changed.
-FIRST_SHOWN = ("method", "rule", "model", "steps", "schedule", "output", "baseline", "noise_samples", "target")
+FIRST_SHOWN = ("method", "rule", "model", "steps", "schedule", "step_tolerance", "min_steps", "max_steps", "output",
+               "baseline", "noise_samples", "target")
 
 
 @dataclass(frozen=True)
 class Recipe:
     """How maps were made. ``options``: the method's options with defaults filled in; ``alphas``,
-    ``schedule_weights``, ``boundaries``: the exact schedule (lists of floats in [0, 1]); ``baseline``: a name,
+    ``schedule_weights``, ``boundaries``: the exact schedule (lists of floats in [0, 1]); ``step_tolerance``,
+    ``min_steps``, ``max_steps``: ``--steps auto``'s target and limits (then ``steps`` is None and ``schedule``
+    is ``auto``: the points were chosen per image, and are stored per row); ``baseline``: a name,
     ``file:PATH`` or ``tensor``, or a list of those (a baseline ensemble); None for methods without one or when
     references are drawn from ``baseline_dir``; ``extra``: a job's own settings."""
 
@@ -51,6 +55,9 @@ class Recipe:
     alphas: list[float] | None = None
     schedule_weights: list[float] | None = None
     boundaries: list[float] | None = None
+    step_tolerance: float | None = None
+    min_steps: int | None = None
+    max_steps: int | None = None
     baseline: str | list[str] | None = None
     seed: int = 0
     noise_samples: int | None = None
@@ -131,11 +138,24 @@ class Recipe:
                 f"plugin package that provides it (entry point {self.path_method!r} in group {ENTRY_POINT_GROUP})")
         return get_method(self.path_method)
 
+    @property
+    def adaptive(self) -> bool:
+        """Whether the points were chosen per image (``--steps auto``): no schedule to rebuild; recomputing runs
+        the same deterministic refinement with the recorded tolerance and limits."""
+        return self.step_tolerance is not None
+
+    def adaptive_settings(self) -> dict[str, Any]:
+        """:func:`igcli.attribute`'s keyword arguments for the recorded ``--steps auto`` (empty otherwise)."""
+        if not self.adaptive:
+            return {}
+        return {"steps": "auto", "tolerance": self.step_tolerance, "min_steps": self.min_steps,
+                "max_steps": self.max_steps}
+
     def rebuilt_schedule(self):
         """The exact :class:`~igcli.schedules.Schedule` the run used (None for a method without a path)."""
         from .schedules import schedule_from_settings
 
-        return schedule_from_settings(self.as_settings()) if self.steps else None
+        return schedule_from_settings(self.as_settings()) if self.steps and not self.adaptive else None
 
     def attribution_function(self, loaded: Any, device: "torch.device", batch_size: int
                              ) -> Callable[..., "torch.Tensor"]:
@@ -144,18 +164,22 @@ class Recipe:
         ``keys`` seed an ensemble's draws (the ``draw_keys`` an :class:`~igcli.output.Output` gives; default
         ``paths``).
         ``baseline`` (model-input space) replaces the recorded one when given. ``loaded``: the
-        :class:`~igcli.models.LoadedModel` the maps were made with."""
+        :class:`~igcli.models.LoadedModel` the maps were made with. A ``--steps auto`` recipe refines again with
+        the recorded tolerance and limits: the refinement is deterministic, so the same image gets the same
+        points (the stored ``step_points``) and map; a changed input or baseline gets its own points."""
         from .api import attribute, describe
         from .batch_baselines import baseline_from_spec, batch_baseline
         from .maps import reduce_channels
 
         method = self.method_object()
         schedule = self.rebuilt_schedule()
+        # The schedule as attribute() takes it: the recorded one, or steps="auto" and its limits (no schedule)
+        steps = self.adaptive_settings() or {"steps": schedule.steps if schedule else 1,
+                                              "schedule": schedule or "right"}
         recorded = self.baseline if isinstance(self.baseline, list) else [self.baseline or "black"]
         # Settings each of the right type can still contradict one another (or ask for 10^13 draws): check them
         # together now, before a reference folder is read, so the caller can name the shard they came from.
-        describe(method.name, self.rule or "riemann", steps=schedule.steps if schedule else 1,
-                 schedule=schedule or "right", baseline=["black" if spec.startswith("file:") else spec
+        describe(method.name, self.rule or "riemann", **steps, baseline=["black" if spec.startswith("file:") else spec
                                                          for spec in recorded],
                  output=self.output, seed=self.seed, noise_samples=self.noise_samples or 0,
                  noise_level=self.noise_level, noise_aggregate=self.noise_aggregate,
@@ -175,7 +199,7 @@ class Recipe:
             ensemble = {} if baseline is not None and not method.stochastic_samples else dict(
                 references=references, baseline_samples=self.baseline_samples)
             maps = attribute(loaded.module, images, targets, method=method.name, rule=self.rule or "riemann",
-                             steps=schedule.steps if schedule else 1, schedule=schedule or "right", baseline=baselines,
+                             **steps, baseline=baselines,
                              output=self.output, batch_size=batch_size, device=device, amp=self.amp,
                              normalization=loaded.preprocessing.normalization, seed=self.seed,
                              noise_samples=self.noise_samples or 0, noise_level=self.noise_level,

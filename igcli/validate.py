@@ -98,6 +98,9 @@ def check_settings(settings: Any) -> str | None:
     for key in ("steps", "seed", "noise_samples", "baseline_samples"):
         if key in settings and settings[key] is not None and not _is_int(settings[key]):
             return f"{key!r} is not an integer"
+    problem = _adaptive_settings_problem(settings)
+    if problem:
+        return problem
     if settings.get("noise_aggregate") not in (None, *NOISE_AGGREGATE_NAMES):
         return f"noise_aggregate {settings['noise_aggregate']!r} is not one of {', '.join(NOISE_AGGREGATE_NAMES)}"
     level = settings.get("noise_level")
@@ -124,6 +127,41 @@ def check_settings(settings: Any) -> str | None:
     if "exif_transpose" in stored and not isinstance(stored["exif_transpose"], bool):
         return "preprocessing exif_transpose is not true or false"
     return None
+
+
+# --steps auto's per-row datasets: name -> (dtype kinds, dimensions); step_points is (rows, max_steps).
+ADAPTIVE_COLUMNS = {"gradient_evaluations": ("iu", 1), "error_estimate": ("f", 1), "tolerance_met": ("iub", 1),
+                    "step_points": ("f", 2)}
+MAX_ADAPTIVE_STEPS = 100_000  # igcli.schedules.MAX_STEPS (not imported: reading output stays torch-free)
+
+
+def _adaptive_settings_problem(settings: dict[str, Any]) -> str | None:
+    """What is wrong with ``--steps auto``'s recorded target and limits, or None (also when not recorded)."""
+    if settings.get("step_tolerance") is None:
+        return None
+    tolerance = settings["step_tolerance"]
+    if not (_is_number(tolerance) and 0 < tolerance < 1):
+        return "'step_tolerance' is not a number between 0 and 1"
+    for key in ("min_steps", "max_steps"):
+        if not _is_int(settings.get(key)) or not 1 <= settings[key] <= MAX_ADAPTIVE_STEPS:
+            return f"{key!r} is not a step count from 1 to {MAX_ADAPTIVE_STEPS}"
+    return None
+
+
+def _check_adaptive_columns(path: Path, handle: h5py.File, settings: dict[str, Any]) -> None:
+    """A ``--steps auto`` shard with rows holds its four per-row datasets, each of its kind, ``step_points``
+    as wide as the recorded ``max_steps`` (so the run's shards concatenate in the index)."""
+    if settings.get("step_tolerance") is None:
+        return
+    for name, (kinds, dims) in ADAPTIVE_COLUMNS.items():
+        if name not in handle:
+            raise DamagedShardError(path, f"dataset {name!r} is missing (the run chose its steps per image)")
+        dataset = handle[name]
+        if dataset.dtype.kind not in kinds or dataset.ndim != dims:
+            raise DamagedShardError(path, f"dataset {name!r} has type {dataset.dtype} and {dataset.ndim} dimensions")
+    if handle["step_points"].shape[1] != settings["max_steps"]:
+        raise DamagedShardError(path, f"dataset 'step_points' has {handle['step_points'].shape[1]} columns, not "
+                                      f"max_steps = {settings['max_steps']}")
 
 
 def _add_string(digest: Any, value: Any) -> None:
@@ -242,6 +280,7 @@ def _check_open_shard(path: Path, handle: h5py.File) -> ShardInfo:
                 raise DamagedShardError(path, f"dataset {name!r} has type {dataset.dtype} and {dataset.ndim} dimensions")
         if "paths" not in handle or h5py.check_string_dtype(handle["paths"].dtype) is None:
             raise DamagedShardError(path, "dataset 'paths' is missing or not strings")
+        _check_adaptive_columns(path, handle, settings)
     if "abs_paths" in handle and h5py.check_string_dtype(handle["abs_paths"].dtype) is None:
         raise DamagedShardError(path, "dataset 'abs_paths' is not strings")
     input_root = handle.attrs.get("input_root")

@@ -73,7 +73,7 @@ def test_help_shows_metavars_not_type_hints(rendered):
         assert not re.search(r"<[\w|\[\], .-]+>", page), f"{' '.join(path)} --help shows a type placeholder"
     attribute = rendered[("igcli", "attribute")]
     assert "Usage: igcli attribute [OPTIONS] IMAGES..." in attribute
-    for option, metavar in [("--shard", "i/n"), ("--steps", "N [x>=1]"), ("--weights", "FILE"),
+    for option, metavar in [("--shard", "i/n"), ("--steps", "N|auto"), ("--weights", "FILE"),
                             ("--method", "[vg|ig|blurig|gig|eg|idgi]"), ("--mean", "R,G,B")]:
         assert f"{option} {metavar} " in attribute, option
     assert "--resume Continue a run" in attribute  # a flag: nothing between the name and its help

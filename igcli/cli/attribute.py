@@ -40,6 +40,9 @@ def attribute_command(
     method: c.MethodOption = c.Method.ig,
     rule: c.RuleOption = c.Rule.riemann,
     steps: c.StepsOption = None,
+    tolerance: c.ToleranceOption = None,
+    min_steps: c.MinStepsOption = None,
+    max_steps: c.MaxStepsOption = None,
     schedule: c.ScheduleOption = None,
     baseline: c.BaselinesOption = None,
     max_sigma: c.MaxSigmaOption = None,
@@ -91,6 +94,9 @@ def attribute_command(
         method=method.value,
         rule=rule.value,
         steps=steps,
+        step_tolerance=tolerance,
+        min_steps=min_steps,
+        max_steps=max_steps,
         schedule=c.parse_schedule(schedule),
         baseline=baseline[0] if baseline and len(baseline) == 1 else (baseline or "black"),
         method_options=c.method_options(method.value, option, max_sigma=max_sigma, fraction=fraction,
@@ -141,4 +147,13 @@ def summary_line(summary) -> str:
         f"{len(summary.skipped)} skipped -> {summary.out}"
         + (f"; error bar (relative SE of the maps) median {summary.relative_se['median']:.3g}, p90 "
            f"{summary.relative_se['p90']:.3g}, max {summary.relative_se['max']:.3g}" if summary.relative_se else "")
+        + (evaluations_text(summary.gradient_evaluations) if summary.gradient_evaluations else "")
     )
+
+
+def evaluations_text(spread: dict) -> str:
+    """``--steps auto``'s part of the closing line: the spread of gradient evaluations per map and how many maps
+    met the tolerance."""
+    return (f"; gradient evaluations per map mean {spread['mean']:.1f}, median {spread['median']:g}, p90 "
+            f"{spread['p90']:g}, max {spread['max']}; tolerance met for {spread['tolerance_met']:.0%} of "
+            f"{spread['count']} maps")

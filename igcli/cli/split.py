@@ -42,7 +42,7 @@ def split_command(
     std: c.StdOption = None,
     interpolation: c.InterpolationOption = None,
     rule: c.RuleOption = c.Rule.riemann,
-    steps: c.StepsOption = None,
+    steps: c.FixedStepsOption = None,
     schedule: c.ScheduleOption = None,
     baseline: c.BaselineOption = "black",
     target: c.TargetOption = "pred",

@@ -19,13 +19,17 @@ from ..labels import LabelResolver
 from ..methods import BASELINE_NAMES, check_method, get_method
 from ..preprocessing import check_preprocessing
 from ..schedules import (
-    ScheduleFileError, cached_schedule_path, default_schedule, make_schedule, read_schedule_file, schedule_name,
+    MAX_STEPS, ScheduleFileError, cached_schedule_path, default_schedule, make_schedule, read_schedule_file, schedule_name,
 )
 from ..store import INDEX_NAME, SHARD_PATTERN
 from ..choices import REDUCTIONS, STORAGE_DTYPES
 from ..validate import OutputError
 
 DEFAULT_STEPS = 32
+# --steps auto's defaults (igcli.attribute's: tolerance=0.05, min_steps=8, max_steps=256)
+DEFAULT_TOLERANCE = 0.05
+DEFAULT_MIN_STEPS = 8
+DEFAULT_MAX_STEPS = 256
 IMAGENET_CLASSES = 1000  # the classes of every model given by name (torchvision's classifiers, igcli's)
 
 
@@ -40,7 +44,11 @@ class AttributeJob:
     preprocessing: dict[str, Any] = field(default_factory=dict)
     method: str = "ig"
     rule: str = "riemann"
-    steps: int | None = None  # None: 32, or the step count of a schedule file
+    steps: int | str | None = None  # None: 32, or the step count of a schedule file; "auto": per image
+    # --steps auto's --tolerance, --min-steps, --max-steps (None: not given, the defaults above)
+    step_tolerance: float | None = None
+    min_steps: int | None = None
+    max_steps: int | None = None
     schedule: Any = None  # a name, alphas, a schedule FILE (.json), "auto" (calibrated, cached); None: the rule's
     baseline: Any = "black"  # a spec, or a list of several (a baseline ensemble)
     method_options: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +79,21 @@ class AttributeJob:
     def baselines(self) -> list[str]:
         """``baseline`` as a list of specs."""
         return [self.baseline] if isinstance(self.baseline, str) else list(self.baseline)
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the points are chosen per image (``--steps auto``)."""
+        return self.steps == "auto"
+
+    def adaptive_settings(self) -> dict[str, Any]:
+        """``--steps auto``'s keyword arguments for :func:`igcli.attribute` and :func:`igcli.describe` beside
+        ``steps="auto"``, defaults filled in: ``tolerance``, ``min_steps``, ``max_steps``; empty for a fixed step
+        count (the library ignores them then, and a library without adaptive steps is never given them)."""
+        if not self.adaptive:
+            return {}
+        return {"tolerance": DEFAULT_TOLERANCE if self.step_tolerance is None else self.step_tolerance,
+                "min_steps": DEFAULT_MIN_STEPS if self.min_steps is None else self.min_steps,
+                "max_steps": DEFAULT_MAX_STEPS if self.max_steps is None else self.max_steps}
 
 
 def parse_target(text: str) -> tuple[str, int]:
@@ -116,9 +139,10 @@ def check_attribute_job(job: AttributeJob) -> Part:
         raise InvalidArgumentError(f"--shard-size must be at least 1, got {job.shard_size}")
     if job.workers is not None and job.workers < 0:
         raise InvalidArgumentError(f"--workers must be >= 0, got {job.workers}")
-    if job.steps is not None and (not isinstance(job.steps, int) or job.steps < 1):
-        raise InvalidArgumentError(f"--steps must be a positive integer, got {job.steps}")
+    if job.steps is not None and not job.adaptive and (not _is_int(job.steps) or job.steps < 1):
+        raise InvalidArgumentError(f"--steps must be a positive integer or auto, got {job.steps}")
     method, rule, options = check_method(job.method, job.rule, job.output, dict(job.method_options))
+    check_adaptive(job, method)
     if job.labels is not None and target_mode != "label":
         raise InvalidArgumentError("--labels is only used with --target label")
     part = resolve_part(job.shard)
@@ -135,6 +159,46 @@ def check_attribute_job(job: AttributeJob) -> Part:
     _check_schedule(job, method, rule, options)
     check_output_folder(Path(job.out), part, resume=job.resume, overwrite=job.overwrite)
     return part
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_adaptive(job: AttributeJob, method: str) -> None:
+    """``--steps auto`` and its options: ``--tolerance``, ``--min-steps`` and ``--max-steps`` only with it, in
+    range; and it only where one fixed path per image is integrated (not with ``--schedule``, a method whose
+    path is not fixed, or an ensemble). The library refuses the same; here each message names the option.
+    Whether ``--max-steps`` covers the first mesh (which depends on the rule) the library checks once the model
+    is loaded."""
+    given = [name for name, value in (("--tolerance", job.step_tolerance), ("--min-steps", job.min_steps),
+                                      ("--max-steps", job.max_steps)) if value is not None]
+    if not job.adaptive:
+        if given:
+            raise InvalidArgumentError(f"{given[0]} applies to --steps auto only; add --steps auto or drop {given[0]}")
+        return
+    chosen = get_method(method)
+    if not chosen.has_path or not chosen.fixed_path:
+        why = "its path follows the gradients" if chosen.has_path else "it has no path"
+        raise InvalidArgumentError(f"--steps auto refines a fixed path per image; method {method} cannot ({why}): "
+                                   "use ig or blurig, or give --steps N")
+    if job.schedule is not None:
+        raise InvalidArgumentError("--steps auto places its own points per image; drop --schedule (or give --steps N)")
+    ensemble = ("--noise-samples" if job.noise_samples else "--baseline-dir" if job.baseline_dir is not None
+                else "several --baseline" if len(job.baselines) > 1 else None)
+    if ensemble:
+        raise InvalidArgumentError(f"--steps auto integrates one path per image; {ensemble} makes an ensemble of "
+                                   "many: give --steps N with it")
+    settings = job.adaptive_settings()
+    tolerance = settings["tolerance"]
+    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or not 0 < tolerance < 1:
+        raise InvalidArgumentError(f"--tolerance must be a number between 0 and 1 (exclusive), got {tolerance}")
+    for option, key in (("--min-steps", "min_steps"), ("--max-steps", "max_steps")):
+        if not _is_int(settings[key]) or not 1 <= settings[key] <= MAX_STEPS:
+            raise InvalidArgumentError(f"{option} must be an integer from 1 to {MAX_STEPS}, got {settings[key]}")
+    if settings["max_steps"] < settings["min_steps"]:
+        raise InvalidArgumentError(f"--max-steps {settings['max_steps']} is below --min-steps {settings['min_steps']}; "
+                                   "the cap must leave room for the first mesh")
 
 
 def check_job_ensemble(job: AttributeJob, method: Any, options: dict[str, Any]) -> None:
@@ -176,6 +240,8 @@ def _check_schedule(job: AttributeJob, method: str, rule: str, options: dict[str
     """A schedule name or alphas, or a schedule file made for this model, method and steps (its weights hash
     is compared once the model is loaded); the method's options against its step count."""
     chosen = get_method(method)
+    if job.adaptive:  # no schedule: the points are chosen per image
+        return
     if not is_schedule_file(job.schedule):
         if chosen.has_path:
             spec = default_schedule(rule) if job.schedule is None else job.schedule

@@ -39,6 +39,7 @@ from ..text import absolute_path, draw_key, shown_path
 from .checks import DEFAULT_STEPS, AttributeJob, check_attribute_job, is_schedule_file, parse_target, schedule_file_for
 from .output_folder import make_output_folder, prepare_output
 from .pipeline import EXIT_INTERRUPTED, EXIT_SKIPPED, Job, delivered, run_job
+from .spreads import error_bar_spread, evaluation_spread
 from .streaming import label_resolver, stream_images
 
 @dataclass
@@ -62,6 +63,9 @@ class AttributeSummary:
     attribution_seconds: float = 0.0  # streaming the images: decoding, attributing, writing shards
     # Ensembles: the spread of the maps' error bars (relative_se) written now: median, p90, max, count.
     relative_se: dict[str, float] | None = None
+    # --steps auto: gradient evaluations per map written now (mean, median, p90, max, count) and the fraction
+    # of those maps that met the tolerance (tolerance_met).
+    gradient_evaluations: dict[str, float] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -71,14 +75,16 @@ class AttributeSummary:
         return {**asdict(self), "exit_code": self.exit_code}
 
 
-def resolve_schedule(spec: Any, steps: int | None, method: str, rule: str, model: str,
-                     weights_sha256: str | None) -> tuple[Any, int, dict[str, Any]]:
+def resolve_schedule(spec: Any, steps: int | str | None, method: str, rule: str, model: str,
+                     weights_sha256: str | None) -> tuple[Any, int | str, dict[str, Any]]:
     """(schedule for the API, steps, recipe fields) for ``--schedule`` and ``--steps``.
 
     A ``.json`` file or ``auto`` (the cache entry for this model, method and steps) is a calibrated schedule:
     it must have been made for this model (and weights), path method and, when ``--steps`` is given, step
-    count; without ``--steps`` the file's count is used.
+    count; without ``--steps`` the file's count is used. ``--steps auto`` has no schedule: (None, "auto", {}).
     """
+    if steps == "auto":  # the points are chosen per image (check_attribute_job refused --schedule with it)
+        return None, "auto", {}
     path_method, rule = resolve_method(method, rule)
     if spec is None:  # the rule's reference: right for riemann, left for idgi (its Algorithm 1)
         spec = default_schedule(rule)
@@ -93,12 +99,13 @@ def resolve_schedule(spec: Any, steps: int | None, method: str, rule: str, model
     return schedule, schedule.steps, {"schedule_file": str(path), "schedule_sha256": file_sha256(path)}
 
 
-def job_recipe(job: AttributeJob, loaded: LoadedModel, schedule: Any, steps: int, part: Part, device: torch.device,
-               schedule_fields: dict[str, Any], extra: dict[str, Any] | None = None,
+def job_recipe(job: AttributeJob, loaded: LoadedModel, schedule: Any, steps: int | str, part: Part,
+               device: torch.device, schedule_fields: dict[str, Any], extra: dict[str, Any] | None = None,
                references: FolderReferences | None = None) -> Recipe:
     """The recipe of ``job`` once its model is loaded, its schedule resolved and its references read."""
     specs = job.baselines
-    described = describe(job.method, job.rule, steps=steps, schedule=schedule,
+    # --steps auto: steps="auto" with its tolerance and limits (describe checks them against the rule)
+    described = describe(job.method, job.rule, steps=steps, schedule=schedule, **job.adaptive_settings(),
                          baseline=[spec if spec in BASELINE_NAMES else "black" for spec in specs], output=job.output,
                          seed=job.seed, noise_samples=job.noise_samples, noise_level=job.noise_level,
                          noise_aggregate=job.noise_aggregate, references=references is not None,
@@ -114,7 +121,8 @@ def job_recipe(job: AttributeJob, loaded: LoadedModel, schedule: Any, steps: int
         output=job.output, options={option.name: described[option.name] for option in method.options},
         steps=described.get("steps"), schedule=described.get("schedule"), alphas=described.get("alphas"),
         schedule_weights=described.get("schedule_weights"), boundaries=described.get("boundaries"),
-        baseline=baseline, seed=job.seed, noise_samples=described.get("noise_samples"),
+        step_tolerance=described.get("step_tolerance"), min_steps=described.get("min_steps"),
+        max_steps=described.get("max_steps"), baseline=baseline, seed=job.seed, noise_samples=described.get("noise_samples"),
         noise_level=described.get("noise_level"), noise_aggregate=described.get("noise_aggregate"),
         baseline_dir=references.folder if references is not None else None,
         baseline_dir_sha256=references.sha256 if references is not None else None,
@@ -134,7 +142,7 @@ class ShardStep:
     label = "igcli attribute"
 
     def __init__(self, job: AttributeJob, loaded: LoadedModel, device: torch.device, recipe: Recipe,
-                 writer: ShardWriter, reporter: Reporter, schedule: Any, steps: int) -> None:
+                 writer: ShardWriter, reporter: Reporter, schedule: Any, steps: int | str) -> None:
         self.job, self.loaded, self.device, self.recipe = job, loaded, device, recipe
         self.schedule, self.steps = schedule, steps
         self.writer, self.reporter = writer, reporter
@@ -151,6 +159,8 @@ class ShardStep:
         self.skipped: list[dict[str, str]] = []
         self.float16_warned = False
         self.error_bars: list[np.ndarray] = []
+        self.evaluations: list[np.ndarray] = []  # --steps auto: per row, and whether it met the tolerance
+        self.met: list[np.ndarray] = []
         # No path, or maps combined non-linearly (smoothgrad-sq, vargrad): no completeness to judge.
         linear = recipe.noise_aggregate in (None, "smoothgrad")
         self.gaps = GapTally() if self.method.has_path and linear else None
@@ -194,7 +204,8 @@ class ShardStep:
         if self.gaps is None:
             return []
         spec = self.recipe.schedule if self.job.schedule is None else self.job.schedule
-        kind = "calibrated" if is_schedule_file(spec) else spec if isinstance(spec, str) else "custom"
+        kind = ("auto" if self.job.adaptive else "calibrated" if is_schedule_file(spec)
+                else spec if isinstance(spec, str) else "custom")
         return self.gaps.messages(output=self.job.output, schedule=kind)
 
     def on_progress(self, fraction: float) -> None:
@@ -263,15 +274,18 @@ class ShardStep:
             self.gaps.add(columns["completeness_gap"])
         if "relative_se" in columns:
             self.error_bars.append(np.asarray(columns["relative_se"], dtype=np.float64))
+        if "gradient_evaluations" in columns:
+            self.evaluations.append(np.asarray(columns["gradient_evaluations"], dtype=np.int64))
+            self.met.append(np.asarray(columns["tolerance_met"], dtype=bool))
 
     def error_bar_spread(self) -> dict[str, float] | None:
         """Median, 90th percentile and maximum of the finite error bars written so far, and their count."""
-        values = np.concatenate(self.error_bars) if self.error_bars else np.zeros(0)
-        values = values[np.isfinite(values)]
-        if not values.size:
-            return None
-        return {"median": round(float(np.median(values)), 6), "p90": round(float(np.percentile(values, 90)), 6),
-                "max": round(float(values.max()), 6), "count": int(values.size)}
+        return error_bar_spread(self.error_bars)
+
+    def evaluation_spread(self) -> dict[str, float] | None:
+        """``--steps auto``: the spread of gradient evaluations per map written so far (see
+        :func:`~igcli.jobs.spreads.evaluation_spread`); None otherwise."""
+        return evaluation_spread(self.evaluations, self.met)
 
 
 class ShardedJob(Job):
@@ -381,6 +395,7 @@ class ShardedJob(Job):
             shards=[str(p) for p in self.writer.completed], index=self.index,
             interrupted=interrupted or self.late_interrupt, load_seconds=round(self.load_seconds, 3),
             attribution_seconds=round(loop_seconds, 3), relative_se=step.error_bar_spread(),
+            gradient_evaluations=step.evaluation_spread(),
         )
 
 

@@ -129,6 +129,8 @@ def run_split(job: SplitJob, **kwargs: Any) -> AttributeSummary:
     """Run Split IG for this process's part of ``job`` (see :func:`igcli.jobs.sharded.run_sharded` for kwargs)."""
     if job.method not in ("ig", "idgi"):
         raise InvalidArgumentError(f"Split IG walks the straight path; --method {job.method} does not apply")
+    if job.steps == "auto":  # its curves share one set of points across images
+        raise InvalidArgumentError("--steps auto is igcli attribute's; Split IG needs a step count: give --steps N")
     psis = parse_psis(job.psis)
     if not (0 < job.tolerance < 1):
         raise InvalidArgumentError(f"--tolerance must be in (0, 1), got {job.tolerance}")
