@@ -40,13 +40,10 @@ import numpy as np
 import torch
 
 from .adaptive_cells import CELL_CHUNK, PointPool, add_cells, evaluate_points
+from .adaptive_settings import AdaptiveSteps
 from .engine import Engine
-from .errors import InvalidArgumentError
 from .transfer import to_device
 
-DEFAULT_TOLERANCE = 0.05
-DEFAULT_MIN_STEPS = 8
-DEFAULT_MAX_STEPS = 256
 # A cell narrower than this is never bisected: its ends would round to the same alpha in float32 inputs.
 _MIN_WIDTH = 2.0**-30
 # Bulk marking leaves the cells it does not split this fraction of the target error, so that the split ones'
@@ -56,68 +53,6 @@ _UNSPLIT_SHARE = 0.5
 # it (Dörfler 1996): the next round's sizes place the following points better than one big uniform step would,
 # which matters most when the budget runs out first.
 _MARKED_SHARE = 0.5
-
-
-@dataclass(frozen=True)
-class AdaptiveSteps:
-    """What ``--steps auto`` asks for.
-
-    Attributes:
-        tolerance: the estimated relative L1 error of each map to reach, ||error||_1 / ||map||_1, in (0, 1).
-        min_steps: gradient evaluations of the first, uniform partition (rounded up to whole cells: ``riemann``
-            takes 2n + 1 for n cells, ``idgi`` 2n, since f at the input is known).
-        max_steps: the most gradient evaluations spent on one image.
-    """
-
-    tolerance: float = DEFAULT_TOLERANCE
-    min_steps: int = DEFAULT_MIN_STEPS
-    max_steps: int = DEFAULT_MAX_STEPS
-
-    def initial_cells(self, rule: str) -> int:
-        """Cells of the first partition for ``rule``."""
-        if rule == "idgi":
-            return max(1, math.ceil(self.min_steps / 2))
-        return max(1, math.ceil((self.min_steps - 1) / 2))
-
-    def initial_evaluations(self, rule: str) -> int:
-        cells = self.initial_cells(rule)
-        return 2 * cells if rule == "idgi" else 2 * cells + 1
-
-    def checked(self, rule: str) -> "AdaptiveSteps":
-        """These settings with their types checked; InvalidArgumentError names the one that is wrong."""
-        from .schedules import MAX_STEPS
-
-        tolerance = self.tolerance
-        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
-                math.isfinite(tolerance) and 0 < tolerance < 1):
-            raise InvalidArgumentError(f"tolerance must be a number in (0, 1) (a relative L1 error), got {tolerance!r}")
-        for name in ("min_steps", "max_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_STEPS:
-                raise InvalidArgumentError(f"{name} must be an integer in 1..{MAX_STEPS}, got {value!r}")
-        first = self.initial_evaluations(rule)
-        if self.max_steps < first:
-            raise InvalidArgumentError(
-                f"max_steps {self.max_steps} is below the first partition's {first} gradient evaluations "
-                f"(min_steps {self.min_steps}, rule {rule}); raise max_steps or lower min_steps")
-        return AdaptiveSteps(float(tolerance), int(self.min_steps), int(self.max_steps))
-
-
-def check_auto_steps(method, rule: str, schedule, ensemble: bool, settings: AdaptiveSteps) -> AdaptiveSteps:
-    """``settings`` checked for ``method`` (a :class:`~igcli.methods.Method`) and ``rule``; InvalidArgumentError,
-    in one line, where steps auto cannot apply: a method without a fixed path (its points would move with its
-    gradients: an ODE step-size problem, not quadrature), an explicit ``schedule``, or an ensemble."""
-    if not method.has_path or not method.fixed_path:
-        kind = "has no path to integrate" if not method.has_path else "walks a path that its own gradients steer"
-        raise InvalidArgumentError(
-            f"steps auto needs a fixed path (ig, blurig): method {method.name} {kind}; give a number of steps")
-    if schedule is not None:
-        raise InvalidArgumentError("steps auto places its own points: leave the schedule unset, or give a number "
-                                   "of steps with the schedule")
-    if ensemble:
-        raise InvalidArgumentError("steps auto does not combine with an ensemble (noise samples, several baselines "
-                                   "or drawn references) yet; give a number of steps")
-    return settings.checked(rule)
 
 
 @dataclass

@@ -25,8 +25,8 @@ from .methods import Method, as_method, check_method, resolve_method
 from .methods.registry import plugin_faults
 from .prologue import TargetSpec, prepared_batch
 from .rules import make_rule
-from .adaptive import (DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS, DEFAULT_TOLERANCE, AdaptiveSteps, check_auto_steps,
-                       integrate_adaptive)
+from .adaptive import integrate_adaptive
+from .adaptive_settings import DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS, DEFAULT_TOLERANCE, AdaptiveSteps, check_auto_steps
 from .schedules import Schedule, ScheduleSpec, default_schedule, make_schedule
 from .transfer import to_device
 

@@ -19,17 +19,14 @@ from ..labels import LabelResolver
 from ..methods import BASELINE_NAMES, check_method, get_method
 from ..preprocessing import check_preprocessing
 from ..schedules import (
-    MAX_STEPS, ScheduleFileError, cached_schedule_path, default_schedule, make_schedule, read_schedule_file, schedule_name,
+    ScheduleFileError, cached_schedule_path, default_schedule, make_schedule, read_schedule_file, schedule_name,
 )
 from ..store import INDEX_NAME, SHARD_PATTERN
+from ..adaptive_settings import DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS, DEFAULT_TOLERANCE, AdaptiveSteps
 from ..choices import REDUCTIONS, STORAGE_DTYPES
 from ..validate import OutputError
 
 DEFAULT_STEPS = 32
-# --steps auto's defaults (igcli.attribute's: tolerance=0.05, min_steps=8, max_steps=256)
-DEFAULT_TOLERANCE = 0.05
-DEFAULT_MIN_STEPS = 8
-DEFAULT_MAX_STEPS = 256
 IMAGENET_CLASSES = 1000  # the classes of every model given by name (torchvision's classifiers, igcli's)
 
 
@@ -142,7 +139,7 @@ def check_attribute_job(job: AttributeJob) -> Part:
     if job.steps is not None and not job.adaptive and (not _is_int(job.steps) or job.steps < 1):
         raise InvalidArgumentError(f"--steps must be a positive integer or auto, got {job.steps}")
     method, rule, options = check_method(job.method, job.rule, job.output, dict(job.method_options))
-    check_adaptive(job, method)
+    check_adaptive(job, method, rule)
     if job.labels is not None and target_mode != "label":
         raise InvalidArgumentError("--labels is only used with --target label")
     part = resolve_part(job.shard)
@@ -165,12 +162,11 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_adaptive(job: AttributeJob, method: str) -> None:
+def check_adaptive(job: AttributeJob, method: str, rule: str) -> None:
     """``--steps auto`` and its options: ``--tolerance``, ``--min-steps`` and ``--max-steps`` only with it, in
-    range; and it only where one fixed path per image is integrated (not with ``--schedule``, a method whose
-    path is not fixed, or an ensemble). The library refuses the same; here each message names the option.
-    Whether ``--max-steps`` covers the first mesh (which depends on the rule) the library checks once the model
-    is loaded."""
+    range (``--max-steps`` covering the first mesh of ``rule``); and it only where one fixed path per image is
+    integrated (not with ``--schedule``, a method whose path is not fixed, or an ensemble). The library refuses
+    the same; here each message names the option."""
     given = [name for name, value in (("--tolerance", job.step_tolerance), ("--min-steps", job.min_steps),
                                       ("--max-steps", job.max_steps)) if value is not None]
     if not job.adaptive:
@@ -189,16 +185,8 @@ def check_adaptive(job: AttributeJob, method: str) -> None:
     if ensemble:
         raise InvalidArgumentError(f"--steps auto integrates one path per image; {ensemble} makes an ensemble of "
                                    "many: give --steps N with it")
-    settings = job.adaptive_settings()
-    tolerance = settings["tolerance"]
-    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or not 0 < tolerance < 1:
-        raise InvalidArgumentError(f"--tolerance must be a number between 0 and 1 (exclusive), got {tolerance}")
-    for option, key in (("--min-steps", "min_steps"), ("--max-steps", "max_steps")):
-        if not _is_int(settings[key]) or not 1 <= settings[key] <= MAX_STEPS:
-            raise InvalidArgumentError(f"{option} must be an integer from 1 to {MAX_STEPS}, got {settings[key]}")
-    if settings["max_steps"] < settings["min_steps"]:
-        raise InvalidArgumentError(f"--max-steps {settings['max_steps']} is below --min-steps {settings['min_steps']}; "
-                                   "the cap must leave room for the first mesh")
+    spelled = {"tolerance": "--tolerance", "min_steps": "--min-steps", "max_steps": "--max-steps"}
+    AdaptiveSteps(**job.adaptive_settings()).checked(rule, spelled)
 
 
 def check_job_ensemble(job: AttributeJob, method: Any, options: dict[str, Any]) -> None:
