@@ -18,10 +18,13 @@ adaptive Simpson quadrature, Lyness 1969):
   (a first-order rule: the difference of two levels estimates the finer level's error). Completeness holds
   exactly on every partition.
 
-The estimated relative error of an image's map is sum_cells E_c / ||A||_1 (an upper bound of ||error||_1 up to
-the estimates themselves). While it exceeds the tolerance T, the cells with the largest E_c are bisected: the
-fewest that leave the others' errors below T / 2 (bulk marking, Dörfler 1996, with QUADPACK QAG's global
-largest-error-first order, Piessens et al. 1983), within the image's budget of gradient evaluations.
+The estimated relative error of an image's map is ||sum_cells e_c||_1 / ||A||_1, the cells' signed error
+vectors added as the map adds their values (see :func:`~igcli.adaptive_cells.add_cells`), and never below the
+completeness gap's share |f(1) - f(0) - sum(A)| / ||A||_1. An image is done when that estimate and the
+completeness gap relative to f(1) - f(0) (IG's own criterion) are both at most the tolerance T. Until then the
+cells with the largest errors are bisected: those that hold half the error (bulk marking, Dörfler 1996, in
+QUADPACK QAG's largest-error-first order, Piessens et al. 1983), or near the target the fewest that leave the
+rest below T / 2, within the image's budget of gradient evaluations.
 
 Rounds are batched across images: each round gathers the new points of every image still refining into one set
 of engine rows; an image that converges costs nothing more. The host decides which cells to split from one copy
@@ -64,7 +67,8 @@ class AdaptiveOutcome:
         start_scores: (B,) float64, f at the path start (alpha = 0).
         evaluations: (B,) int64 gradient evaluations spent.
         error_estimate: (B,) float64, the estimated relative L1 error of the map.
-        tolerance_met: (B,) bool.
+        tolerance_met: (B,) bool: both the estimate and the completeness gap |sum(map) - (f(x) - f(x'))| /
+            |f(x) - f(x')| (exact) are at most the tolerance.
         points: B sorted (n_b,) float64 arrays, the alphas where gradients were taken.
         weights: B (n_b,) float64 arrays: the map is sum_k weights[k] v(points[k]) (``riemann``: Simpson weights
             of the cells; ``idgi``: the score change over the point's sub-cell).
@@ -173,35 +177,41 @@ def integrate_adaptive(
     parents = None
     active = np.ones(batch, dtype=bool)
     estimate = np.full(batch, np.inf)
+    met = np.zeros(batch, dtype=bool)
     while points:
         evaluate_points(engine, path, rule, targets, pool, points)
         sizes, shares = add_cells(pool, rule, maps, error_vectors, rows, parents)
         # The one wait per round: the new cells' sizes and shares, and per image still refining, the size of
         # its map, of its summed error vector, and its completeness gap (an exact lower bound of the error).
         which = to_device(np.flatnonzero(active), device)
-        gaps = input_scores.to(torch.float64) - pool.scores[start_slots] - maps.flatten(1).sum(dim=1)
+        change = input_scores.to(torch.float64) - pool.scores[start_slots]
+        gaps = change - maps.flatten(1).sum(dim=1)
         copied = torch.cat([sizes, shares, maps.index_select(0, which).abs().flatten(1).sum(dim=1),
                             error_vectors.index_select(0, which).abs().flatten(1).sum(dim=1),
-                            gaps.index_select(0, which).abs()]).cpu().numpy()
+                            gaps.index_select(0, which).abs(), change.index_select(0, which).abs()]).cpu().numpy()
         k = len(rows)
-        sizes, shares, (norms, errors, gaps) = copied[:k], copied[k : 2 * k], copied[2 * k :].reshape(3, -1)
+        sizes, shares = copied[:k], copied[k : 2 * k]
+        norms, errors, gaps, changes = copied[2 * k :].reshape(4, -1)
         owner = rows[:, 0].astype(np.int64)
         for image in np.unique(owner):
             mine = owner == image
             images[image].add(rows[mine], sizes[mine], shares[mine], origins[mine, :5].astype(np.int64),
                               origins[mine, 5])
         points, rows_list, origin_list, parent_list = [], [], [], []
-        for image, norm, error, gap in zip(np.flatnonzero(active), norms, errors, gaps):
+        for image, norm, error, gap, change_size in zip(np.flatnonzero(active), norms, errors, gaps, changes):
             state = images[image]
             total = max(error, gap) if np.all(np.isfinite(state.sizes)) else math.inf
             estimate[image] = total / norm if norm > 0 else (0.0 if total == 0 else math.inf)
+            # How far from done: the map's estimated error against T, and (the sum's error, known exactly)
+            # the completeness gap against T, IG's own criterion (Sundararajan et al. 2017 §3).
+            behind = max(estimate[image], gap / change_size if change_size > 0 else 0.0) / settings.tolerance
+            met[image] = behind <= 1
             budget = (settings.max_steps - len(state.evaluated)) // 2
             split = np.zeros(0, dtype=np.int64)
-            if total > settings.tolerance * norm and math.isfinite(total) and budget >= 1:
+            if behind > 1 and math.isfinite(behind) and budget >= 1:
                 # Errors of different cells partly cancel in the map: the cells' sizes add up to more than the
                 # summed vector. Keep unsplit a share of the sizes in proportion to the target over the total.
-                keep = max(_UNSPLIT_SHARE * settings.tolerance * norm / total, 1.0 - _MARKED_SHARE)
-                split = _mark(state.sizes, state.width, keep, budget)
+                split = _mark(state.sizes, state.width, max(_UNSPLIT_SHARE / behind, 1.0 - _MARKED_SHARE), budget)
             if not len(split):
                 active[image] = False  # converged, out of budget, or non-finite (the engine will say so)
                 continue
@@ -217,7 +227,7 @@ def integrate_adaptive(
             origins = np.asarray(origin_list, dtype=np.float64) if rule != "idgi" else np.full((len(rows), 6), -1.0)
             if rule == "idgi":
                 parents[:, 5:10] = -1
-    return _finish(pool, rule, images, shape, device, settings, estimate)
+    return _finish(pool, rule, images, shape, device, estimate, met)
 
 
 def _first_partition(images: list[_Partition], pool: PointPool, rule: str, cells: int):
@@ -250,7 +260,7 @@ def _mark(sizes: np.ndarray, widths: np.ndarray, keep: float, budget: int) -> np
 
 
 def _finish(pool: PointPool, rule: str, images: list[_Partition], shape: torch.Size, device: torch.device,
-            settings: AdaptiveSteps, estimate: np.ndarray) -> AdaptiveOutcome:
+            estimate: np.ndarray, met: np.ndarray) -> AdaptiveOutcome:
     """Each image's map as sum_k w_k v(t_k) over its final partition, and what was spent."""
     scores = pool.scores[: pool.used].cpu().numpy()  # the IDGI weights are score changes
     batch = len(images)
@@ -283,5 +293,4 @@ def _finish(pool: PointPool, rule: str, images: list[_Partition], shape: torch.S
     start_slots = [min(state.evaluated, key=lambda slot: state.slot_alpha[slot]) for state in images]
     start_scores = to_device(scores[start_slots].astype(np.float64), device)
     evaluations = np.asarray([len(state.evaluated) for state in images], dtype=np.int64)
-    met = estimate <= settings.tolerance
     return AdaptiveOutcome(attributions, start_scores, evaluations, estimate, met, all_points, all_weights)
