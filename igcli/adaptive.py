@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .adaptive_cells import CELL_CHUNK, PointPool, add_cells, evaluate_points
+from .adaptive_cells import CELL_CHUNK, PointPool, RunningMaps, add_first_cells, add_halves, evaluate_points
 from .adaptive_settings import AdaptiveSteps
 from .engine import Engine
 from .transfer import to_device
@@ -165,8 +165,7 @@ def integrate_adaptive(
     shape = probe.shape[1:]
     pool = PointPool(shape, torch.float64 if probe.dtype == torch.float64 else torch.float32, device,
                      capacity=max(1, batch * (settings.initial_evaluations(rule) + 1) * 2))
-    maps = torch.zeros((batch, *shape), dtype=torch.float64, device=device)
-    error_vectors = torch.zeros_like(maps)
+    running = RunningMaps(batch, shape, pool.vectors.dtype, device)
     images = [_Partition() for _ in range(batch)]
     points, rows, start_slots = _first_partition(images, pool, rule, settings.initial_cells(rule))
     if rule == "idgi":  # f at alpha = 1 is the input's score: no gradient is taken there
@@ -180,14 +179,17 @@ def integrate_adaptive(
     met = np.zeros(batch, dtype=bool)
     while points:
         evaluate_points(engine, path, rule, targets, pool, points)
-        sizes, shares = add_cells(pool, rule, maps, error_vectors, rows, parents)
+        if parents is None:
+            sizes, shares = add_first_cells(pool, rule, running, rows)
+        else:
+            sizes, shares = add_halves(pool, rule, running, rows, parents)
         # The one wait per round: the new cells' sizes and shares, and per image still refining, the size of
         # its map, of its summed error vector, and its completeness gap (an exact lower bound of the error).
         which = to_device(np.flatnonzero(active), device)
         change = input_scores.to(torch.float64) - pool.scores[start_slots]
-        gaps = change - maps.flatten(1).sum(dim=1)
-        copied = torch.cat([sizes, shares, maps.index_select(0, which).abs().flatten(1).sum(dim=1),
-                            error_vectors.index_select(0, which).abs().flatten(1).sum(dim=1),
+        gaps = change - running.sums
+        copied = torch.cat([sizes, shares, *(vectors.index_select(0, which).abs().flatten(1).sum(dim=1).to(torch.float64)
+                                            for vectors in (running.maps, running.errors)),
                             gaps.index_select(0, which).abs(), change.index_select(0, which).abs()]).cpu().numpy()
         k = len(rows)
         sizes, shares = copied[:k], copied[k : 2 * k]

@@ -1,8 +1,19 @@
 """The device side of ``--steps auto`` (:mod:`igcli.adaptive`): a pool of integrand vectors, one per gradient
-taken, and the values and error estimates of the cells that the host's partition makes of them.
+taken, and what the cells that the host's partition makes of them add to each image's map and error.
 
-Every cell [a, b] has three points in the pool, a, its midpoint m and b, shared with its neighbours; the nested
-rules and their estimates are those of :mod:`igcli.adaptive`'s docstring.
+Every cell [a, b] has three points in the pool, a, its midpoint m and b, shared with its neighbours. A cell's
+value is its nested rule's (``riemann``: Simpson, h/6 (v_a + 4 v_m + v_b); ``idgi``: the left sums of its two
+halves, u_a (f_m - f_a) + u_m (f_b - f_m)), and its error vector is a finer rule's value less a coarser one's
+(``riemann``: Simpson's less the two-panel trapezoid's, -h/12 (v_a - 2 v_m + v_b), for a cell of the first
+partition; ``idgi``: the two left sums less the one, (u_m - u_a)(f_b - f_m)).
+
+Halving a ``riemann`` cell (a, m, b) at its quarter points q1, q3 moves the map by S(a, q1, m) + S(m, q3, b) -
+S(a, m, b) = h/12 (-v_a + 4 v_q1 - 6 v_m + 4 v_q3 - v_b): the difference of two nested levels, which estimates
+the coarser level's error and so bounds the finer one's on a smooth integrand (Lyness 1969), and matches it at
+a jump. It becomes the halves' error vector, shared between them in proportion to their own curvature.
+Everything is a weighted sum of at most five pool vectors per cell, so the bookkeeping per gradient taken is a
+few passes over one map; sums of maps (for the completeness gaps) come from each point's summed vector, kept
+in float64.
 """
 
 from __future__ import annotations
@@ -13,15 +24,17 @@ import torch
 from .engine import Engine
 from .transfer import to_device
 
-# Cells whose values and error estimates are computed together: (cells x C x H x W) float64 temporaries.
+# Cells whose values and error estimates are computed together: (cells x C x H x W) temporaries.
 CELL_CHUNK = 32
 
 
 class PointPool:
-    """Integrand vectors and scores per point, on the device, growing by doubling as points are added."""
+    """Per point, on the device: its integrand vector (in the inputs' dtype), the vector's sum and f (float64);
+    growing by doubling as points are added."""
 
     def __init__(self, shape: torch.Size, dtype: torch.dtype, device: torch.device, capacity: int) -> None:
         self.vectors = torch.zeros((capacity, *shape), dtype=dtype, device=device)
+        self.sums = torch.zeros(capacity, dtype=torch.float64, device=device)
         self.scores = torch.zeros(capacity, dtype=torch.float64, device=device)
         self.used = 0
 
@@ -30,21 +43,20 @@ class PointPool:
         needed = self.used + count
         if needed > self.vectors.shape[0]:
             capacity = max(needed, 2 * self.vectors.shape[0])
-            vectors = torch.zeros((capacity, *self.vectors.shape[1:]), dtype=self.vectors.dtype,
-                                  device=self.vectors.device)
-            vectors[: self.used] = self.vectors[: self.used]
-            scores = torch.zeros(capacity, dtype=torch.float64, device=self.scores.device)
-            scores[: self.used] = self.scores[: self.used]
-            self.vectors, self.scores = vectors, scores
+            for name in ("vectors", "sums", "scores"):
+                old = getattr(self, name)
+                grown = torch.zeros((capacity, *old.shape[1:]), dtype=old.dtype, device=old.device)
+                grown[: self.used] = old[: self.used]
+                setattr(self, name, grown)
         slots = np.arange(self.used, needed, dtype=np.int64)
         self.used = needed
         return slots
 
 
 def evaluate_points(engine: Engine, path, rule: str, targets: torch.Tensor, pool: PointPool,
-              points: list[tuple[int, float, int]]) -> None:
+                    points: list[tuple[int, float, int]]) -> None:
     """f and the integrand vector at every listed (image, alpha, slot), written into the pool, in engine
-    chunks that mix images."""
+    chunks that mix images. The vector is grad f * gamma' (``riemann``) or grad f^2 / ||grad f||^2 (``idgi``)."""
     device = targets.device
     table = np.asarray(points, dtype=np.float64)
     image_index = to_device(table[:, 0].astype(np.int64), device)
@@ -53,8 +65,7 @@ def evaluate_points(engine: Engine, path, rule: str, targets: torch.Tensor, pool
     for part in engine.chunks(len(points)):
         rows, at = image_index[part], alphas[part]
         if rule == "idgi":
-            x = path.points(rows, at)
-            f, gradients = engine.scores_and_gradients(x, targets[rows])
+            f, gradients = engine.scores_and_gradients(path.points(rows, at), targets[rows])
             squared = gradients.to(torch.float64).square()
             norm = squared.flatten(1).sum(dim=1)
             scale = torch.where(norm > 0, 1.0 / norm.clamp_min(1e-300), torch.zeros_like(norm))
@@ -64,101 +75,126 @@ def evaluate_points(engine: Engine, path, rule: str, targets: torch.Tensor, pool
             f, gradients = engine.scores_and_gradients(x, targets[rows])
             vectors = gradients.to(torch.float64) * velocity.to(torch.float64)
         pool.vectors[slots[part]] = vectors.to(pool.vectors.dtype)
+        pool.sums[slots[part]] = vectors.flatten(1).sum(dim=1)
         pool.scores[slots[part]] = f.to(torch.float64)
 
 
-def cell_values(pool: PointPool, rule: str, slots: torch.Tensor, widths: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For k cells given their (k, 3) slots and (k,) widths: (k, C, H, W) float64 values; (k, C, H, W) signed
-    error vectors from the cell alone, a finer rule's value less a coarser one's (``riemann``: Simpson's less the
-    two-panel trapezoid's, -h/12 (v_a - 2 v_m + v_b); ``idgi``: the two left sums less the one,
-    (u_m - u_a)(f_b - f_m)); and (k,) signed completeness gaps f(b) - f(a) - sum(value) (zero for ``idgi``)."""
-    v_a, v_m, v_b = (pool.vectors[slots[:, j]].to(torch.float64) for j in range(3))
-    f_a, f_m, f_b = (pool.scores[slots[:, j]] for j in range(3))
-    view = (-1, *([1] * (v_a.dim() - 1)))
-    if rule == "idgi":
-        values = v_a * (f_m - f_a).view(view) + v_m * (f_b - f_m).view(view)
-        return values, (v_m - v_a) * (f_b - f_m).view(view), torch.zeros_like(f_a)
-    h = widths.view(view)
-    values = h / 6 * (v_a + 4 * v_m + v_b)
-    return values, -h / 12 * (v_a - 2 * v_m + v_b), f_b - f_a - values.flatten(1).sum(dim=1)
+class RunningMaps:
+    """Per image, on the device: the map on the current partition, the sum of its cells' error vectors (both
+    (B, C, H, W), the pool's dtype: they only steer the refinement; the final map is summed again in float64)
+    and the map's sum (float64, for the completeness gap)."""
 
-
-def pair_difference(pool: PointPool, five: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
-    """(k, C, H, W) S(a, q1, m) + S(m, q3, b) - S(a, m, b) for k ``riemann`` cells halved, given their (k, 5)
-    slots (a, q1, m, q3, b) and (k,) widths b - a."""
-    left, _, _ = cell_values(pool, "riemann", five[:, 0:3], widths / 2)
-    right, _, _ = cell_values(pool, "riemann", five[:, 2:5], widths / 2)
-    whole, _, _ = cell_values(pool, "riemann", five[:, [0, 2, 4]], widths)
-    return left + right - whole
+    def __init__(self, batch: int, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> None:
+        self.maps = torch.zeros((batch, *shape), dtype=dtype, device=device)
+        self.errors = torch.zeros_like(self.maps)
+        self.sums = torch.zeros(batch, dtype=torch.float64, device=device)
 
 
 def _l1(vectors: torch.Tensor) -> torch.Tensor:
-    return vectors.abs().flatten(1).sum(dim=1)
+    return vectors.abs().flatten(1).sum(dim=1).to(torch.float64)
 
 
-def add_cells(pool: PointPool, rule: str, maps: torch.Tensor, error_vectors: torch.Tensor, new_cells: np.ndarray,
-              parents: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Add the new cells' values to the running ``maps`` and their error vectors to ``error_vectors`` (both
-    (B, C, H, W) float64), taking out those of the parents they halve; return the new cells' (k,) error sizes
-    (what bisecting them should gain: the L1 norm of their error vectors, never below their completeness gap)
-    and (k,) shares.
+def _times(vectors: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """(k, C, H, W) vectors times (k,) float64 scales, in the vectors' dtype."""
+    return vectors * scale.to(vectors.dtype).view(-1, *([1] * (vectors.dim() - 1)))
 
-    ``new_cells``: (k, 6) rows (image, a, b, slot_a, slot_m, slot_b); after the first round they come in pairs,
-    the halves of ``parents[i]`` at 2i and 2i + 1. ``parents``: (k / 2, 12) rows (image, slot_a, slot_m, slot_b,
-    width, five origin slots, origin width, share): see :func:`parent_error_vectors`.
 
-    A ``riemann`` pair's error vector is how far its two Simpson values moved from their parent's,
-    S_1 + S_2 - S_parent: the difference of two nested levels, which estimates the coarser level's error and so
-    bounds the finer one's on a smooth integrand (Lyness 1969), and matches it at a jump. The halves share it in
-    proportion to their own curvature (``shares``). The errors of an image's cells are added as vectors, so that
-    errors of opposite signs in different cells cancel as they do in the map.
-    """
-    device = maps.device
-    sizes = torch.zeros(len(new_cells), dtype=torch.float64, device=device)
-    shares = torch.ones(len(new_cells), dtype=torch.float64, device=device)
-    image_index = to_device(new_cells[:, 0].astype(np.int64), device)
-    slots = to_device(new_cells[:, 3:6].astype(np.int64), device)
-    widths = to_device(new_cells[:, 2] - new_cells[:, 1], device)
-    if parents is not None:
-        parent_rows = to_device(parents, device)
-    step = CELL_CHUNK - CELL_CHUNK % 2
-    for start in range(0, len(new_cells), step):
-        part = slice(start, start + step)
-        values, own, gap = cell_values(pool, rule, slots[part], widths[part])
-        maps.index_add_(0, image_index[part], values)
-        if parents is None or rule == "idgi":
-            error_vectors.index_add_(0, image_index[part], own)
-            sizes[part] = torch.maximum(_l1(own), gap.abs())
-        if parents is None:
-            continue
-        halves = parent_rows[start // 2 : (start + step) // 2]
-        owners = halves[:, 0].long()
-        parent_slots, parent_widths = halves[:, 1:4].long(), halves[:, 4]
-        parent_values, _, _ = cell_values(pool, rule, parent_slots, parent_widths)
-        maps.index_add_(0, owners, -parent_values)
-        error_vectors.index_add_(0, owners, -parent_error_vectors(pool, rule, halves))
+def add_first_cells(pool: PointPool, rule: str, running: RunningMaps, rows: np.ndarray
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Add the first partition's cells, (k, 6) rows (image, a, b, slot_a, slot_m, slot_b), to ``running``;
+    return their (k,) error sizes (the L1 norm of the error vector, never below the cell's completeness gap
+    |f(b) - f(a) - sum(value)|, an exact lower bound of its L1 error) and (k,) shares (all 1)."""
+    device = running.maps.device
+    image_index = to_device(rows[:, 0].astype(np.int64), device)
+    slots = to_device(rows[:, 3:6].astype(np.int64), device)
+    widths = to_device(rows[:, 2] - rows[:, 1], device)
+    sizes = torch.zeros(len(rows), dtype=torch.float64, device=device)
+    for start in range(0, len(rows), CELL_CHUNK):
+        part = slice(start, start + CELL_CHUNK)
+        a, m, b = (slots[part, j] for j in range(3))
+        v_a, v_m, v_b = pool.vectors[a], pool.vectors[m], pool.vectors[b]
+        s_a, s_m, s_b = pool.sums[a], pool.sums[m], pool.sums[b]
+        f_a, f_m, f_b = pool.scores[a], pool.scores[m], pool.scores[b]
         if rule == "idgi":
-            continue
-        pair = values[0::2] + values[1::2] - parent_values
-        curvature = _l1(own).view(-1, 2)
-        total = curvature.sum(dim=1, keepdim=True)
-        share = torch.where(total > 0, curvature / total.clamp_min(1e-300), torch.full_like(curvature, 0.5))
-        error_vectors.index_add_(0, owners, pair)
-        shares[part] = share.flatten()
-        sizes[part] = torch.maximum((_l1(pair).view(-1, 1) * share).flatten(), gap.abs())
+            values = _times(v_a, f_m - f_a) + _times(v_m, f_b - f_m)
+            own = _times(v_m - v_a, f_b - f_m)
+            value_sums = s_a * (f_m - f_a) + s_m * (f_b - f_m)
+            gaps = torch.zeros_like(value_sums)
+        else:
+            h = widths[part]
+            values = _times(v_a + 4 * v_m + v_b, h / 6)
+            own = _times(v_a - 2 * v_m + v_b, -h / 12)
+            value_sums = h / 6 * (s_a + 4 * s_m + s_b)
+            gaps = f_b - f_a - value_sums
+        running.maps.index_add_(0, image_index[part], values)
+        running.errors.index_add_(0, image_index[part], own)
+        running.sums.index_add_(0, image_index[part], value_sums)
+        sizes[part] = torch.maximum(_l1(own), gaps.abs())
+    return sizes, torch.ones_like(sizes)
+
+
+def add_halves(pool: PointPool, rule: str, running: RunningMaps, rows: np.ndarray, parents: np.ndarray
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace halved cells by their halves in ``running``; return the halves' (k,) error sizes and shares.
+
+    ``rows``: (k, 6) the halves, (image, a, b, slot_a, slot_m, slot_b), those of ``parents[i]`` at 2i and 2i + 1
+    (so the new quarter points are the halves' midpoints). ``parents``: (k / 2, 12) rows (image, slot_a, slot_m,
+    slot_b, width, the five slots and width of the cell it halves itself (-1: a first-partition cell, and always
+    for ``idgi``), its share of that cell's error vector).
+    """
+    device = running.maps.device
+    halves = to_device(rows, device)
+    table = to_device(parents, device)
+    sizes = torch.zeros(len(rows), dtype=torch.float64, device=device)
+    shares = torch.ones(len(rows), dtype=torch.float64, device=device)
+    step = CELL_CHUNK // 2
+    for start in range(0, len(parents), step):
+        part = table[start : start + step]
+        owners = part[:, 0].long()
+        a, m, b = part[:, 1].long(), part[:, 2].long(), part[:, 3].long()
+        q1, q3 = halves[2 * start : 2 * (start + step) : 2, 4].long(), halves[2 * start + 1 : 2 * (start + step) : 2, 4].long()
+        f = {name: pool.scores[slot] for name, slot in (("a", a), ("q1", q1), ("m", m), ("q3", q3), ("b", b))}
+        s = {name: pool.sums[slot] for name, slot in (("a", a), ("q1", q1), ("m", m), ("q3", q3), ("b", b))}
+        v_a, v_q1, v_m, v_q3, v_b = (pool.vectors[slot] for slot in (a, q1, m, q3, b))
+        pair = 2 * len(part)
+        if rule == "idgi":
+            first, second = _times(v_q1 - v_a, f["m"] - f["q1"]), _times(v_q3 - v_m, f["b"] - f["q3"])
+            moved = first + second
+            error_moved = moved - _times(v_m - v_a, f["b"] - f["m"])
+            sum_moved = (s["q1"] - s["a"]) * (f["m"] - f["q1"]) + (s["q3"] - s["m"]) * (f["b"] - f["q3"])
+            half_sizes = torch.stack([_l1(first), _l1(second)], dim=1)
+            half_shares = torch.ones_like(half_sizes)
+        else:
+            h = part[:, 4]
+            moved = _fourth_difference(v_a, v_q1, v_m, v_q3, v_b, h)
+            error_moved = moved - _parent_errors(pool, part, v_a, v_m, v_b)
+            sum_moved = h / 12 * (-s["a"] + 4 * s["q1"] - 6 * s["m"] + 4 * s["q3"] - s["b"])
+            curvature = torch.stack([_l1(v_a - 2 * v_q1 + v_m), _l1(v_m - 2 * v_q3 + v_b)], dim=1)
+            total = curvature.sum(dim=1, keepdim=True)
+            half_shares = torch.where(total > 0, curvature / total.clamp_min(1e-300), torch.full_like(curvature, 0.5))
+            gaps = torch.stack([f["m"] - f["a"] - h / 12 * (s["a"] + 4 * s["q1"] + s["m"]),
+                                f["b"] - f["m"] - h / 12 * (s["m"] + 4 * s["q3"] + s["b"])], dim=1)
+            half_sizes = torch.maximum(_l1(moved).view(-1, 1) * half_shares, gaps.abs())
+        running.maps.index_add_(0, owners, moved)
+        running.errors.index_add_(0, owners, error_moved)
+        running.sums.index_add_(0, owners, sum_moved)
+        sizes[2 * start : 2 * start + pair] = half_sizes.flatten()
+        shares[2 * start : 2 * start + pair] = half_shares.flatten()
     return sizes, shares
 
 
-def parent_error_vectors(pool: PointPool, rule: str, parents: torch.Tensor) -> torch.Tensor:
-    """The error vectors the cells in ``parents`` added when they were made: (k, 12) rows (image, slot_a,
-    slot_m, slot_b, width, five origin slots, origin width, share), the origin being the cell they halve
-    (``riemann``; -1 for a cell of the first partition, and always for ``idgi``, whose cells are judged alone)."""
-    slots, widths = parents[:, 1:4].long(), parents[:, 4]
-    _, own, _ = cell_values(pool, rule, slots, widths)
-    if rule == "idgi":
-        return own
+def _fourth_difference(v_a, v_q1, v_m, v_q3, v_b, widths: torch.Tensor) -> torch.Tensor:
+    """S(a, q1, m) + S(m, q3, b) - S(a, m, b) = h/12 (-v_a + 4 v_q1 - 6 v_m + 4 v_q3 - v_b), h = b - a."""
+    return _times(4 * (v_q1 + v_q3) - 6 * v_m - v_a - v_b, widths / 12)
+
+
+def _parent_errors(pool: PointPool, parents: torch.Tensor, v_a, v_m, v_b) -> torch.Tensor:
+    """The error vectors ``riemann`` cells added when they were made: their share of the cell they halve's
+    level difference, or (a first-partition cell) Simpson's less the trapezoid's."""
     origin, origin_widths, share = parents[:, 5:10].long(), parents[:, 10], parents[:, 11]
-    halved = origin[:, 0] >= 0
-    paired = pair_difference(pool, origin.clamp_min(0), origin_widths) * share.view(-1, *([1] * (own.dim() - 1)))
-    return torch.where(halved.view(-1, *([1] * (own.dim() - 1))), paired, own)
+    own = _times(v_a - 2 * v_m + v_b, -parents[:, 4] / 12)
+    halved = origin[:, 0] >= 0  # both are computed: asking the device which applies would make the host wait
+    o = origin.clamp_min(0)
+    level = _fourth_difference(*(pool.vectors[o[:, j]] for j in range(5)), origin_widths)
+    view = (-1, *([1] * (own.dim() - 1)))
+    return torch.where(halved.view(view), _times(level, share), own)

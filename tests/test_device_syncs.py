@@ -95,7 +95,7 @@ def test_steps_auto_waits_for_the_device_once_per_round_whatever_the_number_of_i
         rounds = []
         with warnings.catch_warnings(), count_syncs() as counter:
             warnings.simplefilter("ignore")
-            result = igcli.attribute(model, x, method="ig", rule=rule, steps="auto", tolerance=1e-7, batch_size=4,
+            result = igcli.attribute(model, x, method="ig", rule=rule, steps="auto", tolerance=1e-7, max_steps=64, batch_size=4,
                                      device="cpu", progress=rounds.append)  # told once per round
         return counter.total, counter.by_site(), result, len(rounds)
 
