@@ -164,7 +164,8 @@ def integrate_adaptive(
                         torch.zeros(1, dtype=torch.float64, device=device))
     shape = probe.shape[1:]
     pool = PointPool(shape, torch.float64 if probe.dtype == torch.float64 else torch.float32, device,
-                     capacity=max(1, batch * (settings.initial_evaluations(rule) + 1) * 2))
+                     capacity=max(1, batch * (settings.initial_evaluations(rule) + 1) * 2),
+                     limit=batch * (settings.max_steps + 1))
     running = RunningMaps(batch, shape, pool.vectors.dtype, device)
     images = [_Partition() for _ in range(batch)]
     points, rows, start_slots = _first_partition(images, pool, rule, settings.initial_cells(rule))

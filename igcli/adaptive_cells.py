@@ -30,10 +30,11 @@ CELL_CHUNK = 32
 
 class PointPool:
     """Per point, on the device: its integrand vector (in the inputs' dtype), the vector's sum and f (float64);
-    growing by doubling as points are added."""
+    growing by doubling as points are added, never beyond ``limit`` points."""
 
-    def __init__(self, shape: torch.Size, dtype: torch.dtype, device: torch.device, capacity: int) -> None:
-        self.vectors = torch.zeros((capacity, *shape), dtype=dtype, device=device)
+    def __init__(self, shape: torch.Size, dtype: torch.dtype, device: torch.device, capacity: int, limit: int) -> None:
+        self.limit = limit  # the most points there can be (max_steps + 1 per image): growth stops there
+        self.vectors = torch.zeros((min(capacity, limit), *shape), dtype=dtype, device=device)
         self.sums = torch.zeros(capacity, dtype=torch.float64, device=device)
         self.scores = torch.zeros(capacity, dtype=torch.float64, device=device)
         self.used = 0
@@ -42,7 +43,7 @@ class PointPool:
         """``count`` new slots."""
         needed = self.used + count
         if needed > self.vectors.shape[0]:
-            capacity = max(needed, 2 * self.vectors.shape[0])
+            capacity = max(needed, min(2 * self.vectors.shape[0], self.limit))
             for name in ("vectors", "sums", "scores"):
                 old = getattr(self, name)
                 grown = torch.zeros((capacity, *old.shape[1:]), dtype=old.dtype, device=old.device)

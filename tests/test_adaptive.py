@@ -228,3 +228,21 @@ def test_a_fixed_run_has_no_adaptive_fields():
         warnings.simplefilter("ignore")
         result = igcli.attribute(tiny_convnet(), torch.rand((1, 3, 8, 8)), steps=4, device="cpu")
     assert result.evaluations is None and result.step_points is None and result.tolerance_met is None
+
+
+def test_memory_is_bounded_by_max_steps_per_image(monkeypatch):
+    """The pool of integrand vectors grows with the points taken, never past max_steps + 1 per image."""
+    from igcli import adaptive_cells
+
+    capacities = []
+    take = adaptive_cells.PointPool.take
+
+    def watched(pool, count):
+        slots = take(pool, count)
+        capacities.append(pool.vectors.shape[0])
+        return slots
+
+    monkeypatch.setattr(adaptive_cells.PointPool, "take", watched)
+    result = auto(tiny_convnet(), torch.rand((3, 3, 8, 8), generator=torch.Generator().manual_seed(7)),
+                  tolerance=1e-9, max_steps=40, output="prob")
+    assert (result.evaluations >= 39).all() and max(capacities) <= 3 * 41
