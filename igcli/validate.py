@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import h5py
+import numpy as np
 
 from .choices import REDUCTIONS
 from .ensembles.aggregates import NOISE_AGGREGATE_NAMES
@@ -138,6 +139,8 @@ MAX_ADAPTIVE_STEPS = 100_000  # igcli.schedules.MAX_STEPS (not imported: reading
 def _adaptive_settings_problem(settings: dict[str, Any]) -> str | None:
     """What is wrong with ``--steps auto``'s recorded target and limits, or None (also when not recorded)."""
     if settings.get("step_tolerance") is None:
+        if settings.get("schedule") == "auto" and "alphas" not in settings:  # else rebuilt as 1 step, silently
+            return "'schedule' is auto (steps chosen per image) without 'step_tolerance'"
         return None
     tolerance = settings["step_tolerance"]
     if not (_is_number(tolerance) and 0 < tolerance < 1):
@@ -145,12 +148,21 @@ def _adaptive_settings_problem(settings: dict[str, Any]) -> str | None:
     for key in ("min_steps", "max_steps"):
         if not _is_int(settings.get(key)) or not 1 <= settings[key] <= MAX_ADAPTIVE_STEPS:
             return f"{key!r} is not a step count from 1 to {MAX_ADAPTIVE_STEPS}"
+    # The first mesh's evaluations (min_steps, rounded up to whole cells) always fit under the cap.
+    if settings["min_steps"] > settings["max_steps"]:
+        return f"'min_steps' {settings['min_steps']} is above 'max_steps' {settings['max_steps']}"
+    # A reader rebuilds the maps from steps and schedule when they are given: they must not say another thing.
+    if settings.get("steps") is not None:
+        return f"'steps' is {settings['steps']!r} in a run that chose its steps per image"
+    if settings.get("schedule") != "auto":
+        return f"'schedule' is {settings.get('schedule')!r} in a run that chose its steps per image"
     return None
 
 
-def _check_adaptive_columns(path: Path, handle: h5py.File, settings: dict[str, Any]) -> None:
+def _check_adaptive_columns(path: Path, handle: h5py.File, settings: dict[str, Any], read_data: bool) -> None:
     """A ``--steps auto`` shard with rows holds its four per-row datasets, each of its kind, ``step_points``
-    as wide as the recorded ``max_steps`` (so the run's shards concatenate in the index)."""
+    as wide as the recorded ``max_steps`` (so the run's shards concatenate in the index), counts within 1 to
+    ``max_steps``, flags 0 or 1, estimates not NaN or negative; with ``read_data`` also each row's points."""
     if settings.get("step_tolerance") is None:
         return
     for name, (kinds, dims) in ADAPTIVE_COLUMNS.items():
@@ -162,6 +174,35 @@ def _check_adaptive_columns(path: Path, handle: h5py.File, settings: dict[str, A
     if handle["step_points"].shape[1] != settings["max_steps"]:
         raise DamagedShardError(path, f"dataset 'step_points' has {handle['step_points'].shape[1]} columns, not "
                                       f"max_steps = {settings['max_steps']}")
+    # The per-row values, read whole (a few bytes a row): what the summary, the index and a reader report.
+    counts = handle["gradient_evaluations"][:]
+    if counts.size and (counts.min() < 1 or counts.max() > settings["max_steps"]):
+        raise DamagedShardError(path, f"dataset 'gradient_evaluations' holds counts outside 1 to max_steps = "
+                                      f"{settings['max_steps']}")
+    if not np.isin(handle["tolerance_met"][:].astype(np.int64), (0, 1)).all():
+        raise DamagedShardError(path, "dataset 'tolerance_met' holds values other than 0 and 1")
+    estimates = handle["error_estimate"][:]
+    if np.isnan(estimates).any() or (estimates < 0).any():  # +inf is one: a map of zeros that misses a change
+        raise DamagedShardError(path, "dataset 'error_estimate' holds NaN or negative values")
+    if read_data:
+        _check_step_points(path, handle["step_points"], counts)
+
+
+def _check_step_points(path: Path, dataset: h5py.Dataset, counts: np.ndarray) -> None:
+    """Each row of ``step_points``: its ``counts[row]`` alphas, increasing within [0, 1], then NaN; read in
+    blocks of about 8 MiB (a row is up to MAX_ADAPTIVE_STEPS wide)."""
+    width = dataset.shape[1]
+    block = max(1, 2**20 // max(1, width))
+    for start in range(0, dataset.shape[0], block):
+        points = dataset[start : start + block].astype(np.float64)
+        taken = np.arange(width) < counts[start : start + block, None]
+        good = ((np.isfinite(points) == taken).all(axis=1)
+                & np.where(taken, (points >= 0) & (points <= 1), True).all(axis=1)
+                & np.where(taken[:, 1:], np.diff(points, axis=1) > 0, True).all(axis=1))
+        if not good.all():
+            row = start + int(np.flatnonzero(~good)[0])
+            raise DamagedShardError(path, f"dataset 'step_points' row {row}: not {counts[row]} increasing alphas in "
+                                          "[0, 1] (its gradient_evaluations) then NaN")
 
 
 def _add_string(digest: Any, value: Any) -> None:
@@ -212,7 +253,7 @@ def check_shard(path: Path | str, *, read_data: bool = False) -> ShardInfo:
         DamagedShardError: naming the file and the first problem found.
     """
     def check(handle: h5py.File) -> ShardInfo:
-        info = _check_open_shard(Path(path), handle)
+        info = _check_open_shard(Path(path), handle, read_data)
         if read_data:
             for name in _dataset_names(handle):
                 handle[name][...]
@@ -259,7 +300,7 @@ def _check_links(path: Path, group: h5py.Group, prefix: str = "") -> None:
             raise DamagedShardError(path, f"dataset {prefix}{name!r} keeps its data outside the file")
 
 
-def _check_open_shard(path: Path, handle: h5py.File) -> ShardInfo:
+def _check_open_shard(path: Path, handle: h5py.File, read_data: bool = False) -> ShardInfo:
     settings = read_settings(handle)
     rows = handle.attrs.get("rows")
     if not isinstance(rows, numbers.Integral) or isinstance(rows, bool) or int(rows) < 0:
@@ -280,7 +321,7 @@ def _check_open_shard(path: Path, handle: h5py.File) -> ShardInfo:
                 raise DamagedShardError(path, f"dataset {name!r} has type {dataset.dtype} and {dataset.ndim} dimensions")
         if "paths" not in handle or h5py.check_string_dtype(handle["paths"].dtype) is None:
             raise DamagedShardError(path, "dataset 'paths' is missing or not strings")
-        _check_adaptive_columns(path, handle, settings)
+        _check_adaptive_columns(path, handle, settings, read_data)
     if "abs_paths" in handle and h5py.check_string_dtype(handle["abs_paths"].dtype) is None:
         raise DamagedShardError(path, "dataset 'abs_paths' is not strings")
     input_root = handle.attrs.get("input_root")
