@@ -166,7 +166,10 @@ def integrate_adaptive(
     pool = PointPool(shape, torch.float64 if probe.dtype == torch.float64 else torch.float32, device,
                      capacity=max(1, batch * (settings.initial_evaluations(rule) + 1) * 2),
                      limit=batch * (settings.max_steps + 1))
-    running = RunningMaps(batch, shape, pool.vectors.dtype, device)
+    complete = bool(getattr(path, "exact_velocity", True))
+    running = RunningMaps(batch, shape, pool.vectors.dtype, device, complete)
+    # f's own rounding: a completeness gap within a few units of it is noise, not a coarse partition
+    resolution = 16 * torch.finfo(_compute_dtype(engine, probe.dtype)).eps
     images = [_Partition() for _ in range(batch)]
     points, rows, start_slots = _first_partition(images, pool, rule, settings.initial_cells(rule))
     if rule == "idgi":  # f at alpha = 1 is the input's score: no gradient is taken there
@@ -187,27 +190,36 @@ def integrate_adaptive(
         # The one wait per round: the new cells' sizes and shares, and per image still refining, the size of
         # its map, of its summed error vector, and its completeness gap (an exact lower bound of the error).
         which = to_device(np.flatnonzero(active), device)
-        change = input_scores.to(torch.float64) - pool.scores[start_slots]
-        gaps = change - running.sums
-        copied = torch.cat([sizes, shares, *(vectors.index_select(0, which).abs().flatten(1).sum(dim=1).to(torch.float64)
-                                            for vectors in (running.maps, running.errors)),
-                            gaps.index_select(0, which).abs(), change.index_select(0, which).abs()]).cpu().numpy()
+        start_scores = pool.scores[start_slots]
+        change = input_scores.to(torch.float64) - start_scores
+        gaps = (change - running.sums).abs()
+        norms = running.maps.abs().flatten(1).sum(dim=1).to(torch.float64)
+        # the gap's share f cannot resolve: rounding of f at both ends and of the map's sum
+        floor = resolution * (input_scores.to(torch.float64).abs() + start_scores.abs() + norms)
+        copied = torch.cat([sizes, shares, *(values.index_select(0, which) for values in (
+            norms, running.errors.abs().flatten(1).sum(dim=1).to(torch.float64), gaps, change.abs(), floor))])
+        copied = copied.cpu().numpy()
         k = len(rows)
         sizes, shares = copied[:k], copied[k : 2 * k]
-        norms, errors, gaps, changes = copied[2 * k :].reshape(4, -1)
+        norms, errors, gaps, changes, floors = copied[2 * k :].reshape(5, -1)
+        if not complete:  # the gap is not the sum's error: neither a bound nor a criterion
+            gaps = changes = np.zeros_like(gaps)
         owner = rows[:, 0].astype(np.int64)
         for image in np.unique(owner):
             mine = owner == image
             images[image].add(rows[mine], sizes[mine], shares[mine], origins[mine, :5].astype(np.int64),
                               origins[mine, 5])
         points, rows_list, origin_list, parent_list = [], [], [], []
-        for image, norm, error, gap, change_size in zip(np.flatnonzero(active), norms, errors, gaps, changes):
+        for image, norm, error, gap, change_size, floor in zip(np.flatnonzero(active), norms, errors, gaps, changes,
+                                                               floors):
             state = images[image]
+            gap = max(0.0, gap - floor)
             total = max(error, gap) if np.all(np.isfinite(state.sizes)) else math.inf
             estimate[image] = total / norm if norm > 0 else (0.0 if total == 0 else math.inf)
             # How far from done: the map's estimated error against T, and (the sum's error, known exactly)
             # the completeness gap against T, IG's own criterion (Sundararajan et al. 2017 §3).
-            behind = max(estimate[image], gap / change_size if change_size > 0 else 0.0) / settings.tolerance
+            completeness = gap / change_size if change_size > 0 else 0.0
+            behind = max(estimate[image], completeness) / settings.tolerance
             met[image] = behind <= 1
             budget = (settings.max_steps - len(state.evaluated)) // 2
             split = np.zeros(0, dtype=np.int64)
@@ -231,6 +243,13 @@ def integrate_adaptive(
             if rule == "idgi":
                 parents[:, 5:10] = -1
     return _finish(pool, rule, images, shape, device, estimate, met)
+
+
+def _compute_dtype(engine: Engine, dtype: torch.dtype) -> torch.dtype:
+    """The dtype the model computes f in: autocast's (bfloat16 on the CPU, float16 on CUDA), else the inputs'."""
+    if getattr(engine, "amp", False):
+        return torch.float16 if engine.device.type == "cuda" else torch.bfloat16
+    return dtype
 
 
 def _first_partition(images: list[_Partition], pool: PointPool, rule: str, cells: int):

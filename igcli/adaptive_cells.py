@@ -85,7 +85,11 @@ class RunningMaps:
     (B, C, H, W), the pool's dtype: they only steer the refinement; the final map is summed again in float64)
     and the map's sum (float64, for the completeness gap)."""
 
-    def __init__(self, batch: int, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> None:
+    def __init__(self, batch: int, shape: torch.Size, dtype: torch.dtype, device: torch.device,
+                 complete: bool = True) -> None:
+        # Whether a cell's value sums to its change in f (the path's velocity is exact): only then is a cell's
+        # completeness gap a lower bound of its error.
+        self.complete = complete
         self.maps = torch.zeros((batch, *shape), dtype=dtype, device=device)
         self.errors = torch.zeros_like(self.maps)
         self.sums = torch.zeros(batch, dtype=torch.float64, device=device)
@@ -130,7 +134,7 @@ def add_first_cells(pool: PointPool, rule: str, running: RunningMaps, rows: np.n
         running.maps.index_add_(0, image_index[part], values)
         running.errors.index_add_(0, image_index[part], own)
         running.sums.index_add_(0, image_index[part], value_sums)
-        sizes[part] = torch.maximum(_l1(own), gaps.abs())
+        sizes[part] = torch.maximum(_l1(own), gaps.abs()) if running.complete else _l1(own)
     return sizes, torch.ones_like(sizes)
 
 
@@ -175,7 +179,9 @@ def add_halves(pool: PointPool, rule: str, running: RunningMaps, rows: np.ndarra
             half_shares = torch.where(total > 0, curvature / total.clamp_min(1e-300), torch.full_like(curvature, 0.5))
             gaps = torch.stack([f["m"] - f["a"] - h / 12 * (s["a"] + 4 * s["q1"] + s["m"]),
                                 f["b"] - f["m"] - h / 12 * (s["m"] + 4 * s["q3"] + s["b"])], dim=1)
-            half_sizes = torch.maximum(_l1(moved).view(-1, 1) * half_shares, gaps.abs())
+            half_sizes = _l1(moved).view(-1, 1) * half_shares
+            if running.complete:
+                half_sizes = torch.maximum(half_sizes, gaps.abs())
         running.maps.index_add_(0, owners, moved)
         running.errors.index_add_(0, owners, error_moved)
         running.sums.index_add_(0, owners, sum_moved)

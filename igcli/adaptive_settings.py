@@ -6,6 +6,7 @@ Torch-free, so that ``igcli attribute`` refuses bad settings before it imports t
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from .errors import InvalidArgumentError
@@ -46,13 +47,13 @@ class AdaptiveSteps:
 
         name = {"tolerance": "tolerance", "min_steps": "min_steps", "max_steps": "max_steps", **(spelled or {})}
         tolerance = self.tolerance
-        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
+        if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not (
                 math.isfinite(tolerance) and 0 < tolerance < 1):
             raise InvalidArgumentError(
                 f"{name['tolerance']} must be a number between 0 and 1 (a relative L1 error), got {tolerance!r}")
         for key in ("min_steps", "max_steps"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_STEPS:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= MAX_STEPS:
                 raise InvalidArgumentError(f"{name[key]} must be an integer from 1 to {MAX_STEPS}, got {value!r}")
         first = self.initial_evaluations(rule)
         if self.max_steps < first:
@@ -78,3 +79,8 @@ def check_auto_steps(method, rule: str, schedule, ensemble: bool, settings: Adap
         raise InvalidArgumentError("steps auto does not combine with an ensemble (noise samples, several baselines "
                                    "or drawn references) yet; give a number of steps")
     return settings.checked(rule)
+
+
+def is_auto(steps: object) -> bool:
+    """Whether ``steps`` asks for adaptive steps (``"auto"``, in any case, as the CLI takes it)."""
+    return isinstance(steps, str) and steps.strip().lower() == "auto"

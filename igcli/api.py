@@ -26,7 +26,7 @@ from .methods.registry import plugin_faults
 from .prologue import TargetSpec, prepared_batch
 from .rules import make_rule
 from .adaptive import integrate_adaptive
-from .adaptive_settings import DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS, DEFAULT_TOLERANCE, AdaptiveSteps, check_auto_steps
+from .adaptive_settings import DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS, DEFAULT_TOLERANCE, AdaptiveSteps, check_auto_steps, is_auto
 from .schedules import Schedule, ScheduleSpec, default_schedule, make_schedule
 from .transfer import to_device
 
@@ -159,7 +159,7 @@ def attribute(
     Raises:
         InvalidArgumentError, ShapeError, TargetError, NonFiniteError (all :class:`~igcli.errors.IgcliError`).
     """
-    adaptive = steps == "auto"
+    adaptive = is_auto(steps)
     if not adaptive:
         schedule = _schedule_or_default(schedule, method, rule)
     chosen = as_method(method)
@@ -336,7 +336,7 @@ def _described(method: str | Method, rule: str, *, steps: int | str, schedule: S
                ) -> tuple[dict[str, Any], EnsembleSpec]:
     """:func:`describe`'s settings and the checked :class:`~igcli.ensembles.EnsembleSpec` they ask for."""
     chosen = as_method(method)
-    adaptive = steps == "auto"
+    adaptive = is_auto(steps)
     if not adaptive:
         schedule = _schedule_or_default(schedule, method, rule)
     method, rule, options = check_method(method, rule, output, method_options)

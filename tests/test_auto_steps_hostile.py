@@ -1,7 +1,7 @@
 """``--steps auto`` against hostile inputs: shards whose per-row columns or recorded limits were tampered with are
-caught as damaged (one line, never a traceback), and the refinement's known weak spots (xfail until fixed in
-igcli/adaptive*.py): a completeness gap at the floating-point floor of f, Blur IG's finite-difference velocity,
-numpy scalars as limits."""
+caught as damaged (one line, never a traceback), and the refinement's weak spots the hostile tester found: a
+completeness gap at the floating-point floor of f, Blur IG's finite-difference velocity, numpy scalars as
+limits."""
 
 import shutil
 
@@ -116,9 +116,6 @@ class SumOfSines(nn.Module):
         return torch.stack([value, -value], dim=1).to(x.dtype)
 
 
-@pytest.mark.xfail(strict=True, reason="igcli/adaptive.py: an image is done only when |gap| <= T |f(x) - f(x')|; "
-                   "when f(x) - f(x') is at f's rounding floor (float32 here) that can never hold, so an image whose "
-                   "map is exact to 1e-5 spends the whole budget and is reported tolerance_met False")
 def test_a_gap_at_the_rounding_floor_of_f_does_not_spend_the_budget():
     generator = torch.Generator().manual_seed(0)
     x = torch.rand((1, 1, 4, 4), generator=generator, dtype=torch.float64).float()
@@ -133,9 +130,6 @@ def test_a_gap_at_the_rounding_floor_of_f_does_not_spend_the_budget():
         assert result.evaluations.item() < 64 and bool(result.tolerance_met.item()), shift
 
 
-@pytest.mark.xfail(strict=True, reason="igcli/adaptive.py: with blur_derivative='finite' the velocity is not "
-                   "d gamma / d alpha, so the exact map's completeness gap is not 0 (0.3-0.7% here); the gap "
-                   "criterion then refines to max_steps and reports tolerance_met False for a map accurate to 1e-5")
 def test_blur_ig_with_a_finite_difference_velocity_stops_when_its_map_is_accurate():
     torch.manual_seed(0)
     model = tiny_convnet().double()
@@ -148,9 +142,6 @@ def test_blur_ig_with_a_finite_difference_velocity_stops_when_its_map_is_accurat
     assert result.evaluations.max().item() < 128 and bool(result.tolerance_met.all())
 
 
-@pytest.mark.xfail(strict=True, reason="igcli/adaptive_settings.py: steps=np.int64(16) is accepted, but "
-                   "max_steps=np.int64(64) is refused as 'must be an integer ..., got np.int64(64)', and "
-                   "tolerance=np.float32(0.05) as not a number")
 def test_numpy_scalars_are_accepted_as_limits_like_steps():
     model, x = tiny_convnet(), torch.rand((1, 3, 8, 8))
     result = igcli.attribute(model, x, 0, steps="auto", tolerance=np.float32(0.05), min_steps=np.int64(4),

@@ -126,6 +126,9 @@ def test_a_resumed_run_equals_a_clean_one_and_refuses_another_tolerance(clean, t
     sorted(list_shards(tmp_path / "single"))[-1].unlink()  # interrupted before the last image's shard was complete
     with pytest.raises(OutputError, match="step_tolerance"):
         run(tmp_path, out="single", batch_size=1, shard_size=1, resume=True, step_tolerance=0.01)
+    with pytest.raises(OutputError, match="holds a run with steps='auto' but this run has steps=8"):
+        run(tmp_path, out="single", batch_size=1, shard_size=1, resume=True, steps=8, step_tolerance=None,
+            min_steps=None, max_steps=None)
     summary = run(tmp_path, out="single", batch_size=1, shard_size=1, resume=True)
     assert (summary.already_done, summary.attributed) == (3, 1)
     _, resumed = stored(tmp_path, "single")

@@ -156,6 +156,8 @@ class BlurPath:
         self.max_sigma = float(max_sigma)
         self.padding = padding
         self.derivative = derivative
+        # PAIR's forward difference is not d gamma / d alpha: its map's sum does not equal f(x) - f(x') exactly
+        self.exact_velocity = derivative == "exact"
         self.finite_step = float(finite_step)
         # One kernel support for the whole path keeps gamma smooth in alpha, so the exact derivative
         # integrates to f(x) - f(gamma(0)) (see blur_matrices).

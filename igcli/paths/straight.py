@@ -9,6 +9,7 @@ class StraightPath:
     """Straight lines from ``baselines`` to ``inputs``, both (B, C, H, W) on the same device and dtype."""
 
     name = "straight"
+    exact_velocity = True  # gamma' = x - x' exactly: a cell's map sums to its change in f (completeness)
 
     def __init__(self, inputs: torch.Tensor, baselines: torch.Tensor) -> None:
         self.inputs = inputs
