@@ -147,3 +147,11 @@ def test_numpy_scalars_are_accepted_as_limits_like_steps():
     result = igcli.attribute(model, x, 0, steps="auto", tolerance=np.float32(0.05), min_steps=np.int64(4),
                              max_steps=np.int64(64))
     assert result.evaluations.item() <= 64
+
+
+def test_the_evaluate_job_function_is_importable_from_the_jobs_package():
+    """``igcli.jobs.evaluate`` names the module once it is imported: the function is ``run_evaluate``."""
+    import igcli.jobs.evaluate as module
+    from igcli.jobs import EvaluateJob, run_evaluate
+
+    assert run_evaluate is module.evaluate and EvaluateJob is module.EvaluateJob

@@ -27,8 +27,11 @@ _EXPORTS = {
     "run_calibrate": "calibrate",
     "EvaluateJob": "evaluate",
     "EvaluateResult": "evaluate_results",
-    "evaluate": "evaluate",
+    "run_evaluate": "evaluate",  # the job function evaluate.evaluate, named like the other jobs' runners
 }
+# ``igcli.jobs.evaluate`` is also the name of the module: once anything imports it, Python binds the package's
+# attribute to the module, so the function is exported as run_evaluate.
+_ATTRIBUTES = {"run_evaluate": "evaluate"}
 
 __all__ = sorted(_EXPORTS)
 
@@ -37,7 +40,7 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         import importlib
 
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), _ATTRIBUTES.get(name, name))
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
