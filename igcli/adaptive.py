@@ -7,28 +7,29 @@ refined here per image on a partition of [0, 1] into cells [a, b], each with a g
 and (``riemann``) at b, so every gradient taken is reused when a cell is bisected (nested rules, as in
 adaptive Simpson quadrature, Lyness 1969):
 
-- ``riemann``: a cell is worth Simpson's S = h/6 (v_a + 4 v_m + v_b). Its error estimate is the larger of
-  ||S - T2||_1 = h/12 ||v_a - 2 v_m + v_b||_1 (the Richardson estimate of the embedded two-panel trapezoid rule
-  T2, which S never does worse than on a smooth integrand, and which bounds S's error at a kink or a jump within
-  the cell up to a small factor), and the cell's completeness gap |f(b) - f(a) - sum(S)|, exact and free: it is a
-  lower bound of the cell's L1 error (the summed map of a cell must equal its change in f), and catches a steep
-  rise of f that falls between the cell's three points.
-- ``idgi``: a cell is worth u_a (f_m - f_a) + u_m (f_b - f_m), Algorithm 1's left sums over its two halves; its
-  error estimate is the change from the coarse one-panel sum u_a (f_b - f_a): |f_b - f_m| ||u_m - u_a||_1
-  (a first-order rule: the difference of two levels estimates the finer level's error). Completeness holds
-  exactly on every partition.
+- ``riemann``: a cell is worth Simpson's S = h/6 (v_a + 4 v_m + v_b). A cell of the first partition is judged by
+  S less the embedded two-panel trapezoid rule's value, -h/12 (v_a - 2 v_m + v_b); the halves of a cell by how
+  far their two Simpson values moved from their parent's (the difference of two nested levels, Lyness 1969),
+  shared between them in proportion to their own curvature.
+- ``idgi``: a cell is worth u_a (f_m - f_a) + u_m (f_b - f_m), Algorithm 1's left sums over its two halves, and
+  is judged by the change from the one-panel sum: (u_m - u_a)(f_b - f_m), the difference of two levels of a
+  first-order rule. Completeness holds exactly on every partition.
 
-The estimated relative error of an image's map is ||sum_cells e_c||_1 / ||A||_1, the cells' signed error
-vectors added as the map adds their values (see :func:`~igcli.adaptive_cells.add_cells`), and never below the
-completeness gap's share |f(1) - f(0) - sum(A)| / ||A||_1. An image is done when that estimate and the
-completeness gap relative to f(1) - f(0) (IG's own criterion) are both at most the tolerance T. Until then the
-cells with the largest errors are bisected: those that hold half the error (bulk marking, Dörfler 1996, in
-QUADPACK QAG's largest-error-first order, Piessens et al. 1983), or near the target the fewest that leave the
-rest below T / 2, within the image's budget of gradient evaluations.
+These judgements are signed vectors (:mod:`igcli.adaptive_cells`). The estimated relative error of an image's
+map is ||sum_cells e_c||_1 / ||A||_1: added as the map adds the cells' values, errors of opposite signs in
+different cells cancel as they do in the map (a real network's gradients change in many small jumps along the
+path: adding the cells' norms instead overstates its error about tenfold). The estimate is never below the
+completeness gap's share |f(1) - f(0) - sum(A)| / ||A||_1, exact and free: a lower bound of the L1 error, which
+catches a steep rise of f between two points; a cell's own gap bounds its size the same way. An image is done
+when the estimate and the completeness gap relative to f(1) - f(0) (IG's own criterion, Sundararajan et al.
+2017 §3) are both at most the tolerance T. Until then the cells with the largest errors are bisected: those that
+hold half the error (bulk marking, Dörfler 1996, in QUADPACK QAG's largest-error-first order, Piessens et al.
+1983), or near the target the fewest that leave the rest below T / 2, within the image's budget of gradient
+evaluations.
 
 Rounds are batched across images: each round gathers the new points of every image still refining into one set
 of engine rows; an image that converges costs nothing more. The host decides which cells to split from one copy
-per round (the cells' error estimates and the maps' norms): one wait for the device per round, whatever the
+per round (the new cells' error sizes, and per image the norms of its map and error and its completeness gap): one wait for the device per round, whatever the
 number of images. Memory: one integrand vector per gradient taken (at most ``max_steps`` per image), in a pool
 that grows with the points actually used.
 """
@@ -104,7 +105,7 @@ class _Partition:
 
     def add(self, rows: np.ndarray, sizes: np.ndarray, shares: np.ndarray, origin: np.ndarray,
             origin_width: np.ndarray) -> None:
-        """Append cells: ``rows`` (k, 6) as :func:`~igcli.adaptive_cells.add_cells` takes them."""
+        """Append cells: ``rows`` (k, 6) as :func:`~igcli.adaptive_cells.add_first_cells` takes them."""
         self.left, self.right = np.concatenate([self.left, rows[:, 1]]), np.concatenate([self.right, rows[:, 2]])
         self.slots = np.concatenate([self.slots, rows[:, 3:6].astype(np.int64)])
         self.sizes, self.share = np.concatenate([self.sizes, sizes]), np.concatenate([self.share, shares])
@@ -113,7 +114,7 @@ class _Partition:
 
     def split(self, image: int, cells: np.ndarray, pool: PointPool):
         """Halve ``cells``: (new points (image, alpha, slot), new cell rows (image, a, b, slots), their origins,
-        parent rows for :func:`~igcli.adaptive_cells.parent_error_vectors`)."""
+        parent rows for :func:`~igcli.adaptive_cells.add_halves`)."""
         points, rows, origins, parents = [], [], [], []
         for cell in cells:
             a, b = self.left[cell], self.right[cell]
