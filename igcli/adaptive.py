@@ -29,9 +29,9 @@ evaluations.
 
 Rounds are batched across images: each round gathers the new points of every image still refining into one set
 of engine rows; an image that converges costs nothing more. The host decides which cells to split from one copy
-per round (the new cells' error sizes, and per image the norms of its map and error and its completeness gap): one wait for the device per round, whatever the
-number of images. Memory: one integrand vector per gradient taken (at most ``max_steps`` per image), in a pool
-that grows with the points actually used.
+per round (the new cells' error sizes; per image the norms of its map and error, and its completeness gap): one
+wait for the device per round, whatever the number of images. Memory: one integrand vector per gradient taken
+(at most ``max_steps`` per image), in a pool that grows with the points actually used.
 """
 
 from __future__ import annotations
