@@ -183,7 +183,7 @@ def test_steps_auto_is_refused_before_the_model_loads_naming_the_option(tmp_path
 def test_split_refuses_steps_auto(tmp_path):
     import typer
 
-    from igcli.cli.common import _steps_parser
+    from igcli.cli.step_options import _steps_parser
     from igcli.jobs.split import SplitJob, run_split
 
     with pytest.raises(InvalidArgumentError, match="--steps auto is igcli attribute's"):

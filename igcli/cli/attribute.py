@@ -10,6 +10,7 @@ from typing import Annotated, List
 import typer
 
 from . import common as c
+from . import step_options
 from .app import app
 
 
@@ -39,10 +40,10 @@ def attribute_command(
     interpolation: c.InterpolationOption = None,
     method: c.MethodOption = c.Method.ig,
     rule: c.RuleOption = c.Rule.riemann,
-    steps: c.StepsOption = None,
-    tolerance: c.ToleranceOption = None,
-    min_steps: c.MinStepsOption = None,
-    max_steps: c.MaxStepsOption = None,
+    steps: step_options.StepsOption = None,
+    tolerance: step_options.ToleranceOption = None,
+    min_steps: step_options.MinStepsOption = None,
+    max_steps: step_options.MaxStepsOption = None,
     schedule: c.ScheduleOption = None,
     baseline: c.BaselinesOption = None,
     max_sigma: c.MaxSigmaOption = None,

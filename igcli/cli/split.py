@@ -10,6 +10,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from . import common as c
+from . import step_options
 from .app import app
 
 
@@ -42,7 +43,7 @@ def split_command(
     std: c.StdOption = None,
     interpolation: c.InterpolationOption = None,
     rule: c.RuleOption = c.Rule.riemann,
-    steps: c.FixedStepsOption = None,
+    steps: step_options.FixedStepsOption = None,
     schedule: c.ScheduleOption = None,
     baseline: c.BaselineOption = "black",
     target: c.TargetOption = "pred",
