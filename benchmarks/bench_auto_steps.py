@@ -40,6 +40,7 @@ from igcli.schedules import Schedule
 
 WORK = Path(__file__).parent / "_work" / "auto-steps"
 COUNTS = (8, 16, 32, 64, 128, 256)
+COUNTS_UNIFORM = (8, 16, 32, 64, 128, 256, 512)
 
 
 def integrand(engine: Engine, path: StraightPath, image: int, target: torch.Tensor, alphas: np.ndarray):
@@ -69,13 +70,22 @@ def measure(images, targets, model, normalization, output, args, schedules_by_co
     scores = engine.target_scores(logits, targets).double()
     rows: dict[str, dict[int, list]] = {}
 
-    def record(family, count, image, attribution, reference, change):
-        error = float((attribution - reference).abs().sum() / reference.abs().sum())
-        gap = float(abs(attribution.sum() - change) / abs(change))
-        rows.setdefault(family, {}).setdefault(count, []).append((error, gap, count))
+    def judge(attribution, reference, change):
+        """[relative L1 map error, completeness gap]"""
+        return [float((attribution - reference).abs().sum() / reference.abs().sum()),
+                float(abs(attribution.sum() - change) / abs(change))]
 
-    grid = np.linspace(0, 1, COUNTS[-1] + 1)
-    auto_rows: dict[float, list] = {tolerance: [] for tolerance in args.tolerances}
+    starts = {}
+
+    def change_of(image):
+        """f(x) - f(x') of a photo (one forward pass at the baseline, once)."""
+        if image not in starts:
+            with torch.no_grad():
+                starts[image] = float(scores[image] - engine.scores(baselines[image : image + 1],
+                                                                      targets[image : image + 1])[0])
+        return starts[image]
+
+    auto_rows: dict[str, list] = {}
     for i in range(len(images)):
         cache = WORK / f"{output}-{args.names[i]}.pt"
         if cache.exists():
@@ -86,38 +96,44 @@ def measure(images, targets, model, normalization, output, args, schedules_by_co
             reference = (v * torch.as_tensor(weights / 2).view(-1, 1, 1, 1)).sum(0)
             WORK.mkdir(parents=True, exist_ok=True)
             torch.save(reference, cache)
-        fixed_cache = WORK / f"{output}-{args.names[i]}-fixed-{args.calibration}-{args.max_fixed}.json"
-        if fixed_cache.exists():  # (error, gap) per family and count, from an earlier run on this photo
-            for family, by_count in json.loads(fixed_cache.read_text()).items():
-                for n, (error, gap) in by_count.items():
-                    rows.setdefault(family, {}).setdefault(int(n), []).append((error, gap, int(n)))
-        else:
+        # (error, gap) per family and count, kept per photo: a later run computes only what is missing
+        cache_file = WORK / f"{output}-{args.names[i]}-fixed-{args.calibration}.json"
+        cached = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+        uniform_counts = [n for n in COUNTS_UNIFORM if n <= args.max_uniform]
+        if any(str(n) not in cached.get("uniform-right", {}) for n in uniform_counts):
+            grid = np.linspace(0, 1, uniform_counts[-1] + 1)
             f_grid, v_grid = integrand(engine, path, i, targets[i : i + 1], grid)
-            change = float(scores[i] - f_grid[0])
-            for n in COUNTS:
-                stride = COUNTS[-1] // n
-                sub = v_grid[::stride]
-                record("uniform-right", n, i, sub[1:].sum(0) / n, reference, change)
-                record("trapezoid", n + 1, i, (sub[1:-1].sum(0) + (sub[0] + sub[-1]) / 2) / n, reference, change)
-            for family, by_count in schedules_by_count.items():
-                for n, schedule in by_count.items():
-                    f, v = integrand(engine, path, i, targets[i : i + 1], schedule.points)
-                    attribution = (v * torch.as_tensor(schedule.weights).view(-1, 1, 1, 1)).sum(0)
-                    record(family, n, i, attribution, reference, change)
-            fixed_cache.write_text(json.dumps({family: {n: values[-1][:2] for n, values in by_count.items()}
-                                               for family, by_count in rows.items()}))
+            change = change_of(i)
+            for n in uniform_counts:
+                sub = v_grid[:: uniform_counts[-1] // n]
+                cached.setdefault("uniform-right", {})[str(n)] = judge(sub[1:].sum(0) / n, reference, change)
+                cached.setdefault("trapezoid", {})[str(n + 1)] = judge(
+                    (sub[1:-1].sum(0) + (sub[0] + sub[-1]) / 2) / n, reference, change)
+        for family, by_count in schedules_by_count.items():
+            for n, schedule in by_count.items():
+                if str(n) in cached.get(family, {}):
+                    continue
+                f, v = integrand(engine, path, i, targets[i : i + 1], schedule.points)
+                attribution = (v * torch.as_tensor(schedule.weights).view(-1, 1, 1, 1)).sum(0)
+                cached.setdefault(family, {})[str(n)] = judge(attribution, reference, change_of(i))
+        cache_file.write_text(json.dumps(cached))
+        for family, by_count in cached.items():
+            for n, (error, gap) in by_count.items():
+                if int(n) <= (args.max_uniform + 1 if family in ("uniform-right", "trapezoid") else args.max_fixed):
+                    rows.setdefault(family, {}).setdefault(int(n), []).append((error, gap, int(n)))
         line = []
-        for tolerance in args.tolerances:
+        for label, tolerance, max_steps in args.auto_runs:
             # one image per call: the numbers are per image (batching changes only which rows share a pass)
             result = igcli.attribute(model, images[i : i + 1], targets[i : i + 1], steps="auto", tolerance=tolerance,
-                                     max_steps=args.max_steps, output=output, normalization=normalization,
+                                     max_steps=max_steps, output=output, normalization=normalization,
                                      batch_size=args.batch_size, device="cpu", check_completeness=False)
             error = float((result.attributions[0].double() - reference).abs().sum() / reference.abs().sum())
-            auto_rows[tolerance].append((int(result.evaluations[0]), error, float(result.completeness_gap[0]),
-                                         float(result.error_estimate[0]), bool(result.tolerance_met[0])))
-            line.append(f"T={tolerance}: {auto_rows[tolerance][-1][0]} evals, error {error:.4f}")
+            auto_rows.setdefault(label, []).append((int(result.evaluations[0]), error,
+                                                    float(result.completeness_gap[0]),
+                                                    float(result.error_estimate[0]), bool(result.tolerance_met[0])))
+            line.append(f"{label}: {auto_rows[label][-1][0]} evals, error {error:.4f}")
         fixed_line = ", ".join(f"{family}@{n}: {rows[family][n][-1][0]:.4f}" for family in rows
-                               for n in sorted(rows[family]) if n in (16, 17, 32, 33, 64, 65))
+                               for n in sorted(rows[family]) if n in (32, 33, 64, 65, 128, 129))
         print(f"{output}: photo {i + 1}/{len(images)} {args.names[i]}: {'; '.join(line)} | {fixed_line}",
               file=sys.stderr)
 
@@ -185,8 +201,11 @@ def main() -> None:
     parser.add_argument("--outputs", default="prob,logit")
     parser.add_argument("--tolerances", default="0.1,0.05,0.01")
     parser.add_argument("--max-steps", type=int, default=256)
-    parser.add_argument("--max-fixed", type=int, default=128,
-                        help="most points of the Gauss-Legendre and calibrated schedules (uniform ones nest: 256)")
+    parser.add_argument("--max-fixed", type=int, default=256,
+                        help="most points of the Gauss-Legendre and calibrated schedules")
+    parser.add_argument("--max-uniform", type=int, default=512, help="most points of the uniform ones (they nest)")
+    parser.add_argument("--max-steps-small", type=int, default=1024,
+                        help="--max-steps for the smallest tolerance too (it needs more than the default 256)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timing", action="store_true")
@@ -195,6 +214,10 @@ def main() -> None:
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
     args.tolerances = [float(t) for t in args.tolerances.split(",") if t]
+    args.auto_runs = [(f"T={t}", t, args.max_steps) for t in args.tolerances]
+    if args.tolerances and args.max_steps_small > args.max_steps:
+        smallest = min(args.tolerances)
+        args.auto_runs.append((f"T={smallest}, max {args.max_steps_small}", smallest, args.max_steps_small))
     torch.manual_seed(args.seed)
 
     loaded = efficientnet_lite0()
@@ -212,7 +235,7 @@ def main() -> None:
         targets = model(images).argmax(1)
     report = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "images": len(chosen),
               "model": "efficientnet_lite0", "method": "ig, black baseline, riemann", "outputs": {}}
-    for output in args.outputs.split(","):
+    for output in [name for name in args.outputs.split(",") if name]:
         probes = probe_derivative(model, tensors(calibration), method="ig", probe_steps=128, output=output,
                                   normalization=prep.normalization, batch_size=args.batch_size, device="cpu")
         curve = interpolator(*average_probes([probes]))
@@ -244,10 +267,10 @@ def print_tables(report) -> None:
                       f"{row['gap']['median']:.4f} | {row['gap']['p90']:.4f} |")
         for tolerance, row in measured["auto"].items():
             e = row["evaluations"]
-            print(f"| auto T={tolerance} | {e['mean']:.1f}, {e['median']:.0f}, {e['p90']:.0f} | "
+            print(f"| auto {tolerance} | {e['mean']:.1f}, {e['median']:.0f}, {e['p90']:.0f} | "
                   f"{row['error']['median']:.4f} | {row['error']['p90']:.4f} | {row['gap']['median']:.4f} | "
                   f"{row['gap']['p90']:.4f} |")
-        print("\n| T | auto mean evaluations | cheapest fixed with both errors as low (measured / interpolated) |")
+        print("\n| auto | mean evaluations | cheapest fixed with both errors as low (measured / interpolated) |")
         print("|---|---|---|")
         for tolerance, row in measured["auto"].items():
             cells = ", ".join(f"{family} {v['measured']} / {v['interpolated']:.0f}" if v else f"{family} >256"
