@@ -64,21 +64,30 @@ class AdaptiveSteps:
         return AdaptiveSteps(float(tolerance), int(self.min_steps), int(self.max_steps))
 
 
-def check_auto_steps(method, rule: str, schedule, ensemble: bool, settings: AdaptiveSteps) -> AdaptiveSteps:
+# How the library and the CLI spell what a refusal names.
+LIBRARY_WORDS = {"auto": "steps='auto'", "steps": "a number of steps", "schedule": "the schedule",
+                 "tolerance": "tolerance", "min_steps": "min_steps", "max_steps": "max_steps"}
+CLI_WORDS = {"auto": "--steps auto", "steps": "--steps N", "schedule": "--schedule",
+             "tolerance": "--tolerance", "min_steps": "--min-steps", "max_steps": "--max-steps"}
+
+
+def check_auto_steps(method, rule: str, schedule_given: bool, ensemble: str | None, settings: AdaptiveSteps,
+                     words: dict[str, str] = LIBRARY_WORDS) -> AdaptiveSteps:
     """``settings`` checked for ``method`` (a :class:`~igcli.methods.Method`) and ``rule``; InvalidArgumentError,
-    in one line, where steps auto cannot apply: a method without a fixed path (its points would move with its
-    gradients: an ODE step-size problem, not quadrature), an explicit ``schedule``, or an ensemble."""
+    in one line spelled with ``words`` (:data:`LIBRARY_WORDS` or :data:`CLI_WORDS`), where steps auto cannot
+    apply: a method without a fixed path (its points would move with its gradients: an ODE step-size problem,
+    not quadrature), a schedule given, or an ensemble (``ensemble`` names what makes one)."""
     if not method.has_path or not method.fixed_path:
-        kind = "has no path to integrate" if not method.has_path else "walks a path that its own gradients steer"
-        raise InvalidArgumentError(
-            f"steps auto needs a fixed path (ig, blurig): method {method.name} {kind}; give a number of steps")
-    if schedule is not None:
-        raise InvalidArgumentError("steps auto places its own points: leave the schedule unset, or give a number "
-                                   "of steps with the schedule")
+        why = "its path follows the gradients" if method.has_path else "it has no path"
+        raise InvalidArgumentError(f"{words['auto']} refines a fixed path per image; method {method.name} cannot "
+                                   f"({why}): use ig or blurig, or give {words['steps']}")
+    if schedule_given:
+        raise InvalidArgumentError(f"{words['auto']} places its own points per image; drop {words['schedule']} (or "
+                                   f"give {words['steps']})")
     if ensemble:
-        raise InvalidArgumentError("steps auto does not combine with an ensemble (noise samples, several baselines "
-                                   "or drawn references) yet; give a number of steps")
-    return settings.checked(rule)
+        raise InvalidArgumentError(f"{words['auto']} integrates one path per image; {ensemble} makes an ensemble of "
+                                   f"many: give {words['steps']} with it")
+    return settings.checked(rule, {key: words[key] for key in ("tolerance", "min_steps", "max_steps")})
 
 
 def is_auto(steps: object) -> bool:

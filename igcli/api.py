@@ -345,8 +345,11 @@ def _described(method: str | Method, rule: str, *, steps: int | str, schedule: S
                               noise_aggregate=noise_aggregate, baselines=baselines, references=references,
                               baseline_samples=baseline_samples,
                               method_samples=int(options[chosen.stochastic_samples]) if chosen.stochastic_samples else 0)
-    auto = check_auto_steps(chosen, rule, schedule, ensemble.active,
-                            AdaptiveSteps(tolerance, min_steps, max_steps)) if adaptive else None
+    auto = None
+    if adaptive:
+        what = ("noise_samples" if noise_samples else "references" if references else
+                "several baselines" if ensemble.active else None)  # what makes it an ensemble
+        auto = check_auto_steps(chosen, rule, schedule is not None, what, AdaptiveSteps(tolerance, min_steps, max_steps))
     path_schedule = make_schedule(schedule, steps) if chosen.has_path and not adaptive else None
     if path_schedule is not None:
         chosen.check_steps(options, len(path_schedule.boundaries) - 1)

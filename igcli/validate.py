@@ -22,6 +22,7 @@ import numpy as np
 
 from .choices import REDUCTIONS
 from .ensembles.aggregates import NOISE_AGGREGATE_NAMES
+from .schedules import MAX_STEPS  # torch-free: reading output stays so
 from .errors import IgcliError, first_line
 from .text import decode_text
 
@@ -133,7 +134,6 @@ def check_settings(settings: Any) -> str | None:
 # --steps auto's per-row datasets: name -> (dtype kinds, dimensions); step_points is (rows, max_steps).
 ADAPTIVE_COLUMNS = {"gradient_evaluations": ("iu", 1), "error_estimate": ("f", 1), "tolerance_met": ("iub", 1),
                     "step_points": ("f", 2)}
-MAX_ADAPTIVE_STEPS = 100_000  # igcli.schedules.MAX_STEPS (not imported: reading output stays torch-free)
 
 
 def _adaptive_settings_problem(settings: dict[str, Any]) -> str | None:
@@ -146,8 +146,8 @@ def _adaptive_settings_problem(settings: dict[str, Any]) -> str | None:
     if not (_is_number(tolerance) and 0 < tolerance < 1):
         return "'step_tolerance' is not a number between 0 and 1"
     for key in ("min_steps", "max_steps"):
-        if not _is_int(settings.get(key)) or not 1 <= settings[key] <= MAX_ADAPTIVE_STEPS:
-            return f"{key!r} is not a step count from 1 to {MAX_ADAPTIVE_STEPS}"
+        if not _is_int(settings.get(key)) or not 1 <= settings[key] <= MAX_STEPS:
+            return f"{key!r} is not a step count from 1 to {MAX_STEPS}"
     # The first mesh's evaluations (min_steps, rounded up to whole cells) always fit under the cap.
     if settings["min_steps"] > settings["max_steps"]:
         return f"'min_steps' {settings['min_steps']} is above 'max_steps' {settings['max_steps']}"
@@ -190,7 +190,7 @@ def _check_adaptive_columns(path: Path, handle: h5py.File, settings: dict[str, A
 
 def _check_step_points(path: Path, dataset: h5py.Dataset, counts: np.ndarray) -> None:
     """Each row of ``step_points``: its ``counts[row]`` alphas, increasing within [0, 1], then NaN; read in
-    blocks of about 8 MiB (a row is up to MAX_ADAPTIVE_STEPS wide)."""
+    blocks of about 8 MiB (a row is up to MAX_STEPS wide)."""
     width = dataset.shape[1]
     block = max(1, 2**20 // max(1, width))
     for start in range(0, dataset.shape[0], block):

@@ -22,7 +22,9 @@ from ..schedules import (
     ScheduleFileError, cached_schedule_path, default_schedule, make_schedule, read_schedule_file, schedule_name,
 )
 from ..store import INDEX_NAME, SHARD_PATTERN
-from ..adaptive_settings import DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS, DEFAULT_TOLERANCE, AdaptiveSteps
+from ..adaptive_settings import (
+    CLI_WORDS, DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS, DEFAULT_TOLERANCE, AdaptiveSteps, check_auto_steps,
+)
 from ..choices import REDUCTIONS, STORAGE_DTYPES
 from ..validate import OutputError
 
@@ -165,28 +167,18 @@ def _is_int(value: Any) -> bool:
 def check_adaptive(job: AttributeJob, method: str, rule: str) -> None:
     """``--steps auto`` and its options: ``--tolerance``, ``--min-steps`` and ``--max-steps`` only with it, in
     range (``--max-steps`` covering the first mesh of ``rule``); and it only where one fixed path per image is
-    integrated (not with ``--schedule``, a method whose path is not fixed, or an ensemble). The library refuses
-    the same; here each message names the option."""
+    integrated (not with ``--schedule``, a method whose path is not fixed, or an ensemble): the library's checks,
+    each message naming the option."""
     given = [name for name, value in (("--tolerance", job.step_tolerance), ("--min-steps", job.min_steps),
                                       ("--max-steps", job.max_steps)) if value is not None]
     if not job.adaptive:
         if given:
             raise InvalidArgumentError(f"{given[0]} applies to --steps auto only; add --steps auto or drop {given[0]}")
         return
-    chosen = get_method(method)
-    if not chosen.has_path or not chosen.fixed_path:
-        why = "its path follows the gradients" if chosen.has_path else "it has no path"
-        raise InvalidArgumentError(f"--steps auto refines a fixed path per image; method {method} cannot ({why}): "
-                                   "use ig or blurig, or give --steps N")
-    if job.schedule is not None:
-        raise InvalidArgumentError("--steps auto places its own points per image; drop --schedule (or give --steps N)")
     ensemble = ("--noise-samples" if job.noise_samples else "--baseline-dir" if job.baseline_dir is not None
                 else "several --baseline" if len(job.baselines) > 1 else None)
-    if ensemble:
-        raise InvalidArgumentError(f"--steps auto integrates one path per image; {ensemble} makes an ensemble of "
-                                   "many: give --steps N with it")
-    spelled = {"tolerance": "--tolerance", "min_steps": "--min-steps", "max_steps": "--max-steps"}
-    AdaptiveSteps(**job.adaptive_settings()).checked(rule, spelled)
+    check_auto_steps(get_method(method), rule, job.schedule is not None, ensemble,
+                     AdaptiveSteps(**job.adaptive_settings()), CLI_WORDS)
 
 
 def check_job_ensemble(job: AttributeJob, method: Any, options: dict[str, Any]) -> None:
