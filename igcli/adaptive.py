@@ -13,7 +13,9 @@ adaptive Simpson quadrature, Lyness 1969):
   shared between them in proportion to their own curvature.
 - ``idgi``: a cell is worth u_a (f_m - f_a) + u_m (f_b - f_m), Algorithm 1's left sums over its two halves, and
   is judged by the change from the one-panel sum: (u_m - u_a)(f_b - f_m), the difference of two levels of a
-  first-order rule. Completeness holds exactly on every partition.
+  first-order rule. Completeness holds exactly on every partition, so the gap below tells nothing; instead the
+  change in f that the cell's sampled slopes df/d alpha leave unexplained bounds its size and the image's
+  estimate from below (:func:`~igcli.adaptive_cells.unexplained_change`).
 
 These judgements are signed vectors (:mod:`igcli.adaptive_cells`). The estimated relative error of an image's
 map is ||sum_cells e_c||_1 / ||A||_1: added as the map adds the cells' values, errors of opposite signs in
@@ -169,13 +171,17 @@ def integrate_adaptive(
                      limit=batch * (settings.max_steps + 1))
     complete = bool(getattr(path, "exact_velocity", True))
     running = RunningMaps(batch, shape, pool.vectors.dtype, device, complete)
-    # f's own rounding: a completeness gap within a few units of it is noise, not a coarse partition
-    resolution = 16 * torch.finfo(_compute_dtype(engine, probe.dtype)).eps
+    # f's own rounding: a completeness gap within a few units of it is noise, not a coarse partition: a few units
+    # of the precision the model computes f in (bfloat16 with amp on the CPU) at both ends, and of the inputs'
+    # precision over the map's many summed entries
+    score_resolution = 4 * torch.finfo(_compute_dtype(engine, probe.dtype)).eps
+    sum_resolution = 16 * torch.finfo(probe.dtype).eps
     images = [_Partition() for _ in range(batch)]
     points, rows, start_slots = _first_partition(images, pool, rule, settings.initial_cells(rule))
-    if rule == "idgi":  # f at alpha = 1 is the input's score: no gradient is taken there
+    if rule == "idgi":  # f at alpha = 1 is the input's score: no gradient is taken there (nor df/d alpha)
         ends = to_device(rows[rows[:, 2] == 1.0, 5].astype(np.int64), device)
         pool.scores[ends] = input_scores.to(torch.float64)
+        pool.slopes[ends] = float("nan")
     start_slots = to_device(start_slots, device)
     origins = np.full((len(rows), 6), -1.0)
     parents = None
@@ -196,13 +202,14 @@ def integrate_adaptive(
         gaps = (change - running.sums).abs()
         norms = running.maps.abs().flatten(1).sum(dim=1).to(torch.float64)
         # the gap's share f cannot resolve: rounding of f at both ends and of the map's sum
-        floor = resolution * (input_scores.to(torch.float64).abs() + start_scores.abs() + norms)
+        floor = score_resolution * (input_scores.to(torch.float64).abs() + start_scores.abs()) + sum_resolution * norms
         copied = torch.cat([sizes, shares, *(values.index_select(0, which) for values in (
-            norms, running.errors.abs().flatten(1).sum(dim=1).to(torch.float64), gaps, change.abs(), floor))])
+            norms, running.errors.abs().flatten(1).sum(dim=1).to(torch.float64), gaps, change.abs(), floor,
+            running.unexplained))])
         copied = copied.cpu().numpy()
         k = len(rows)
         sizes, shares = copied[:k], copied[k : 2 * k]
-        norms, errors, gaps, changes, floors = copied[2 * k :].reshape(5, -1)
+        norms, errors, gaps, changes, floors, unexplained = copied[2 * k :].reshape(6, -1)
         if not complete:  # the gap is not the sum's error: neither a bound nor a criterion
             gaps = changes = np.zeros_like(gaps)
         owner = rows[:, 0].astype(np.int64)
@@ -211,11 +218,13 @@ def integrate_adaptive(
             images[image].add(rows[mine], sizes[mine], shares[mine], origins[mine, :5].astype(np.int64),
                               origins[mine, 5])
         points, rows_list, origin_list, parent_list = [], [], [], []
-        for image, norm, error, gap, change_size, floor in zip(np.flatnonzero(active), norms, errors, gaps, changes,
-                                                               floors):
+        for image, norm, error, gap, change_size, floor, missed in zip(np.flatnonzero(active), norms, errors, gaps,
+                                                                       changes, floors, unexplained):
             state = images[image]
             gap = max(0.0, gap - floor)
-            total = max(error, gap) if np.all(np.isfinite(state.sizes)) else math.inf
+            # idgi: the change of f its samples do not explain (zero for riemann, whose gap says the same)
+            missed = max(0.0, missed - floor)
+            total = max(error, gap, missed) if np.all(np.isfinite(state.sizes)) else math.inf
             estimate[image] = total / norm if norm > 0 else (0.0 if total == 0 else math.inf)
             # How far from done: the map's estimated error against T, and (the sum's error, known exactly)
             # the completeness gap against T, IG's own criterion (Sundararajan et al. 2017 §3).

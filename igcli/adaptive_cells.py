@@ -29,13 +29,15 @@ CELL_CHUNK = 32
 
 
 class PointPool:
-    """Per point, on the device: its integrand vector (in the inputs' dtype), the vector's sum and f (float64);
+    """Per point, on the device: its integrand vector (in the inputs' dtype), the vector's sum, df/d alpha and f
+    (float64);
     growing by doubling as points are added, never beyond ``limit`` points."""
 
     def __init__(self, shape: torch.Size, dtype: torch.dtype, device: torch.device, capacity: int, limit: int) -> None:
         self.limit = limit  # the most points there can be (max_steps + 1 per image): growth stops there
         self.vectors = torch.zeros((min(capacity, limit), *shape), dtype=dtype, device=device)
         self.sums = torch.zeros(capacity, dtype=torch.float64, device=device)
+        self.slopes = torch.zeros(capacity, dtype=torch.float64, device=device)  # df/d alpha = grad f . gamma'
         self.scores = torch.zeros(capacity, dtype=torch.float64, device=device)
         self.used = 0
 
@@ -44,7 +46,7 @@ class PointPool:
         needed = self.used + count
         if needed > self.vectors.shape[0]:
             capacity = max(needed, min(2 * self.vectors.shape[0], self.limit))
-            for name in ("vectors", "sums", "scores"):
+            for name in ("vectors", "sums", "slopes", "scores"):
                 old = getattr(self, name)
                 grown = torch.zeros((capacity, *old.shape[1:]), dtype=old.dtype, device=old.device)
                 grown[: self.used] = old[: self.used]
@@ -65,16 +67,17 @@ def evaluate_points(engine: Engine, path, rule: str, targets: torch.Tensor, pool
     slots = to_device(table[:, 2].astype(np.int64), device)
     for part in engine.chunks(len(points)):
         rows, at = image_index[part], alphas[part]
+        x, velocity = path.points_and_velocity(rows, at)
+        f, gradients = engine.scores_and_gradients(x, targets[rows])
+        along = gradients.to(torch.float64) * velocity.to(torch.float64)
+        pool.slopes[slots[part]] = along.flatten(1).sum(dim=1)
         if rule == "idgi":
-            f, gradients = engine.scores_and_gradients(path.points(rows, at), targets[rows])
             squared = gradients.to(torch.float64).square()
             norm = squared.flatten(1).sum(dim=1)
             scale = torch.where(norm > 0, 1.0 / norm.clamp_min(1e-300), torch.zeros_like(norm))
             vectors = squared * scale.view(-1, *([1] * (squared.dim() - 1)))
         else:
-            x, velocity = path.points_and_velocity(rows, at)
-            f, gradients = engine.scores_and_gradients(x, targets[rows])
-            vectors = gradients.to(torch.float64) * velocity.to(torch.float64)
+            vectors = along
         pool.vectors[slots[part]] = vectors.to(pool.vectors.dtype)
         pool.sums[slots[part]] = vectors.flatten(1).sum(dim=1)
         pool.scores[slots[part]] = f.to(torch.float64)
@@ -93,6 +96,22 @@ class RunningMaps:
         self.maps = torch.zeros((batch, *shape), dtype=dtype, device=device)
         self.errors = torch.zeros_like(self.maps)
         self.sums = torch.zeros(batch, dtype=torch.float64, device=device)
+        # idgi: the change of f that the cells' df/d alpha samples leave unexplained (see unexplained_change)
+        self.unexplained = torch.zeros(batch, dtype=torch.float64, device=device)
+
+
+def unexplained_change(pool: PointPool, a: torch.Tensor, m: torch.Tensor, b: torch.Tensor, widths: torch.Tensor
+                       ) -> torch.Tensor:
+    """(k,) how much of an ``idgi`` cell's change in f its sampled slopes df/d alpha fail to explain:
+    |f_m - f_a - h/4 (d_a + d_m)| + |f_b - f_m - h/4 (d_m + d_b)| (the trapezoid rule on each half; at the input,
+    where ``idgi`` takes no gradient and d_b is NaN, d_b = 2 d_m - d_a). IDGI's own estimate looks at the gradients'
+    directions only, and its completeness holds by construction: this is what catches a rise of f between two
+    points whose gradients are small, as the completeness gap does for ``riemann``."""
+    f_a, f_m, f_b = pool.scores[a], pool.scores[m], pool.scores[b]
+    d_a, d_m, d_b = pool.slopes[a], pool.slopes[m], pool.slopes[b]
+    d_b = torch.where(torch.isnan(d_b), 2 * d_m - d_a, d_b)  # at the input: the slope extrapolated linearly
+    right = widths / 4 * (d_m + d_b)
+    return (f_m - f_a - widths / 4 * (d_a + d_m)).abs() + (f_b - f_m - right).abs()
 
 
 def _l1(vectors: torch.Tensor) -> torch.Tensor:
@@ -124,7 +143,8 @@ def add_first_cells(pool: PointPool, rule: str, running: RunningMaps, rows: np.n
             values = _times(v_a, f_m - f_a) + _times(v_m, f_b - f_m)
             own = _times(v_m - v_a, f_b - f_m)
             value_sums = s_a * (f_m - f_a) + s_m * (f_b - f_m)
-            gaps = torch.zeros_like(value_sums)
+            gaps = unexplained_change(pool, a, m, b, widths[part])
+            running.unexplained.index_add_(0, image_index[part], gaps)
         else:
             h = widths[part]
             values = _times(v_a + 4 * v_m + v_b, h / 6)
@@ -134,7 +154,7 @@ def add_first_cells(pool: PointPool, rule: str, running: RunningMaps, rows: np.n
         running.maps.index_add_(0, image_index[part], values)
         running.errors.index_add_(0, image_index[part], own)
         running.sums.index_add_(0, image_index[part], value_sums)
-        sizes[part] = torch.maximum(_l1(own), gaps.abs()) if running.complete else _l1(own)
+        sizes[part] = torch.maximum(_l1(own), gaps.abs()) if running.complete or rule == "idgi" else _l1(own)
     return sizes, torch.ones_like(sizes)
 
 
@@ -167,7 +187,11 @@ def add_halves(pool: PointPool, rule: str, running: RunningMaps, rows: np.ndarra
             moved = first + second
             error_moved = moved - _times(v_m - v_a, f["b"] - f["m"])
             sum_moved = (s["q1"] - s["a"]) * (f["m"] - f["q1"]) + (s["q3"] - s["m"]) * (f["b"] - f["q3"])
-            half_sizes = torch.stack([_l1(first), _l1(second)], dim=1)
+            h = part[:, 4]
+            unexplained = torch.stack([unexplained_change(pool, a, q1, m, h / 2),
+                                       unexplained_change(pool, m, q3, b, h / 2)], dim=1)
+            running.unexplained.index_add_(0, owners, unexplained.sum(dim=1) - unexplained_change(pool, a, m, b, h))
+            half_sizes = torch.maximum(torch.stack([_l1(first), _l1(second)], dim=1), unexplained)
             half_shares = torch.ones_like(half_sizes)
         else:
             h = part[:, 4]
