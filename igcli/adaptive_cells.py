@@ -177,7 +177,8 @@ def add_halves(pool: PointPool, rule: str, running: RunningMaps, rows: np.ndarra
         part = table[start : start + step]
         owners = part[:, 0].long()
         a, m, b = part[:, 1].long(), part[:, 2].long(), part[:, 3].long()
-        q1, q3 = halves[2 * start : 2 * (start + step) : 2, 4].long(), halves[2 * start + 1 : 2 * (start + step) : 2, 4].long()
+        new_rows = halves[2 * start : 2 * (start + step)]
+        q1, q3 = new_rows[0::2, 4].long(), new_rows[1::2, 4].long()  # the halves' midpoints
         f = {name: pool.scores[slot] for name, slot in (("a", a), ("q1", q1), ("m", m), ("q3", q3), ("b", b))}
         s = {name: pool.sums[slot] for name, slot in (("a", a), ("q1", q1), ("m", m), ("q3", q3), ("b", b))}
         v_a, v_q1, v_m, v_q3, v_b = (pool.vectors[slot] for slot in (a, q1, m, q3, b))

@@ -15,6 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .adaptive import integrate_adaptive
+from .adaptive_settings import (
+    DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS, DEFAULT_TOLERANCE, AdaptiveSteps, check_auto_steps, is_auto,
+)
 from .baselines import BaselineSpec, Normalization
 from .completeness import CompletenessWarning, GapTally
 from .errors import ShapeError
@@ -25,8 +29,6 @@ from .methods import Method, as_method, check_method, resolve_method
 from .methods.registry import plugin_faults
 from .prologue import TargetSpec, prepared_batch
 from .rules import make_rule
-from .adaptive import integrate_adaptive
-from .adaptive_settings import DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS, DEFAULT_TOLERANCE, AdaptiveSteps, check_auto_steps, is_auto
 from .schedules import Schedule, ScheduleSpec, default_schedule, make_schedule
 from .transfer import to_device
 
@@ -50,7 +52,7 @@ class AttributionResult:
             (README, "Ensembles"); NaN for a map that drew nothing or too few draws to tell.
         evaluations, error_estimate, tolerance_met, step_points: with ``steps="auto"`` only (None otherwise):
             (B,) int64 gradient evaluations spent per image; (B,) float32 estimated relative L1 error of the map;
-            (B,) bool whether it is below the tolerance; (B, P) float64 the sorted alphas where gradients were
+            (B,) bool whether it and the completeness gap are within the tolerance; (B, P) float64 the sorted alphas where gradients were
             taken, NaN-padded after each image's last (P: the most of any image in the batch).
     """
 
@@ -115,7 +117,8 @@ def attribute(
         rule: ``riemann`` or ``idgi`` (any path method).
         steps: gradient evaluations along the path (the trapezoid schedule uses steps + 1), or ``"auto"``: per
             image, the partition of [0, 1] is refined where the integrand changes fastest until the estimated
-            relative L1 error of the map is below ``tolerance`` or ``max_steps`` gradients are spent
+            relative L1 error of the map and its completeness gap are both within ``tolerance``, or
+            ``max_steps`` gradients are spent
             (:mod:`igcli.adaptive`; fixed paths only: ``ig``, ``blurig``, plugins with a fixed path; no
             ``schedule`` and no ensemble).
         schedule: ``left``, ``right``, ``midpoint``, ``trapezoid``, ``gauss-legendre``, n + 1 alphas (a left
@@ -331,8 +334,9 @@ def describe(
 
 
 def _described(method: str | Method, rule: str, *, steps: int | str, schedule: ScheduleSpec | None, baseline: Any,
-               output: str, seed: int, tolerance: float, min_steps: int, max_steps: int, noise_samples: int, noise_level: float | None, noise_aggregate: str | None,
-               references: bool, baseline_samples: int | None, **method_options: Any
+               output: str, seed: int, tolerance: float, min_steps: int, max_steps: int, noise_samples: int,
+               noise_level: float | None, noise_aggregate: str | None, references: bool,
+               baseline_samples: int | None, **method_options: Any
                ) -> tuple[dict[str, Any], EnsembleSpec]:
     """:func:`describe`'s settings and the checked :class:`~igcli.ensembles.EnsembleSpec` they ask for."""
     chosen = as_method(method)
@@ -349,7 +353,8 @@ def _described(method: str | Method, rule: str, *, steps: int | str, schedule: S
     if adaptive:
         what = ("noise_samples" if noise_samples else "references" if references else
                 "several baselines" if ensemble.active else None)  # what makes it an ensemble
-        auto = check_auto_steps(chosen, rule, schedule is not None, what, AdaptiveSteps(tolerance, min_steps, max_steps))
+        auto = check_auto_steps(chosen, rule, schedule is not None, what,
+                                AdaptiveSteps(tolerance, min_steps, max_steps))
     path_schedule = make_schedule(schedule, steps) if chosen.has_path and not adaptive else None
     if path_schedule is not None:
         chosen.check_steps(options, len(path_schedule.boundaries) - 1)

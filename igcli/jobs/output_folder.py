@@ -103,8 +103,8 @@ def _check_resumable(out: Path, previous: Recipe, current: Recipe) -> None:
         key = differences[0]
         before, now = previous.as_settings(), current.as_settings()
         if key == "steps":  # --steps auto records no step count: say so rather than steps=None
-            before, now = ({**settings, "steps": "auto" if settings.get("schedule") == "auto" else settings.get("steps")}
-                           for settings in (before, now))
+            before, now = ({**settings, "steps": "auto" if settings.get("schedule") == "auto"
+                            else settings.get("steps")} for settings in (before, now))
         raise OutputError(
             f"-o {out}: holds a run with {key}={before.get(key)!r} but this run has {key}={now.get(key)!r}; "
             "resume with the same settings, or use another -o"

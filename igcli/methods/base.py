@@ -72,8 +72,9 @@ RESERVED_OPTION_NAMES = frozenset({
     "method", "model", "rule", "path", "output", "options", "steps", "schedule", "alphas", "schedule_weights",
     "boundaries", "baseline", "seed", "weights", "weights_sha256", "preprocessing", "target", "labels", "dtype",
     "reduce", "amp", "part_count", "schedule_file", "schedule_sha256", "extra", "command", "igcli_version",
-    "torch_version", "device", "recipe", "option_names", "psi", "psis", "tolerance", "step_tolerance", "min_steps", "max_steps", "noise_samples", "noise_level",
-    "noise_aggregate", "baseline_dir", "baseline_dir_sha256", "baseline_samples",
+    "torch_version", "device", "recipe", "option_names", "psi", "psis", "tolerance", "step_tolerance", "min_steps",
+    "max_steps", "noise_samples", "noise_level", "noise_aggregate", "baseline_dir", "baseline_dir_sha256",
+    "baseline_samples",
     # the parameters of igcli.attribute and igcli.probe_derivative
     "images", "batch_size", "normalization", "progress", "check_completeness", "probe_steps", "statistic",
     "references", "keys",
